@@ -1,0 +1,33 @@
+# Two commands do all setup on a fresh machine with Python 3.10+ and make:
+#   make evaluate   the main job on the shipped demo data
+#   make test       the test suite
+# uv is bootstrapped into .tools/ when it is not on PATH; dependencies come from uv.lock.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
+RUN := $(UV) run --frozen --no-default-groups --group dev
+
+.PHONY: evaluate test lint demo-data
+
+evaluate: .venv/.synced
+	$(RUN) annotate import data/demo/export.json --labels data/demo/label_config.xml --out runs/demo/tables
+	$(RUN) annotate summary runs/demo/tables
+
+test: .venv/.synced
+	$(RUN) pytest
+
+lint: .venv/.synced
+	$(RUN) ruff check .
+
+# Regenerate the shipped demo sample (deterministic: the same bytes every time).
+demo-data: .venv/.synced
+	rm -rf data/demo && $(RUN) annotate demo --n 200 --seed 0 --out data/demo
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	touch $@

@@ -1,0 +1,160 @@
+"""`annotate`: import/export annotation exchange formats, labeling configs and demo data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from . import coco, demo, ls_export, ls_import, store, yolo
+from .atomic import write_json, write_text
+from .labels import read_labels
+from .schema import HUMAN, SchemaError, coerce
+
+
+def _detect_format(path: Path) -> str:
+    if path.suffix in (".yaml", ".yml"):
+        return "yolo"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            head = handle.read(4096).lstrip()
+    except OSError as err:
+        raise ls_import.ExportError(f"{path}: cannot read ({err.strerror})") from err
+    return "coco" if head.startswith("{") and '"images"' in head else "labelstudio"
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    path = Path(args.export)
+    fmt = args.format if args.format != "auto" else _detect_format(path)
+    labels = read_labels(args.labels) if args.labels else None
+    if fmt == "coco":
+        ts, summary = coco.from_coco(path, args.captions, args.images_root)
+    elif fmt == "yolo":
+        ts, summary = yolo.from_yolo(path)
+    else:
+        ts, summary = ls_import.import_export(path, args.images_root, labels, args.caption_field,
+                                              args.image_field)
+    store.save(ts, args.out)
+    write_json(Path(args.out) / "import_summary.json", summary.to_dict())
+    print(summary)
+    print(f"wrote {args.out}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    ts = store.load(args.dir)
+    if args.format == "labelstudio":
+        predictions = (coerce("boxes", pd.read_parquet(args.predictions))
+                       if args.predictions else None)
+        tasks = ls_export.to_tasks(ts, predictions, args.document_root,
+                                   include_annotations=not args.no_annotations)
+        write_json(args.out, tasks)
+        print(f"wrote {len(tasks)} tasks to {args.out}")
+    elif args.format == "coco":
+        instances, captions = coco.to_coco(ts)
+        write_json(Path(args.out) / "instances.json", instances)
+        write_json(Path(args.out) / "captions.json", captions)
+        print(f"wrote {args.out}/instances.json and captions.json")
+    else:
+        data_yaml = yolo.to_yolo(ts, args.out, args.source, args.annotator, args.copy)
+        print(f"wrote {data_yaml}")
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    config = ls_export.labeling_config(read_labels(args.labels), caption=not args.no_caption)
+    if args.out:
+        write_text(args.out, config)
+    else:
+        sys.stdout.write(config)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    export = demo.generate(args.n, args.out, seed=args.seed)
+    print(f"wrote {args.n} images, {export}, label_config.xml and truth/ to {args.out}")
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    ts = store.load(args.dir)
+    per = ts.annotations.groupby("annotator").agg(images=("image_id", "size"),
+                                                  median_lead_time_s=("lead_time", "median"))
+    human = ts.boxes[ts.boxes.source == HUMAN]
+    per["boxes"] = human.groupby("annotator").size()
+    per["captions"] = ts.captions[ts.captions.source == HUMAN].groupby("annotator").size()
+    counts = ts.counts()
+    if args.json:
+        print(json.dumps({"counts": counts, "labels": ts.labels,
+                          "annotators": per.fillna(0).reset_index().to_dict("records")},
+                         default=str))
+        return
+    print(f"{args.dir}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    print(f"labels: {', '.join(ts.labels)}")
+    print(per.fillna(0).to_string())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="annotate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("import", help="Label Studio export, COCO or YOLO -> table set")
+    p.add_argument("export", help="Label Studio JSON/JSON-MIN export, COCO instances JSON, "
+                                  "or YOLO data.yaml")
+    p.add_argument("--out", required=True, help="folder for the table set")
+    p.add_argument("--format", choices=["auto", "labelstudio", "coco", "yolo"], default="auto")
+    p.add_argument("--images-root", help="where image references resolve (default: the "
+                                         "export's folder)")
+    p.add_argument("--labels", help="label map: comma list, .txt (one per line), .json list, or "
+                                    "a Label Studio labeling config .xml")
+    p.add_argument("--caption-field", default="caption", help="TextArea name in JSON-MIN")
+    p.add_argument("--image-field", help="task data key of the image (default: 'image')")
+    p.add_argument("--captions", help="COCO captions JSON to read with COCO instances")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="table set -> Label Studio tasks, COCO or YOLO")
+    p.add_argument("dir", help="table set folder")
+    p.add_argument("--out", required=True, help="tasks JSON file (labelstudio) or folder")
+    p.add_argument("--format", choices=["labelstudio", "coco", "yolo"], default="labelstudio")
+    p.add_argument("--predictions", help="boxes Parquet to attach as pre-annotations")
+    p.add_argument("--document-root", help="Label Studio LOCAL_FILES_DOCUMENT_ROOT: image paths "
+                                           "under it become /data/local-files/ URLs")
+    p.add_argument("--no-annotations", action="store_true",
+                   help="leave human annotations out (fresh tasks for a new annotation round)")
+    p.add_argument("--source", default=HUMAN, help="yolo: which boxes (human, consensus, "
+                                                   "model:<version>)")
+    p.add_argument("--annotator", help="yolo: which annotator's boxes, for human boxes")
+    p.add_argument("--copy", action="store_true", help="yolo: copy images instead of symlinks")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("config", help="print a Label Studio labeling config")
+    p.add_argument("--labels", required=True, help="comma list or file (see import --labels)")
+    p.add_argument("--no-caption", action="store_true", help="boxes only, no caption TextArea")
+    p.add_argument("--out", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("demo", help="generate demo images + a Label Studio export")
+    p.add_argument("--n", type=int, default=200, help="number of images")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("summary", help="counts and per-annotator figures of a table set")
+    p.add_argument("dir")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ls_import.ExportError, SchemaError, store.StoreError, FileNotFoundError,
+            ValueError) as err:
+        print(f"annotate {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""twostage: stage1_detect."""

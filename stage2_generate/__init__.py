@@ -1,0 +1,1 @@
+"""twostage: stage2_generate."""

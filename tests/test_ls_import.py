@@ -1,0 +1,168 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from annotate.images import candidates, resolve
+from annotate.ls_import import ExportError, import_export
+from tests.conftest import LS_1_23
+
+
+def _box(ts, image_id, annotator, label):
+    b = ts.boxes
+    row = b[(b.image_id == image_id) & (b.annotator == annotator) & (b.label == label)]
+    assert len(row) == 1
+    return row[["x0", "y0", "x1", "y1"]].iloc[0].tolist()
+
+
+@pytest.mark.parametrize("name", ["plain", "snapshot", "snapshot_full", "min"])
+def test_real_label_studio_1_23_exports(name):
+    """Exports made by a real Label Studio 1.23.2 server: 3 tasks x 3 annotators, one skip."""
+    ts, summary = import_export(LS_1_23 / f"{name}.json")
+    assert summary.tasks_read == summary.tasks_kept == 3
+    assert len(ts.annotations) == 8  # one row per completed annotation
+    assert summary.skipped == (0 if name == "min" else 1)  # JSON-MIN leaves skips out
+    assert sum(summary.rejected.values()) == 0
+    assert ts.images.set_index("image_id")[["width", "height"]].to_dict("index") == {
+        "a": {"width": 200, "height": 100}, "b": {"width": 160, "height": 120},
+        "c": {"width": 100, "height": 50}}  # c has no original_width: read from the file
+    ann1 = "ann1@example.com" if name == "snapshot_full" else "2"
+    # x=5% y=10% w=20% h=30% of 200x100
+    assert _box(ts, "a", ann1, "red circle") == pytest.approx([10, 10, 50, 40])
+    # x=50% y=50% w=10% h=10% of 160x120
+    assert _box(ts, "b", ann1, "blue square") == pytest.approx([80, 60, 96, 72])
+    assert set(ts.annotations.annotator) == (
+        {f"ann{i}@example.com" for i in (1, 2, 3)} if name == "snapshot_full" else {"2", "3", "4"})
+    assert ts.annotations.lead_time.notna().all()
+    assert len(ts.captions) == 8
+    assert (ts.boxes.source == "human").sum() == 13
+    # the skipped annotation (ann3 on b) leaves no row: "never completed", not "drew nothing"
+    assert not ((ts.annotations.image_id == "b") & ts.annotations.annotator.isin(
+        ["4", "ann3@example.com"])).any()
+
+
+def test_predictions_need_the_expanded_snapshot():
+    full, s_full = import_export(LS_1_23 / "snapshot_full.json")
+    pred = full.boxes[full.boxes.source == "model:yolo-v1"]
+    assert len(pred) == 6 and s_full.predictions == 3
+    assert sorted(pred.score.round(2).unique()) == [0.42, 0.91]
+    assert (pred.annotator == "model:yolo-v1").all()
+    _, s_plain = import_export(LS_1_23 / "plain.json")
+    assert s_plain.predictions_as_ids == 3
+    assert "predictions were given as ids only" in str(s_plain)
+
+
+def test_missing_images_still_import_from_original_size(tmp_path):
+    shutil.copy(LS_1_23 / "snapshot_full.json", tmp_path)  # no images beside it
+    ts, summary = import_export(tmp_path / "snapshot_full.json")
+    assert summary.images_missing == 3 and len(ts.images) == 3  # sizes from predictions
+    assert ts.images.path.str.startswith("/data/local-files/?d=").all()  # reference as given
+    assert ts.images.sha256.isna().all()
+    shutil.copy(LS_1_23 / "plain.json", tmp_path)
+    ts, summary = import_export(tmp_path / "plain.json")
+    # task c: no original size anywhere and no file -> rejected with a reason, and counted
+    assert set(ts.images.image_id) == {"a", "b"}
+    reason = next(r for r in summary.rejected if "image size unknown" in r)
+    assert summary.rejected[reason] == 1 and "imgs/c.png" in summary.examples[reason][0]
+    assert summary.rejected["annotation: its task was rejected"] == 3
+
+
+def _task(task_id=1, results=None, **ann):
+    return {"id": task_id, "data": {"image": "x.png", "width": 100, "height": 100},
+            "annotations": [{"id": 1, "completed_by": {"id": 1, "email": "a@x"},
+                             "result": results or [], **ann}]}
+
+
+def _rect(x=10, y=10, w=20, h=20, label="cat", rotation=0, rid="r1"):
+    return {"id": rid, "type": "rectanglelabels", "original_width": 100, "original_height": 100,
+            "value": {"x": x, "y": y, "width": w, "height": h, "rotation": rotation,
+                      "rectanglelabels": [label] if label else []}}
+
+
+def _run(tmp_path, tasks, **kwargs):
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks))
+    return import_export(path, **kwargs)
+
+
+@pytest.mark.parametrize(("region", "reason"), [
+    (_rect(w=-5), "width or height <= 0"),
+    (_rect(rotation=30), "rotated rectangle"),
+    (_rect(label=None), "no label"),
+    (_rect(x=95, w=20), "outside the image by more than"),
+    (_rect(label="horse"), "label not in the label map"),
+    ({**_rect(), "value": {**_rect()["value"], "x": "abc"}}, "non-numeric"),
+])
+def test_bad_regions_are_counted_not_dropped_silently(tmp_path, region, reason):
+    ts, summary = _run(tmp_path, [_task(results=[region, _rect(rid="ok")])],
+                       labels=["cat", "dog"])
+    assert len(ts.boxes) == 1 and ts.boxes.object_id.iloc[0] == "ok"
+    (rule,) = summary.rejected
+    assert reason in rule and summary.rejected[rule] == 1
+    assert summary.examples[rule] == ["item 0 (task 1), annotation 1, region r1"]
+
+
+def test_small_overshoot_is_clipped_and_counted(tmp_path):
+    ts, summary = _run(tmp_path, [_task(results=[_rect(x=90, w=10.5)])])
+    assert ts.boxes.x1.iloc[0] == 100 and summary.clipped_boxes == 1
+
+
+def test_bad_tasks_and_repeats_are_counted(tmp_path):
+    tasks = [{"id": 5, "annotations": []}, "garbage", _task(2, [_rect()]),
+             _task(3, was_cancelled=True)]
+    tasks[2]["annotations"].append({"id": 2, "completed_by": 1, "result": [],
+                                    "created_at": "2030-01-01T00:00:00Z"})
+    tasks[2]["annotations"].append({"id": 3, "completed_by": 1, "result": [_rect()],
+                                    "created_at": "2020-01-01T00:00:00Z"})
+    ts, summary = _run(tmp_path, tasks)
+    assert summary.rejected["task: missing or non-object `data`"] == 2
+    assert summary.skipped == 1
+    repeat = "annotation: same annotator annotated the task again (kept the latest)"
+    assert summary.rejected[repeat] == 1
+    latest = ts.annotations[ts.annotations.annotator == "1"]
+    assert latest.created_at.dt.year.tolist() == [2030]
+    assert not (ts.boxes.annotator == "1").any()  # the older repeat's box went with it
+    assert summary.annotations_read == 4 and summary.annotations_kept == 2
+    # nothing lost silently: read = kept + skipped + rejected
+    assert summary.annotations_read == (summary.annotations_kept + summary.skipped
+                                        + summary.rejected[repeat])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[{"id": 1, "annotations": [', "not valid JSON at line 1"),
+    ('{"hello": 1}', "expected a JSON list of tasks"),
+    ("", "not valid JSON"),
+])
+def test_unreadable_exports_raise_clear_errors(tmp_path, text, message):
+    path = tmp_path / "e.json"
+    path.write_text(text)
+    with pytest.raises(ExportError, match=message) as err:
+        import_export(path)
+    assert str(path) in str(err.value)
+
+
+def test_image_references_resolve(tmp_path):
+    (tmp_path / "upload" / "3").mkdir(parents=True)
+    (tmp_path / "upload" / "3" / "1a2b3c4d-cat.png").write_bytes(b"x")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "a b.png").write_bytes(b"x")
+    assert resolve("/data/upload/3/1a2b3c4d-cat.png", tmp_path) == (
+        tmp_path / "upload/3/1a2b3c4d-cat.png").resolve()
+    assert resolve("/data/local-files/?d=dir/a%20b.png", tmp_path) == (
+        tmp_path / "dir/a b.png").resolve()
+    assert resolve("dir/a b.png", tmp_path) is not None
+    assert resolve("https://host/x/a%20b.png", tmp_path / "dir") is not None
+    assert resolve("https://host/x/none.png", tmp_path) is None
+    (tmp_path / "cat.png").write_bytes(b"x")  # upload file found without its hash prefix
+    assert tmp_path / "cat.png" in candidates("/data/upload/9/deadbeef-cat.png", tmp_path)
+
+
+def test_image_size_from_file_when_results_lack_it(tmp_path):
+    shutil.copytree(LS_1_23 / "imgs", tmp_path / "imgs")
+    task = {"id": 1, "data": {"image": "imgs/c.png"},
+            "annotations": [{"id": 1, "completed_by": 7, "result": []}]}
+    ts, _ = _run(tmp_path, [task])
+    assert ts.images[["width", "height"]].iloc[0].tolist() == [100, 50]
+    assert len(ts.images.sha256.iloc[0]) == 64
+    assert np.isnan(ts.annotations.lead_time.iloc[0])
