@@ -6,7 +6,7 @@
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
-RUN := $(UV) run --frozen --no-default-groups --group dev
+RUN := $(UV) run --frozen
 
 .PHONY: evaluate test lint demo-data
 

@@ -107,6 +107,7 @@ class _Rows:
     """Raw rows collected while walking the JSON; converted and checked in bulk afterwards."""
 
     tasks: list[dict] = field(default_factory=list)
+    task_ids: set[str] = field(default_factory=set)
     annotations: list[dict] = field(default_factory=list)
     regions: list[dict] = field(default_factory=list)
     captions: list[dict] = field(default_factory=list)
@@ -207,6 +208,7 @@ def _add_task(task_id: object, data: dict, where: str, rows: _Rows, summary: Imp
         summary.reject("task: no id and no data.image_id", where)
         return None
     meta = meta if isinstance(meta, dict) else {}
+    rows.task_ids.add(str(image_id))
     rows.tasks.append({"image_id": str(image_id), "ref": ref, "group_id": data.get("group_id"),
                        "split": data.get("split"), "sha256": meta.get("sha256"),
                        "width": data.get("width"), "height": data.get("height"), "where": where})
@@ -294,9 +296,8 @@ def _walk_min_row(row: object, i: int, where: str, rows: _Rows, summary: ImportS
     data = {k: v for k, v in row.items()
             if k not in MIN_ANNOTATION_KEYS and k != caption_field
             and not (isinstance(v, list) and v and isinstance(v[0], dict))}
-    seen = {t["image_id"] for t in rows.tasks}
     image_id = str(data.get("image_id", row.get("id")))
-    if image_id not in seen and _add_task(row.get("id"), data, where, rows, summary,
+    if image_id not in rows.task_ids and _add_task(row.get("id"), data, where, rows, summary,
                                           image_field) is None:
         return
     annotator = _annotator(row.get("annotator"))

@@ -100,3 +100,13 @@ def test_installed_entry_point_runs():
                             capture_output=True, text=True)
     assert result.returncode == 2 and "not a table set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_output_piped_into_head_exits_quietly(tmp_path):
+    bin_dir = __import__("pathlib").Path(sys.executable).parent
+    result = subprocess.run(
+        f"set -o pipefail; '{bin_dir / 'annotate'}' import '{LS_1_23 / 'plain.json'}' "
+        f"--out '{tmp_path / 'o'}' | head -1", shell=True, executable="/bin/bash",
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout.count("\n") == 1
