@@ -107,14 +107,7 @@ def from_coco(instances_path: str | os.PathLike, captions_path: str | os.PathLik
                (boxes.label.isna(), "box: category_id not in `categories`"),
                (~np.isfinite(bbox).all(axis=1), "box: bbox is not [x, y, width, height]"),
                ((bbox[:, 2] <= 0) | (bbox[:, 3] <= 0), "box: bbox width or height <= 0")]
-    bad = np.zeros(len(boxes), dtype=bool)
-    for mask, reason in reasons:
-        mask = np.asarray(mask) & ~bad
-        if mask.any():
-            summary.reject(reason, [f"annotation id {i}" for i in ann["id"][mask].head(3)],
-                           int(mask.sum()))
-        bad |= mask
-    boxes = boxes[~bad]
+    boxes = boxes[summary.reject_where(reasons, "annotation id " + ann["id"].astype(str))]
     if "twostage_annotations" in inst:
         seen = pd.DataFrame(inst["twostage_annotations"])
         seen["image_id"] = seen.image_id.map(id_map)

@@ -65,6 +65,17 @@ class ImportSummary:
         wheres = [where] if isinstance(where, str) else list(where)
         self.examples[reason].extend(wheres[: 3 - len(self.examples[reason])])
 
+    def reject_where(self, reasons: list[tuple[np.ndarray, str]], wheres: pd.Series) -> np.ndarray:
+        """Apply (mask, reason) pairs in order (an item counts under its first reason only);
+        return the mask of items that pass every check."""
+        rejected = np.zeros(len(wheres), dtype=bool)
+        for mask, reason in reasons:
+            mask = np.asarray(mask, dtype=bool) & ~rejected
+            if mask.any():
+                self.reject(reason, wheres[mask].head(3).tolist(), int(mask.sum()))
+            rejected |= mask
+        return ~rejected
+
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "examples"}
         out["ignored_results"] = dict(self.ignored_results)
@@ -457,13 +468,7 @@ def _build_boxes(reg: pd.DataFrame, images: pd.DataFrame, kept_keys: set, labels
                         f"box: label not in the label map {list(labels)}"))
     dup = reg.duplicated(["image_id", "annotator", "source", "object_id"]).to_numpy()
     reasons.append((dup, "box: duplicate region id in one annotation or prediction"))
-    rejected = np.zeros(len(reg), dtype=bool)
-    for mask, reason in reasons:
-        mask = mask & ~rejected
-        if mask.any():
-            summary.reject(reason, reg.loc[mask, "where"].head(3).tolist(), int(mask.sum()))
-        rejected |= mask
-    keep = ~rejected
+    keep = summary.reject_where(reasons, reg["where"])
     summary.clipped_boxes += int((overshoot & keep).sum())
     source = reg.source
     score = pd.to_numeric(reg.score, errors="coerce").where(source != HUMAN)
