@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import images as image_files
 from .ls_import import ExportError, ImportSummary
-from .schema import HUMAN, TableSet, coerce, is_model_source
+from .schema import HUMAN, TableSet, coerce
 
 PLAIN_COCO_ANNOTATOR = "coco"
 
@@ -123,10 +123,6 @@ def from_coco(instances_path: str | os.PathLike, captions_path: str | os.PathLik
         captions["source"] = captions.source.fillna(HUMAN)
     ts = TableSet(images=images, annotations=seen, boxes=boxes, captions=captions, labels=labels,
                   meta={"source": str(instances_path)}).validate()
-    summary.tasks_kept = len(ts.images)
-    summary.annotations_read = summary.annotations_kept = len(ts.annotations)
-    model = is_model_source(ts.boxes.source)
-    summary.boxes, summary.prediction_boxes = int((~model).sum()), int(model.sum())
-    summary.captions = len(ts.captions)
-    summary.labels = labels
+    summary.count_kept(ts)
+    summary.annotations_read = summary.annotations_kept
     return ts, summary

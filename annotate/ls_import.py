@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import images as image_files
-from .schema import HUMAN, TableSet, coerce, model_source
+from .schema import HUMAN, TableSet, coerce, is_model_source, model_source
 
 #: Region overshoot beyond the image border that is clipped (float round-off, sloppy models);
 #: anything larger is rejected. Fraction of the image side.
@@ -75,6 +75,16 @@ class ImportSummary:
                 self.reject(reason, wheres[mask].head(3).tolist(), int(mask.sum()))
             rejected |= mask
         return ~rejected
+
+    def count_kept(self, ts: TableSet) -> None:
+        """Fill the kept figures from the table set the import produced: human vs model boxes,
+        human captions, the label map."""
+        self.tasks_kept = len(ts.images)
+        self.annotations_kept = len(ts.annotations)
+        self.boxes = int((ts.boxes.source == HUMAN).sum())
+        self.prediction_boxes = int(is_model_source(ts.boxes.source).sum())
+        self.captions = int((ts.captions.source == HUMAN).sum())
+        self.labels = list(ts.labels)
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "examples"}
@@ -170,7 +180,7 @@ def import_export(
     for i, task in enumerate(tasks):
         where = f"item {i}" + (f" (task {task.get('id')})" if isinstance(task, dict) else "")
         if is_min:
-            _walk_min_row(task, i, where, rows, summary, caption_field, image_field)
+            _walk_min_row(task, where, rows, summary, caption_field, image_field)
         else:
             _walk_task(task, where, rows, summary, image_field)
     if not is_min and any(isinstance(t, dict) and _has_expanded_users(t) for t in tasks):
@@ -297,7 +307,7 @@ def _walk_results(results: list, ann_key: int | None, image_id: str, annotator: 
                               "caption": " ".join(t.strip() for t in texts), "source": source})
 
 
-def _walk_min_row(row: object, i: int, where: str, rows: _Rows, summary: ImportSummary,
+def _walk_min_row(row: object, where: str, rows: _Rows, summary: ImportSummary,
                   caption_field: str, image_field: str | None) -> None:
     """One JSON-MIN row = one completed annotation with its task's data inlined."""
     summary.annotations_read += 1
@@ -309,7 +319,7 @@ def _walk_min_row(row: object, i: int, where: str, rows: _Rows, summary: ImportS
             and not (isinstance(v, list) and v and isinstance(v[0], dict))}
     image_id = str(data.get("image_id", row.get("id")))
     if image_id not in rows.task_ids and _add_task(row.get("id"), data, where, rows, summary,
-                                          image_field) is None:
+                                                   image_field) is None:
         return
     annotator = _annotator(row.get("annotator"))
     if annotator is None:
@@ -346,25 +356,19 @@ def _build(rows: _Rows, summary: ImportSummary, root: Path, labels: list[str] | 
     if len(captions):
         captions = captions[captions.ann_key.isna() | captions.ann_key.isin(kept_keys)]
         captions = captions[captions.image_id.isin(images.image_id)]
-    summary.tasks_kept = len(images)
-    summary.annotations_kept = len(annotations)
-    human = boxes.source == HUMAN if len(boxes) else pd.Series(dtype=bool)
-    summary.boxes = int(human.sum())
-    summary.prediction_boxes = int((~human).sum())
-    summary.captions = int((captions.source == HUMAN).sum()) if len(captions) else 0
     seen_labels = sorted(boxes.label.unique().tolist()) if len(boxes) else []
-    label_map = list(labels) if labels else seen_labels
-    summary.labels = label_map
-    return TableSet(
+    ts = TableSet(
         images=images.drop(columns=["where"], errors="ignore"),
         annotations=coerce("annotations", annotations.drop(columns=["key", "where"],
                                                            errors="ignore")),
         boxes=coerce("boxes", boxes),
         captions=coerce("captions", captions.drop(columns=["ann_key"], errors="ignore")),
-        labels=label_map,
+        labels=list(labels) if labels else seen_labels,
         meta={"source": summary.source, "import": {k: v for k, v in summary.to_dict().items()
                                                    if k in ("shape", "tasks_read", "skipped")}},
     ).validate()
+    summary.count_kept(ts)
+    return ts
 
 
 def _build_images(rows: _Rows, summary: ImportSummary, root: Path, hash_images: bool

@@ -111,7 +111,7 @@ def from_yolo(data_yaml: str | os.PathLike, annotator: str = PLAIN_YOLO_ANNOTATO
         root = Path(data_yaml).parent / root
     names = spec["names"]
     labels = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
-    summary = ImportSummary(source=str(data_yaml), shape="YOLO", labels=labels)
+    summary = ImportSummary(source=str(data_yaml), shape="YOLO")
     image_rows, box_frames = [], []
     for part in ("train", "val", "test"):
         if not spec.get(part) or (part == "val" and spec.get("val") == spec.get("train")):
@@ -154,8 +154,6 @@ def from_yolo(data_yaml: str | os.PathLike, annotator: str = PLAIN_YOLO_ANNOTATO
                                 "source": HUMAN})
     ts = TableSet(images=images, annotations=annotations, boxes=boxes.drop(columns="class_index"),
                   labels=labels, meta={"source": str(data_yaml)}).validate()
-    summary.tasks_read = summary.tasks_kept = len(ts.images)
-    summary.annotations_read = summary.annotations_kept = len(ts.annotations)
-    summary.boxes = int((ts.boxes.source == HUMAN).sum())
-    summary.prediction_boxes = len(ts.boxes) - summary.boxes
+    summary.count_kept(ts)
+    summary.tasks_read, summary.annotations_read = summary.tasks_kept, summary.annotations_kept
     return ts, summary
