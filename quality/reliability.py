@@ -1,0 +1,192 @@
+"""Inter-annotator reliability of a table set: Krippendorff's alpha for labels, boxes, captions
+and object counts, per annotator and per class, with intervals and the units to review.
+
+Units: a box cluster (see `units`) for labels and boxes; an image for captions and counts. An
+annotator who completed an image but has no box in a cluster rates it *absent*; one who never saw
+the image rates nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from annotate.schema import HUMAN, TableSet
+from stage2_generate.metrics import chrf_distance
+
+from .alpha import Alpha, alpha
+from .consensus import cluster_decisions
+from .units import ABSENT, COORDS, DEFAULT_IOU, Units, box_distance, build_units
+
+KINDS = ("labels", "boxes", "captions", "counts")
+
+
+@dataclass
+class Reliability:
+    """Every reliability figure of one set; `to_dict()` is the JSON of `quality reliability`."""
+
+    alphas: dict[str, Alpha]
+    #: labels and boxes again with absent values left out (agreement on what was drawn).
+    present_only: dict[str, Alpha]
+    per_class: dict[str, Alpha]
+    annotators: pd.DataFrame
+    review: dict[str, list[dict]] = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out: dict = {}
+        for kind, result in self.alphas.items():
+            out[kind] = result.to_dict()
+            if kind in self.present_only:
+                out[kind]["absent_excluded"] = self.present_only[kind].to_dict()
+            out[kind]["review"] = self.review.get(kind, [])
+        out["per_class"] = {name: result.to_dict() for name, result in self.per_class.items()}
+        records = self.annotators.astype(object).where(self.annotators.notna(), None)
+        out["annotators"] = records.to_dict("records")
+        out["settings"] = self.settings
+        return out
+
+
+def reliability(ts: TableSet, iou_threshold: float = DEFAULT_IOU, n_boot: int = 1000,
+                seed: int = 0, top: int = 20) -> Reliability:
+    """All reliability figures of the human annotations in `ts`."""
+    units = build_units(ts, iou_threshold)
+    ratings = ratings_by_kind(ts, units)
+    options = {"n_boot": n_boot, "seed": seed}
+    alphas = {kind: alpha(r.unit, r.value, level, coders=r.coder, **options)
+              for kind, (r, level) in ratings.items()}
+    present_only = {kind: alpha(r.unit[r.present], r.value[r.present], level,
+                                coders=r.coder[r.present], **options)
+                    for kind, (r, level) in ratings.items() if kind in ("labels", "boxes")}
+    labels = ts.labels or sorted(units.boxes.label.dropna().unique())
+    per_class = {name: alpha(units.ratings.cluster, (units.ratings.label == name).to_numpy(),
+                             "nominal", **options) for name in labels}
+    return Reliability(
+        alphas, present_only, per_class,
+        annotator_figures(ts, units, ratings, alphas, seed),
+        {kind: _review(kind, alphas[kind], units, ts, top) for kind in alphas},
+        {"iou_threshold": iou_threshold, "n_boot": n_boot, "seed": seed,
+         "caption_distance": "1 - symmetric chrF", "box_distance": "1 - IoU"})
+
+
+@dataclass
+class Ratings:
+    """Long-format ratings of one kind: parallel arrays unit, coder, value, present."""
+
+    unit: np.ndarray
+    coder: np.ndarray
+    value: np.ndarray
+    present: np.ndarray
+
+    def without(self, coder: str) -> Ratings:
+        keep = self.coder != coder
+        return Ratings(self.unit[keep], self.coder[keep], self.value[keep], self.present[keep])
+
+
+def ratings_by_kind(ts: TableSet, units: Units) -> dict[str, tuple[Ratings, object]]:
+    """The ratings and alpha level (or distance) of labels, boxes, captions and counts."""
+    r = units.ratings
+    present = (r.box >= 0).to_numpy()
+    cluster, coder = r.cluster.to_numpy(), r.annotator.to_numpy(object)
+    coords = np.zeros((len(r), 5))  # present flag, x0, y0, x1, y1 (absent: all zero)
+    coords[present, 0] = 1
+    coords[present, 1:] = units.boxes[COORDS].to_numpy(np.float64)[r.box.to_numpy()[present]]
+    out = {"labels": (Ratings(cluster, coder, r.label.to_numpy(object), present), "nominal"),
+           "boxes": (Ratings(cluster, coder, coords, present), box_distance)}
+    captions = ts.captions[ts.captions.source == HUMAN]
+    codes, distance = chrf_distance(captions.caption.astype(object))
+    out["captions"] = (Ratings(captions.image_id.to_numpy(object),
+                               captions.annotator.to_numpy(object), codes,
+                               np.ones(len(codes), bool)), distance)
+    n_boxes = units.boxes.groupby(["image_id", "annotator"]).size().rename("n")
+    counts = units.seen.join(n_boxes, on=["image_id", "annotator"])
+    out["counts"] = (Ratings(counts.image_id.to_numpy(object), counts.annotator.to_numpy(object),
+                             counts.n.fillna(0).to_numpy(np.float64),
+                             np.ones(len(counts), bool)), "interval")
+    return out
+
+
+def annotator_figures(ts: TableSet, units: Units, ratings: dict, alphas: dict[str, Alpha],
+                      seed: int) -> pd.DataFrame:
+    """One row per annotator: workload, agreement with the others, alpha without them, error
+    rates against the consensus, median lead time."""
+    seen = units.seen
+    names = sorted(seen.annotator.unique())
+    table = pd.DataFrame({"annotator": names}).set_index("annotator")
+    table["n_images"] = seen.annotator.value_counts()
+    table["n_boxes"] = units.boxes.annotator.value_counts()
+    captions = ts.captions[ts.captions.source == HUMAN]
+    table["n_captions"] = captions.annotator.value_counts()
+    table = table.fillna(0).astype(np.int64)
+    human = ts.annotations[ts.annotations.source == HUMAN]
+    table["median_lead_time"] = human.groupby("annotator").lead_time.median()
+    for kind in ("labels", "boxes", "captions"):  # distances in [0, 1]: 1 - mean is agreement
+        result = alphas[kind]
+        if not result.coders.empty:
+            table[f"{kind}_agreement"] = 1 - result.coders.set_index("coder").disagreement
+    for kind in ("labels", "boxes", "captions"):
+        rows, level = ratings[kind]
+        table[f"{kind}_alpha_without"] = [
+            _alpha_without(rows, name, level, seed)
+            for name in names]
+    rates = _rates_against_consensus(units)
+    return table.join(rates).reset_index()
+
+
+def _alpha_without(rows: Ratings, name: str, level, seed: int) -> float:
+    rest = rows.without(name)
+    return alpha(rest.unit, rest.value, level, n_boot=0, seed=seed).alpha
+
+
+def _rates_against_consensus(units: Units) -> pd.DataFrame:
+    """Miss, spurious and label-error rates of each annotator against the consensus boxes."""
+    decided = cluster_decisions(units).set_index("cluster")
+    r = units.ratings.join(decided[["kept", "label"]].rename(columns={"label": "gold"}),
+                           on="cluster")
+    drew = r.box >= 0
+    grouped = pd.DataFrame({
+        "annotator": r.annotator, "missed": r.kept & ~drew, "gold": r.kept,
+        "spurious": drew & ~r.kept, "drew": drew,
+        "wrong_label": drew & r.kept & (r.label != r.gold), "matched": drew & r.kept,
+    }).groupby("annotator").sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame({
+            "miss_rate": grouped.missed / grouped.gold,
+            "spurious_rate": grouped.spurious / grouped.drew,
+            "label_error_rate": grouped.wrong_label / grouped.matched})
+
+
+def _review(kind: str, result: Alpha, units: Units, ts: TableSet, top: int) -> list[dict]:
+    """The `top` units with most disagreement, with every annotator's value, for review."""
+    if result.units.empty or top <= 0:
+        return []
+    worst = result.units.sort_values(["disagreement", "unit"], ascending=[False, True]).head(top)
+    worst = worst[worst.disagreement > 0]
+    out = []
+    if kind in ("labels", "boxes"):
+        r = units.ratings[units.ratings.cluster.isin(worst.unit)]
+        coords = units.boxes[COORDS].round(1).to_numpy()
+        r = r.assign(value=[ABSENT if b < 0 else (lab if kind == "labels" else coords[b].tolist())
+                            for b, lab in zip(r.box, r.label, strict=True)])
+        values = r.groupby("cluster").apply(lambda g: dict(zip(g.annotator, g.value, strict=True)),
+                                            include_groups=False)
+        image = r.groupby("cluster").image_id.first()
+        for row in worst.itertuples():
+            out.append({"image_id": image[row.unit], "cluster": int(row.unit),
+                        "disagreement": float(row.disagreement), "values": values[row.unit]})
+        return out
+    table = (ts.captions[ts.captions.source == HUMAN] if kind == "captions" else
+             units.seen.join(units.boxes.groupby(["image_id", "annotator"]).size().rename("n"),
+                             on=["image_id", "annotator"]).fillna({"n": 0}))
+    column = "caption" if kind == "captions" else "n"
+    table = table[table.image_id.isin(worst.unit)]
+    values = table.groupby("image_id").apply(
+        lambda g: dict(zip(g.annotator, g[column].astype(object), strict=True)),
+        include_groups=False)
+    for row in worst.itertuples():
+        out.append({"image_id": row.unit, "disagreement": float(row.disagreement),
+                    "values": {k: (int(v) if kind == "counts" else v)
+                               for k, v in values[row.unit].items()}})
+    return out

@@ -1,0 +1,165 @@
+"""Reliability units from boxes: the boxes of all annotators of one image, matched into objects.
+
+Matching is greedy by IoU per annotator pair (the rule COCO evaluation uses), computed for every
+image at once: in rounds, each box pair that is the best remaining match of both of its boxes
+(against the other annotator) is accepted. Accepted matches are joined into clusters (connected
+components); when a chain puts two boxes of one annotator in a cluster, the one with the weaker
+matches leaves it as a cluster of its own. Every cluster is one unit: each annotator who completed
+the image gives it a value (a box, or *absent*); annotators who never saw the image give none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+
+from annotate.schema import HUMAN, TableSet
+
+from .alpha import pairs_within
+
+DEFAULT_IOU = 0.5
+ABSENT = "<absent>"
+COORDS = ["x0", "y0", "x1", "y1"]
+
+
+@dataclass
+class Units:
+    """Human boxes with their cluster, and one rating row per (cluster, annotator who saw it)."""
+
+    #: The human boxes (index reset) with `cluster`: a dense int id over the whole set.
+    boxes: pd.DataFrame
+    #: cluster, image_id, annotator, box (row in `boxes`, -1 when absent), label (ABSENT when
+    #: absent): one row for each annotator who completed the cluster's image.
+    ratings: pd.DataFrame
+    #: image_id, annotator: who completed which image (human annotations).
+    seen: pd.DataFrame
+    iou_threshold: float
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of two (n, 4) arrays of x0, y0, x1, y1 boxes."""
+    width = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
+    height = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
+    inter = width * height
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a + area_b - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def box_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """1 - IoU over rows of (present, x0, y0, x1, y1): absent vs absent 0, absent vs a box 1."""
+    present_a, present_b = a[:, 0] > 0, b[:, 0] > 0
+    d = 1 - iou(np.nan_to_num(a[:, 1:]), np.nan_to_num(b[:, 1:]))
+    d = np.where(present_a & present_b, d, 1.0)
+    return np.where(~present_a & ~present_b, 0.0, d)
+
+
+box_distance.__name__ = "1-IoU"
+
+
+def human_seen(ts: TableSet) -> pd.DataFrame:
+    """(image_id, annotator) of every completed human annotation."""
+    seen = ts.annotations.loc[ts.annotations.source == HUMAN, ["image_id", "annotator"]]
+    return seen.drop_duplicates().reset_index(drop=True)
+
+
+def build_units(ts: TableSet, iou_threshold: float = DEFAULT_IOU) -> Units:
+    """Cluster the human boxes of every image and list who rated each cluster."""
+    if not 0 < iou_threshold <= 1:
+        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+    boxes = ts.boxes[ts.boxes.source == HUMAN].reset_index(drop=True)
+    seen = human_seen(ts)
+    boxes["cluster"] = _cluster(boxes, iou_threshold)
+    return Units(boxes, _ratings(boxes, seen), seen, iou_threshold)
+
+
+def _cluster(boxes: pd.DataFrame, threshold: float) -> np.ndarray:
+    n = len(boxes)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    image = pd.factorize(boxes.image_id)[0]
+    annotator = pd.factorize(boxes.annotator)[0]
+    coords = boxes[COORDS].to_numpy(np.float64)
+    left, right = pairs_within(image)
+    other = annotator[left] != annotator[right]
+    left, right = left[other], right[other]
+    overlap = iou(coords[left], coords[right])
+    good = overlap >= threshold
+    left, right, overlap = left[good], right[good], overlap[good]
+    a_left, a_right = _greedy_matches(left, right, overlap, annotator)
+    graph = sparse.coo_matrix((np.ones(len(a_left)), (a_left, a_right)), shape=(n, n))
+    _, cluster = connected_components(graph, directed=False)
+    strength = _strength(a_left, a_right, coords, n)
+    return _split_conflicts(cluster, annotator, strength)
+
+
+def _greedy_matches(left: np.ndarray, right: np.ndarray, overlap: np.ndarray,
+                    annotator: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy-by-IoU one-to-one matching per annotator pair, for all images at once.
+
+    Each round accepts every candidate that is the best remaining one of both its boxes against
+    the other box's annotator (a locally dominant edge: the greedy result, found in parallel),
+    then drops candidates that touch an accepted (box, other annotator) side.
+    """
+    accepted_left, accepted_right = [], []
+    order = np.lexsort((np.arange(len(overlap)), -overlap))  # best first, ties by position
+    left, right = left[order], right[order]
+    n_annot = int(annotator.max()) + 1 if len(annotator) else 1
+    while len(left):
+        side_a = left * n_annot + annotator[right]  # box `left` matched against right's annotator
+        side_b = right * n_annot + annotator[left]
+        best_a = _first_occurrence(side_a)
+        best_b = _first_occurrence(side_b)
+        take = best_a & best_b
+        accepted_left.append(left[take])
+        accepted_right.append(right[take])
+        used = np.union1d(side_a[take], side_b[take])
+        keep = ~(np.isin(side_a, used) | np.isin(side_b, used))
+        left, right = left[keep], right[keep]
+    if not accepted_left:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(accepted_left), np.concatenate(accepted_right)
+
+
+def _first_occurrence(keys: np.ndarray) -> np.ndarray:
+    first = np.zeros(len(keys), bool)
+    first[np.unique(keys, return_index=True)[1]] = True
+    return first
+
+
+def _strength(left: np.ndarray, right: np.ndarray, coords: np.ndarray, n: int) -> np.ndarray:
+    """Sum of IoU over each box's accepted matches: who stays when a cluster has a conflict."""
+    overlap = iou(coords[left], coords[right])
+    return np.bincount(np.r_[left, right], weights=np.r_[overlap, overlap], minlength=n)
+
+
+def _split_conflicts(cluster: np.ndarray, annotator: np.ndarray, strength: np.ndarray
+                     ) -> np.ndarray:
+    """At most one box per annotator and cluster: the strongest stays, others get their own."""
+    frame = pd.DataFrame({"cluster": cluster, "annotator": annotator, "strength": -strength,
+                          "row": np.arange(len(cluster))})
+    frame = frame.sort_values(["cluster", "annotator", "strength", "row"])
+    extra = frame.duplicated(["cluster", "annotator"]).to_numpy()
+    moved = frame.row.to_numpy()[extra]
+    cluster = cluster.copy()
+    cluster[moved] = cluster.max() + 1 + np.arange(len(moved))
+    return pd.factorize(cluster)[0]
+
+
+def _ratings(boxes: pd.DataFrame, seen: pd.DataFrame) -> pd.DataFrame:
+    """One row per (cluster, annotator who completed its image): the box, or absent."""
+    clusters = boxes.drop_duplicates("cluster")[["cluster", "image_id"]]
+    raters = clusters.merge(seen, on="image_id")
+    members = pd.DataFrame({"cluster": boxes.cluster.to_numpy(),
+                            "annotator": boxes.annotator.to_numpy(),
+                            "box": np.arange(len(boxes)), "label": boxes.label.to_numpy()})
+    ratings = raters.merge(members, on=["cluster", "annotator"], how="left")
+    ratings["box"] = ratings.box.fillna(-1).astype(np.int64)
+    ratings["label"] = ratings.label.astype(object).where(ratings.box >= 0, ABSENT)
+    return ratings.sort_values(["cluster", "annotator"]).reset_index(drop=True)

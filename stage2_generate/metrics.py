@@ -1,0 +1,250 @@
+"""Caption metrics, offline: corpus BLEU and chrF (sacrebleu), CIDEr-D and ROUGE-L (coco-caption
+definitions, implemented here because pycocoevalcap needs Java for its tokenizer), any number of
+references per image, with bootstrap confidence intervals over images.
+
+Also a vectorised pairwise chrF for the caption distance of reliability (1 - chrF): hundreds of
+thousands of pairs per second, equal to sacrebleu's sentence chrF.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import sacrebleu
+from scipy import sparse
+
+CHRF_ORDER = 6
+CHRF_BETA = 2
+CIDER_N = 4
+CIDER_SIGMA = 6.0
+ROUGE_BETA = 1.2
+METRICS = ("bleu", "chrf", "cider_d", "rouge_l")
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case word tokens without punctuation (what coco-caption's PTB tokenizer keeps for
+    plain English captions)."""
+    return _TOKEN.findall(text.lower())
+
+
+def caption_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, n_boot: int = 1000,
+                   confidence: float = 0.95, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Corpus BLEU, chrF, CIDEr-D and ROUGE-L of `hyps` against their references.
+
+    `refs[i]` lists the references of `hyps[i]` (one or more). Each metric comes with a
+    percentile bootstrap interval over items: {"bleu": {"score", "ci_low", "ci_high"}, ...}.
+    """
+    if len(hyps) != len(refs):
+        raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} reference lists")
+    if any(len(r) == 0 for r in refs):
+        empty = next(i for i, r in enumerate(refs) if len(r) == 0)
+        raise ValueError(f"item {empty} has no reference")
+    if not hyps:
+        return {name: {"score": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+                for name in METRICS}
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(hyps), (max(n_boot, 0), len(hyps)))
+    weights = np.stack([np.bincount(d, minlength=len(hyps)) for d in draws]) if n_boot else None
+    out = {}
+    for name, metric in (("bleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF())):
+        streams = _ref_streams(refs)
+        stats = np.asarray(metric._extract_corpus_statistics(list(hyps), streams), np.float64)
+        score = metric._compute_score_from_stats(stats.sum(axis=0).tolist()).score
+        boot = ([] if weights is None else
+                [metric._compute_score_from_stats((w @ stats).tolist()).score for w in weights])
+        out[name] = _with_interval(score, boot, confidence)
+    for name, per_item in (("cider_d", cider_d(hyps, refs)), ("rouge_l", rouge_l(hyps, refs))):
+        boot = [] if weights is None else (weights @ per_item) / len(hyps)
+        out[name] = _with_interval(float(per_item.mean()), boot, confidence)
+    return out
+
+
+def _ref_streams(refs: Sequence[Sequence[str]]) -> list[list[str | None]]:
+    """sacrebleu wants one stream per reference position; None pads items with fewer refs."""
+    width = max(len(r) for r in refs)
+    return [[r[k] if k < len(r) else None for r in refs] for k in range(width)]
+
+
+def _with_interval(score: float, boot, confidence: float) -> dict[str, float]:
+    if len(boot) == 0:
+        return {"score": score, "ci_low": math.nan, "ci_high": math.nan}
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(np.asarray(boot, np.float64), [tail, 100 - tail])
+    return {"score": float(score), "ci_low": float(low), "ci_high": float(high)}
+
+
+def _ngrams(tokens: list[str], n: int) -> Counter:
+    counts: Counter = Counter()
+    for k in range(1, n + 1):
+        counts.update(tuple(tokens[i:i + k]) for i in range(len(tokens) - k + 1))
+    return counts
+
+
+def cider_d(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per-item CIDEr-D exactly as coco-caption computes it (document frequencies from this
+    corpus's references, clipped tf-idf, Gaussian length penalty sigma 6, x10).
+
+    coco-caption measures the length for the penalty in bigrams (its `if n == 1` counts the
+    second order); we keep that so the figures compare with published ones.
+    """
+    hyp_counts = [_ngrams(tokenize(h), CIDER_N) for h in hyps]
+    ref_counts = [[_ngrams(tokenize(r), CIDER_N) for r in rs] for rs in refs]
+    doc_freq: Counter = Counter()
+    for rs in ref_counts:
+        doc_freq.update({g for r in rs for g in r})
+    ref_len = math.log(float(len(ref_counts)))
+
+    def vectorise(counts: Counter):
+        vec = [dict() for _ in range(CIDER_N)]
+        norm = np.zeros(CIDER_N)
+        length = 0
+        for gram, tf in counts.items():
+            order = len(gram) - 1
+            weight = tf * (ref_len - math.log(max(1.0, doc_freq[gram])))
+            vec[order][gram] = weight
+            norm[order] += weight * weight
+            if order == 1:
+                length += tf
+        return vec, np.sqrt(norm), length
+
+    scores = np.zeros(len(hyps))
+    for i, (hyp, rs) in enumerate(zip(hyp_counts, ref_counts, strict=True)):
+        vec, norm, length = vectorise(hyp)
+        total = np.zeros(CIDER_N)
+        for ref in rs:
+            vec_ref, norm_ref, length_ref = vectorise(ref)
+            penalty = math.exp(-((length - length_ref) ** 2) / (2 * CIDER_SIGMA ** 2))
+            for order in range(CIDER_N):
+                value = sum(min(w, vec_ref[order].get(g, 0.0)) * vec_ref[order].get(g, 0.0)
+                            for g, w in vec[order].items())
+                if norm[order] != 0 and norm_ref[order] != 0:
+                    value /= norm[order] * norm_ref[order]
+                total[order] += value * penalty
+        scores[i] = total.mean() / len(rs) * 10.0
+    return scores
+
+
+def _lcs(a: list[str], b: list[str]) -> int:
+    if not a or not b:
+        return 0
+    previous = [0] * (len(b) + 1)
+    for token in a:
+        current = [0]
+        for j, other in enumerate(b):
+            current.append(previous[j] + 1 if token == other else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1]
+
+
+def rouge_l(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per-item ROUGE-L as coco-caption computes it: best LCS precision and recall over the
+    references, combined with beta 1.2."""
+    scores = np.zeros(len(hyps))
+    for i, (hyp, rs) in enumerate(zip(hyps, refs, strict=True)):
+        tokens = tokenize(hyp)
+        if not tokens:
+            continue
+        precision = recall = 0.0
+        for ref in rs:
+            ref_tokens = tokenize(ref)
+            common = _lcs(ref_tokens, tokens)
+            precision = max(precision, common / len(tokens))
+            recall = max(recall, common / len(ref_tokens) if ref_tokens else 0.0)
+        if precision and recall:
+            scores[i] = ((1 + ROUGE_BETA ** 2) * precision * recall
+                         / (recall + ROUGE_BETA ** 2 * precision))
+    return scores
+
+
+class CharNgrams:
+    """Character n-gram counts (orders 1..6, whitespace removed, as sacrebleu's chrF) of a list
+    of texts, as one sparse matrix per order: built with numpy, no Python loop over n-grams."""
+
+    def __init__(self, texts: Sequence[str], order: int = CHRF_ORDER):
+        stripped = ["".join(str(t).split()) for t in texts]
+        lengths = np.fromiter((len(t) for t in stripped), np.int64, len(stripped))
+        joined = "".join(stripped)
+        codes = np.frombuffer(joined.encode("utf-32-le"), np.uint32).astype(np.int64)
+        alphabet, chars = np.unique(codes, return_inverse=True)
+        chars = chars.astype(np.int64) + 1
+        bits = max(1, int(len(alphabet) + 1).bit_length())
+        ends = np.cumsum(lengths)
+        doc_of = np.repeat(np.arange(len(texts)), lengths)
+        self.order = order
+        self.totals = np.zeros((len(texts), order), np.float64)
+        self.counts: list[sparse.csr_matrix] = []
+        for n in range(1, order + 1):
+            self.totals[:, n - 1] = np.maximum(lengths - n + 1, 0)
+            starts = np.arange(len(chars) - n + 1) if len(chars) >= n else np.arange(0)
+            starts = starts[starts + n <= ends[doc_of[starts]]] if len(starts) else starts
+            if n * bits <= 62:  # pack the n characters into one integer key
+                keys = np.zeros(len(starts), np.int64)
+                for k in range(n):
+                    keys = (keys << bits) | chars[starts + k]
+                grams = np.unique(keys, return_inverse=True)[1]
+            else:  # very large alphabets: unique rows of the n-character windows
+                windows = np.stack([chars[starts + k] for k in range(n)], axis=1)
+                grams = np.unique(windows, axis=0, return_inverse=True)[1].ravel()
+            width = int(grams.max()) + 1 if len(grams) else 0
+            self.counts.append(sparse.csr_matrix(
+                (np.ones(len(starts)), (doc_of[starts], grams)), shape=(len(texts), width)))
+
+    def matches(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Clipped n-gram matches of each (left, right) pair: pairs x orders."""
+        out = np.zeros((len(left), self.order))
+        for n, counts in enumerate(self.counts):
+            out[:, n] = np.asarray(counts[left].minimum(counts[right]).sum(axis=1)).ravel()
+        return out
+
+    def chrf(self, left: np.ndarray, right: np.ndarray, matches: np.ndarray | None = None
+             ) -> np.ndarray:
+        """sacrebleu sentence chrF (0-100) of texts[left] as hypotheses against texts[right]."""
+        matches = self.matches(left, right) if matches is None else matches
+        return _chrf_from_counts(self.totals[left], self.totals[right], matches)
+
+    def symmetric_chrf(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Mean of chrF in both directions (chrF weighs recall over precision; a distance
+        must not care which text comes first)."""
+        matches = self.matches(left, right)
+        return (_chrf_from_counts(self.totals[left], self.totals[right], matches)
+                + _chrf_from_counts(self.totals[right], self.totals[left], matches)) / 2
+
+
+def _chrf_from_counts(hyp: np.ndarray, ref: np.ndarray, match: np.ndarray) -> np.ndarray:
+    both = (hyp > 0) & (ref > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(both, match / np.where(hyp > 0, hyp, 1), 0.0)
+        recall = np.where(both, match / np.where(ref > 0, ref, 1), 0.0)
+    effective = both.sum(axis=1)
+    safe = np.maximum(effective, 1)
+    avg_p, avg_r = precision.sum(axis=1) / safe, recall.sum(axis=1) / safe
+    factor = CHRF_BETA ** 2
+    denom = factor * avg_p + avg_r
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.where(denom > 0, (1 + factor) * avg_p * avg_r / np.where(denom > 0, denom, 1),
+                         0.0)
+    return 100 * score
+
+
+def chrf_distance(texts: Sequence[str] | pd.Series) -> tuple[np.ndarray, callable]:
+    """Codes for `texts` and a vectorised distance 1 - symmetric chrF / 100 over code pairs,
+    for Krippendorff's alpha on captions. Identical texts are featurised once."""
+    codes, unique = pd.factorize(pd.Series(texts, dtype=object))
+    ngrams = CharNgrams(list(unique))
+
+    def one_minus_chrf(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        left, right = np.asarray(left, np.int64), np.asarray(right, np.int64)
+        pairs = pd.DataFrame({"a": np.minimum(left, right), "b": np.maximum(left, right)})
+        key, distinct = pd.factorize(pd.MultiIndex.from_frame(pairs))
+        a = distinct.get_level_values(0).to_numpy(np.int64)
+        b = distinct.get_level_values(1).to_numpy(np.int64)
+        return (1 - ngrams.symmetric_chrf(a, b) / 100)[key]
+
+    one_minus_chrf.__name__ = "1-chrF"
+    return codes, one_minus_chrf
