@@ -10,34 +10,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import coco, demo, ls_export, ls_import, store, yolo
+from . import coco, demo, ls_export, ls_import, readers, store, yolo
 from .atomic import write_json, write_text
 from .labels import read_labels
 from .schema import HUMAN, SchemaError, coerce
 
 
-def _detect_format(path: Path) -> str:
-    if path.suffix in (".yaml", ".yml"):
-        return "yolo"
-    try:
-        with open(path, encoding="utf-8") as handle:
-            head = handle.read(4096).lstrip()
-    except OSError as err:
-        raise ls_import.ExportError(f"{path}: cannot read ({err.strerror})") from err
-    return "coco" if head.startswith("{") and '"images"' in head else "labelstudio"
-
-
 def cmd_import(args: argparse.Namespace) -> None:
-    path = Path(args.export)
-    fmt = args.format if args.format != "auto" else _detect_format(path)
     labels = read_labels(args.labels) if args.labels else None
-    if fmt == "coco":
-        ts, summary = coco.from_coco(path, args.captions, args.images_root)
-    elif fmt == "yolo":
-        ts, summary = yolo.from_yolo(path)
-    else:
-        ts, summary = ls_import.import_export(path, args.images_root, labels, args.caption_field,
-                                              args.image_field)
+    ts, summary = readers.import_file(args.export, args.format, labels=labels,
+                                      images_root=args.images_root,
+                                      caption_field=args.caption_field,
+                                      image_field=args.image_field, coco_captions=args.captions)
     store.save(ts, args.out)
     write_json(Path(args.out) / "import_summary.json", summary.to_dict())
     print(summary)
@@ -102,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("export", help="Label Studio JSON/JSON-MIN export, COCO instances JSON, "
                                   "or YOLO data.yaml")
     p.add_argument("--out", required=True, help="folder for the table set")
-    p.add_argument("--format", choices=["auto", "labelstudio", "coco", "yolo"], default="auto")
+    p.add_argument("--format", choices=readers.FORMATS, default="auto")
     p.add_argument("--images-root", help="where image references resolve (default: the "
                                          "export's folder)")
     p.add_argument("--labels", help="label map: comma list, .txt (one per line), .json list, or "

@@ -54,9 +54,9 @@ def test_rouge_l_matches_pycocoevalcap():
 
 
 def test_tokenisation_ignores_case_and_punctuation():
-    assert cider_d(["A red circle, left of a BLUE square."], [["a red circle left of a blue square"]]
-                   ) == pytest.approx(cider_d(["a red circle left of a blue square"],
-                                              [["a red circle left of a blue square"]]))
+    refs = [["a red circle left of a blue square"]]
+    assert cider_d(["A red circle, left of a BLUE square."], refs) == pytest.approx(
+        cider_d(["a red circle left of a blue square"], refs))
 
 
 def test_caption_scores_bleu_chrf_equal_sacrebleu_with_ragged_references():
@@ -81,7 +81,8 @@ def test_pairwise_chrf_equals_sacrebleu_sentence_chrf():
     grams = CharNgrams(texts)
     left, right = rng.integers(0, len(texts), 400), rng.integers(0, len(texts), 400)
     ours = grams.chrf(left, right)
-    theirs = [sacrebleu.sentence_chrf(texts[i], [texts[j]]).score for i, j in zip(left, right)]
+    theirs = [sacrebleu.sentence_chrf(texts[i], [texts[j]]).score
+              for i, j in zip(left, right, strict=True)]
     np.testing.assert_allclose(ours, theirs, atol=1e-9)
 
 

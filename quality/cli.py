@@ -1,0 +1,120 @@
+"""`quality`: reliability, consensus and the human ceiling of a table set.
+
+DIR is a table set folder (`annotate import --out DIR`) or an export file read on the fly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from annotate import store
+from annotate.atomic import write_json, write_text
+from annotate.ls_import import ExportError
+from annotate.readers import read_tables
+from annotate.schema import SchemaError
+
+from .ceiling import human_ceiling
+from .consensus import TIES, build_consensus
+from .reliability import reliability
+from .units import DEFAULT_IOU
+
+
+def cmd_reliability(args: argparse.Namespace) -> None:
+    result = reliability(read_tables(args.dir), args.iou, args.n_boot, args.seed, args.top)
+    report = result.to_dict()
+    if args.ceiling:
+        report["human_ceiling"] = human_ceiling(read_tables(args.dir), args.n_boot, args.seed)
+    if args.json:
+        write_json(args.json, report)
+    if args.plot:
+        from .plots import reliability_figure, save_figure  # matplotlib only when asked
+
+        save_figure(reliability_figure(result), args.plot)
+    print(f"{'':10} {'alpha':>7} {'95% CI':>17} {'units':>7} {'values':>7}")
+    for kind, a in result.alphas.items():
+        print(f"{kind:10} {a.alpha:7.3f} [{a.ci_low:7.3f}, {a.ci_high:7.3f}] "
+              f"{a.n_units:7d} {a.n_values:7d}")
+        if kind in result.present_only:
+            p = result.present_only[kind]
+            print(f"{'  no absent':10} {p.alpha:7.3f} [{p.ci_low:7.3f}, {p.ci_high:7.3f}] "
+                  f"{p.n_units:7d} {p.n_values:7d}")
+    print(result.annotators.set_index("annotator").round(3).to_string())
+    for path in (args.json, args.plot):
+        if path:
+            print(f"wrote {path}")
+
+
+def cmd_consensus(args: argparse.Namespace) -> None:
+    result = build_consensus(read_tables(args.dir), iou_threshold=args.iou, tie=args.tie)
+    out = store.save(result.tables, args.out)
+    write_text(out / "consensus_flags.csv", result.flags.to_csv(index=False))
+    kept = result.clusters.kept
+    print(f"{int(kept.sum())} consensus boxes from {len(kept)} box clusters; "
+          f"{(result.tables.captions.source == 'consensus').sum()} consensus captions")
+    counts = result.flags.kind.value_counts()
+    print("flagged for review: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "none"))
+    print(f"wrote {out} (flags: {out / 'consensus_flags.csv'})")
+
+
+def cmd_ceiling(args: argparse.Namespace) -> None:
+    result = human_ceiling(read_tables(args.dir), args.n_boot, args.seed)
+    if args.json:
+        write_json(args.json, result)
+    rows = {"pooled": result["pooled"], **result["annotators"]}
+    print(f"{'':24} {'BLEU':>7} {'chrF':>7} {'CIDEr-D':>8} {'ROUGE-L':>8}")
+    for name, scores in rows.items():
+        print(f"{name:24} {scores['bleu']['score']:7.2f} {scores['chrf']['score']:7.2f} "
+              f"{scores['cider_d']['score']:8.3f} {scores['rouge_l']['score']:8.3f}")
+    if args.json:
+        print(f"wrote {args.json}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quality", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("dir", help="table set folder or export file")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs")
+
+    p = sub.add_parser("reliability", parents=[common],
+                       help="Krippendorff's alpha for labels, boxes, captions, counts")
+    p.add_argument("--json", help="write every figure to this JSON file")
+    p.add_argument("--plot", help="write a figure (alphas, annotator agreement), e.g. out.png")
+    p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match boxes")
+    p.add_argument("--top", type=int, default=20, help="units with most disagreement to list")
+    p.add_argument("--ceiling", action="store_true", help="add the human caption ceiling")
+    p.set_defaults(func=cmd_reliability)
+
+    p = sub.add_parser("consensus", parents=[common],
+                       help="add consensus boxes and captions (source 'consensus')")
+    p.add_argument("--out", required=True, help="folder for the set with consensus rows")
+    p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match boxes")
+    p.add_argument("--tie", choices=TIES, default="keep",
+                   help="a box drawn by exactly half the annotators (flagged either way)")
+    p.set_defaults(func=cmd_consensus)
+
+    p = sub.add_parser("ceiling", parents=[common],
+                       help="each annotator's captions scored against the others'")
+    p.add_argument("--json", help="write the figures to this JSON file")
+    p.set_defaults(func=cmd_ceiling)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ExportError, SchemaError, store.StoreError, FileNotFoundError, ValueError) as err:
+        print(f"quality {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit quiet
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
