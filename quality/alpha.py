@@ -151,8 +151,8 @@ def _check_one_value_per_coder(unit_codes, coder_codes, unit_names, coder_names)
     dup = key.duplicated(keep=False).to_numpy() & (coder_codes >= 0)
     if dup.any():
         at = np.flatnonzero(dup)[0]
-        raise ValueError(f"coder {coder_names[coder_codes[at]]!r} rated unit "
-                         f"{unit_names[at]!r} more than once ({int(dup.sum())} such ratings); "
+        raise ValueError(f"coder {str(coder_names[coder_codes[at]])!r} rated unit "
+                         f"{str(unit_names[at])!r} more than once ({int(dup.sum())} such ratings); "
                          "alpha needs at most one value per coder and unit")
 
 

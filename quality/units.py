@@ -112,11 +112,18 @@ def _greedy_matches(left: np.ndarray, right: np.ndarray, overlap: np.ndarray,
     left, right = left[order], right[order]
     n_annot = int(annotator.max()) + 1 if len(annotator) else 1
     while len(left):
-        side_a = left * n_annot + annotator[right]  # box `left` matched against right's annotator
+        side_a = left * n_annot + annotator[right]  # box `left` against right's annotator
         side_b = right * n_annot + annotator[left]
-        best_a = _first_occurrence(side_a)
-        best_b = _first_occurrence(side_b)
-        take = best_a & best_b
+        # An edge is dominant when it is the best (first) edge at both of its sides, whether
+        # its box sits on the left or the right of the other edges at that side.
+        edges = np.arange(len(left))
+        keys, edge = np.r_[side_a, side_b], np.r_[edges, edges]
+        by_side = np.lexsort((edge, keys))
+        keys, edge = keys[by_side], edge[by_side]
+        first = np.r_[True, keys[1:] != keys[:-1]]
+        best_keys, best_edge = keys[first], edge[first]
+        take = ((best_edge[np.searchsorted(best_keys, side_a)] == edges)
+                & (best_edge[np.searchsorted(best_keys, side_b)] == edges))
         accepted_left.append(left[take])
         accepted_right.append(right[take])
         used = np.union1d(side_a[take], side_b[take])
@@ -125,12 +132,6 @@ def _greedy_matches(left: np.ndarray, right: np.ndarray, overlap: np.ndarray,
     if not accepted_left:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     return np.concatenate(accepted_left), np.concatenate(accepted_right)
-
-
-def _first_occurrence(keys: np.ndarray) -> np.ndarray:
-    first = np.zeros(len(keys), bool)
-    first[np.unique(keys, return_index=True)[1]] = True
-    return first
 
 
 def _strength(left: np.ndarray, right: np.ndarray, coords: np.ndarray, n: int) -> np.ndarray:

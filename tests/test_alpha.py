@@ -1,0 +1,149 @@
+"""Krippendorff's alpha on long-format ratings: published known answers, the `krippendorff`
+package on random data, custom distances against a brute-force coincidence computation."""
+
+from __future__ import annotations
+
+import itertools
+
+import krippendorff
+import numpy as np
+import pytest
+
+from quality import alpha as alpha_module
+from quality.alpha import alpha, pairs_within
+
+NAN = np.nan
+# Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: 4 coders x 12
+# units with missing values. Published: nominal 0.743, ordinal 0.815, interval 0.849, ratio 0.797.
+KRIPPENDORFF_2011 = np.array([
+    [1, 2, 3, 3, 2, 1, 4, 1, 2, NAN, NAN, NAN],
+    [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, NAN, 3],
+    [NAN, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, NAN],
+    [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, NAN],
+])
+PUBLISHED = {"nominal": 0.743, "ordinal": 0.815, "interval": 0.849, "ratio": 0.797}
+
+
+def long_format(matrix: np.ndarray):
+    coder, unit = np.nonzero(~np.isnan(matrix))
+    return unit, coder, matrix[coder, unit]
+
+
+@pytest.mark.parametrize("level", list(PUBLISHED))
+def test_krippendorff_worked_example(level):
+    unit, coder, value = long_format(KRIPPENDORFF_2011)
+    result = alpha(unit, value, level, coders=coder)
+    assert round(result.alpha, 3) == PUBLISHED[level]
+    assert result.alpha == pytest.approx(
+        krippendorff.alpha(KRIPPENDORFF_2011, level_of_measurement=level), abs=1e-12)
+    assert result.n_units == 11 and result.n_values == 40  # unit 12 has one value: not pairable
+    assert result.ci_low <= result.alpha <= result.ci_high
+
+
+def test_agrees_with_the_package_on_random_data():
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        coders, units, values = rng.integers(2, 9), rng.integers(2, 80), rng.integers(2, 15)
+        matrix = rng.integers(1, values + 1, (coders, units)).astype(float)
+        matrix[rng.random(matrix.shape) < rng.uniform(0, 0.5)] = NAN
+        unit, coder, value = long_format(matrix)
+        for level in PUBLISHED:
+            try:
+                expected = krippendorff.alpha(matrix, level_of_measurement=level)
+            except ValueError:  # the package refuses data with one value or no pairable unit
+                continue
+            assert alpha(unit, value, level, n_boot=0).alpha == pytest.approx(
+                expected, abs=1e-10, nan_ok=True), (level, matrix)
+
+
+def brute_force_alpha(unit, value, distance) -> float:
+    """Textbook coincidence computation: every ordered pair of pairable values."""
+    unit, value = np.asarray(unit), np.asarray(value)
+    sizes = {u: (unit == u).sum() for u in set(unit.tolist())}
+    keep = np.array([sizes[u] >= 2 for u in unit])
+    unit, value = unit[keep], value[keep]
+    n = len(value)
+    observed = sum(distance(value[i], value[j]) / (sizes[unit[i]] - 1)
+                   for i, j in itertools.permutations(range(n), 2) if unit[i] == unit[j]) / n
+    expected = sum(distance(value[i], value[j])
+                   for i, j in itertools.permutations(range(n), 2)) / (n * (n - 1))
+    return 1 - observed / expected
+
+
+def test_custom_distance_equals_brute_force_and_nominal():
+    rng = np.random.default_rng(3)
+    unit = rng.integers(0, 15, 60)
+    value = rng.uniform(0, 10, 60)
+    absolute = lambda a, b: np.abs(a - b)  # noqa: E731 - a metric the package has no name for
+    result = alpha(unit, value, absolute, n_boot=0)
+    assert result.expected_pairs is None
+    assert result.alpha == pytest.approx(
+        brute_force_alpha(unit, value, lambda a, b: abs(a - b)), abs=1e-12)
+    labels = rng.integers(0, 4, 60)
+    as_custom = alpha(unit, labels, lambda a, b: (a != b).astype(float), n_boot=0)
+    assert as_custom.alpha == pytest.approx(alpha(unit, labels, "nominal", n_boot=0).alpha)
+
+
+def test_sampled_expected_disagreement_is_close_and_says_so():
+    rng = np.random.default_rng(5)
+    unit = rng.integers(0, 800, 3000)
+    value = rng.normal(unit % 7, 1.0)
+    squared = lambda a, b: (a - b) ** 2  # noqa: E731
+    exact = alpha(unit, value, "interval", n_boot=0)
+    sampled = alpha(unit, value, squared, n_boot=0, exact_limit=1000, expected_pairs=400_000)
+    assert sampled.expected_pairs == 400_000
+    assert sampled.alpha == pytest.approx(exact.alpha, abs=0.01)
+    assert sampled.observed == pytest.approx(exact.observed)
+
+
+def test_pairs_within_lists_every_same_group_pair_once():
+    groups = np.array([3, 1, 3, 2, 1, 3, 7])
+    left, right = pairs_within(groups)
+    found = {tuple(sorted(p)) for p in zip(left.tolist(), right.tolist(), strict=True)}
+    expected = {(i, j) for i, j in itertools.combinations(range(len(groups)), 2)
+                if groups[i] == groups[j]}
+    assert found == expected and len(left) == len(expected)
+
+
+def test_coder_rating_a_unit_twice_is_an_error():
+    with pytest.raises(ValueError, match="coder 'ann' rated unit 'u1' more than once"):
+        alpha(["u1", "u1", "u1"], [1, 2, 1], coders=["ann", "ann", "bob"])
+
+
+def test_no_pairable_unit_and_no_variation_give_nan():
+    assert np.isnan(alpha(["a", "b"], [1, 2]).alpha)
+    constant = alpha(["a", "a", "b", "b"], [1, 1, 1, 1])
+    assert np.isnan(constant.alpha) and constant.n_units == 2
+
+
+def test_missing_values_are_not_pairable():
+    with_gaps = alpha(["a", "a", "a", "b", "b"], ["x", "x", None, "y", "x"])
+    assert with_gaps.n_values == 4
+
+
+def test_per_coder_and_per_unit_disagreement():
+    unit, coder, value = long_format(KRIPPENDORFF_2011)
+    result = alpha(unit, value, "nominal", coders=np.array(list("ABCD"))[coder])
+    table = result.coders.set_index("coder")
+    # Coder C disagrees most in the worked example (units 2, 6 and 8).
+    assert table.disagreement.idxmax() == "C"
+    worst = result.units.sort_values("disagreement").iloc[-1]
+    assert worst.unit == 5 and worst.n_values == 4  # unit 6: values 1, 2, 3, 4
+
+
+def test_normal_limit_bootstrap_matches_resampling(monkeypatch):
+    rng = np.random.default_rng(11)
+    unit = np.repeat(np.arange(3000), 3)
+    value = np.where(rng.random(9000) < 0.8, unit % 4, rng.integers(0, 4, 9000))
+    exact = alpha(unit, value, "nominal", n_boot=400, seed=1)
+    monkeypatch.setattr(alpha_module, "BOOTSTRAP_EXACT_LIMIT", 0)
+    normal = alpha(unit, value, "nominal", n_boot=400, seed=1)
+    assert normal.alpha == exact.alpha
+    width_exact, width_normal = exact.ci_high - exact.ci_low, normal.ci_high - normal.ci_low
+    assert width_normal == pytest.approx(width_exact, rel=0.2)
+    assert normal.ci_low < normal.alpha < normal.ci_high
+
+
+def test_to_dict_is_json_ready():
+    result = alpha(["a", "b"], [1, 2]).to_dict()
+    assert result["alpha"] is None and result["n_units"] == 0
