@@ -240,11 +240,10 @@ def chrf_distance(texts: Sequence[str] | pd.Series) -> tuple[np.ndarray, callabl
 
     def one_minus_chrf(left: np.ndarray, right: np.ndarray) -> np.ndarray:
         left, right = np.asarray(left, np.int64), np.asarray(right, np.int64)
-        pairs = pd.DataFrame({"a": np.minimum(left, right), "b": np.maximum(left, right)})
-        key, distinct = pd.factorize(pd.MultiIndex.from_frame(pairs))
-        a = distinct.get_level_values(0).to_numpy(np.int64)
-        b = distinct.get_level_values(1).to_numpy(np.int64)
-        return (1 - ngrams.symmetric_chrf(a, b) / 100)[key]
+        low, high = np.minimum(left, right), np.maximum(left, right)
+        distinct, back = np.unique(low * len(unique) + high, return_inverse=True)
+        a, b = distinct // len(unique), distinct % len(unique)
+        return (1 - ngrams.symmetric_chrf(a, b) / 100)[back.ravel()]
 
     one_minus_chrf.__name__ = "1-chrF"
     return codes, one_minus_chrf

@@ -1,0 +1,60 @@
+"""The `quality` command: reliability JSON, consensus folder, ceiling, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+from annotate import store
+from quality.cli import main
+from tests.conftest import REPO
+
+DEMO = str(REPO / "data/demo/export.json")
+
+
+def test_reliability_json_and_plot(tmp_path, capsys):
+    out, plot = tmp_path / "rel.json", tmp_path / "rel.png"
+    assert main(["reliability", DEMO, "--json", str(out), "--plot", str(plot),
+                 "--n-boot", "50", "--top", "3"]) == 0
+    report = json.loads(out.read_text())
+    for kind in ("labels", "boxes", "captions"):
+        assert {"alpha", "ci_low", "ci_high", "n_units"} <= set(report[kind])
+        assert len(report[kind]["review"]) == 3
+    assert {a["annotator"] for a in report["annotators"]} >= {"eve@example.com"}
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "labels" in printed and "eve@example.com" in printed
+
+
+def test_reliability_reads_a_saved_set_and_adds_the_ceiling(tmp_path):
+    from annotate.cli import main as annotate_main
+
+    assert annotate_main(["import", DEMO, "--out", str(tmp_path / "set")]) == 0
+    out = tmp_path / "rel.json"
+    assert main(["reliability", str(tmp_path / "set"), "--json", str(out), "--n-boot", "20",
+                 "--ceiling"]) == 0
+    assert "pooled" in json.loads(out.read_text())["human_ceiling"]
+
+
+def test_consensus_writes_a_loadable_set_with_flags(tmp_path, capsys):
+    assert main(["consensus", DEMO, "--out", str(tmp_path / "gold")]) == 0
+    ts = store.load(tmp_path / "gold")
+    assert (ts.boxes.source == "consensus").sum() > 400
+    assert (ts.captions.source == "consensus").sum() == ts.images.shape[0]
+    assert (tmp_path / "gold" / "consensus_flags.csv").read_text().startswith("image_id,kind")
+    assert "consensus boxes" in capsys.readouterr().out
+
+
+def test_ceiling_prints_every_annotator(tmp_path, capsys):
+    out = tmp_path / "ceiling.json"
+    assert main(["ceiling", DEMO, "--n-boot", "20", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "pooled" in printed and "eve@example.com" in printed
+    assert set(json.loads(out.read_text())["annotators"]) == {
+        f"{n}@example.com" for n in ("alice", "bob", "carol", "dave", "eve")}
+
+
+def test_missing_input_is_a_clear_error(tmp_path, capsys):
+    assert main(["reliability", str(tmp_path / "nope")]) == 2
+    assert "quality reliability: error:" in capsys.readouterr().err
+    assert main(["consensus", DEMO, "--out", str(tmp_path / "x"), "--iou", "0"]) == 2
+    assert "iou_threshold" in capsys.readouterr().err

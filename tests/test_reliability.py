@@ -1,0 +1,126 @@
+"""Reliability of a table set: known answers through the tables, the demo's careless annotator,
+captions against a brute-force chrF alpha, the human ceiling."""
+
+from __future__ import annotations
+
+import itertools
+
+import krippendorff
+import numpy as np
+import pytest
+import sacrebleu
+
+from annotate.ls_import import import_export
+from quality.ceiling import human_ceiling, leave_one_out
+from quality.reliability import reliability
+from stage2_generate.metrics import caption_scores
+from tests.conftest import LS_1_23, REPO
+from tests.quality_sets import make_set
+from tests.test_alpha import KRIPPENDORFF_2011
+
+
+def worked_example_as_boxes():
+    """Krippendorff's 12 units as 12 images; each coder who rated a unit drew one box there,
+    labelled with the value; a coder with a missing value never saw the image."""
+    seen, boxes = [], []
+    for coder, unit in zip(*np.nonzero(~np.isnan(KRIPPENDORFF_2011)), strict=True):
+        image, name = str(unit + 1), "ABCD"[coder]
+        seen.append((image, name))
+        boxes.append((image, name, f"v{int(KRIPPENDORFF_2011[coder, unit])}", 10, 10, 60, 60))
+    return make_set(seen, boxes)
+
+
+def test_nominal_worked_example_through_box_labels():
+    result = reliability(worked_example_as_boxes(), n_boot=200)
+    labels = result.alphas["labels"]
+    assert round(labels.alpha, 3) == 0.743
+    assert labels.n_units == 11 and labels.n_values == 40
+    # Identical boxes: perfect box agreement; counts all 1: no variation, so alpha undefined.
+    assert result.present_only["labels"].alpha == pytest.approx(labels.alpha)
+    assert np.isnan(result.alphas["counts"].alpha)
+
+
+def test_counts_alpha_equals_the_package():
+    seen = [(str(i), a) for i in range(1, 7) for a in "abc"]
+    rng = np.random.default_rng(0)
+    boxes, matrix = [], np.zeros((3, 6))
+    for i, a in seen:
+        n = int(rng.integers(0, 4))
+        matrix["abc".index(a), int(i) - 1] = n
+        boxes += [(i, a, "x", 40 * k, 0, 40 * k + 30, 30) for k in range(n)]
+    result = reliability(make_set(seen, boxes), n_boot=0)
+    assert result.alphas["counts"].alpha == pytest.approx(
+        krippendorff.alpha(matrix, level_of_measurement="interval"))
+
+
+def test_caption_alpha_equals_brute_force_chrf():
+    captions = [("1", "a", "a red circle"), ("1", "b", "a red circle left"),
+                ("1", "c", "blue square"), ("2", "a", "two squares"),
+                ("2", "b", "two blue squares"), ("3", "a", "nothing"), ("3", "c", "empty")]
+    seen = [(i, a) for i, a, _ in captions]
+    result = reliability(make_set(seen, captions=captions), n_boot=0)
+
+    def distance(x: str, y: str) -> float:
+        return 1 - (sacrebleu.sentence_chrf(x, [y]).score
+                    + sacrebleu.sentence_chrf(y, [x]).score) / 200
+
+    texts = [c for _, _, c in captions]
+    units = [i for i, _, _ in captions]
+    n = len(texts)
+    sizes = {u: units.count(u) for u in units}
+    observed = sum(distance(texts[i], texts[j]) / (sizes[units[i]] - 1)
+                   for i, j in itertools.permutations(range(n), 2) if units[i] == units[j]) / n
+    expected = sum(distance(texts[i], texts[j])
+                   for i, j in itertools.permutations(range(n), 2)) / (n * (n - 1))
+    assert result.alphas["captions"].alpha == pytest.approx(1 - observed / expected)
+
+
+def test_demo_reliability_finds_the_careless_annotator():
+    ts, _ = import_export(REPO / "data/demo/export.json")
+    result = reliability(ts, n_boot=200)
+    report = result.to_dict()
+    for kind in ("labels", "boxes", "captions"):
+        assert {"alpha", "ci_low", "ci_high", "n_units"} <= set(report[kind])
+        assert report[kind]["ci_low"] <= report[kind]["alpha"] <= report[kind]["ci_high"]
+        review = report[kind]["review"]
+        assert review and review == sorted(review, key=lambda r: -r["disagreement"])
+    # Absent counted as a category can only lower label agreement on the demo.
+    assert report["labels"]["absent_excluded"]["alpha"] > report["labels"]["alpha"]
+    assert set(report["per_class"]) == set(ts.labels)
+    table = result.annotators.set_index("annotator")
+    assert len(report["annotators"]) == 5
+    eve = "eve@example.com"
+    for kind in ("labels", "boxes", "captions"):
+        assert table[f"{kind}_agreement"].idxmin() == eve
+        assert table[f"{kind}_alpha_without"].idxmax() == eve
+        assert table.loc[eve, f"{kind}_alpha_without"] > result.alphas[kind].alpha
+    assert table.miss_rate.idxmax() == eve and table.spurious_rate.idxmax() == eve
+    assert table.median_lead_time.idxmin() == eve
+
+
+def test_reliability_on_a_real_label_studio_export():
+    ts, _ = import_export(LS_1_23 / "snapshot_full.json")
+    report = reliability(ts, n_boot=100).to_dict()
+    assert report["labels"]["n_units"] >= 1
+    assert len(report["annotators"]) == ts.annotations.annotator.nunique()
+
+
+def test_leave_one_out_references_are_the_other_annotators():
+    ts = make_set([("1", "a"), ("1", "b"), ("1", "c"), ("2", "a")], captions=[
+        ("1", "a", "x y"), ("1", "b", "y z"), ("1", "c", "z w"), ("2", "a", "alone")])
+    items = leave_one_out(ts.captions).set_index("annotator")
+    assert items.loc["a", "references"] == ["y z", "z w"]
+    assert items.loc["c", "references"] == ["x y", "y z"]
+    assert len(items) == 3  # image 2 has nobody to compare with
+
+
+def test_human_ceiling_scores_each_annotator_against_the_others():
+    ts, _ = import_export(REPO / "data/demo/export.json")
+    ceiling = human_ceiling(ts, n_boot=50)
+    items = leave_one_out(ts.captions)
+    assert ceiling["n_items"] == len(items)
+    alice = items[items.annotator == "alice@example.com"]
+    expected = caption_scores(alice.hypothesis.tolist(), alice.references.tolist(), n_boot=50)
+    assert ceiling["annotators"]["alice@example.com"]["cider_d"] == expected["cider_d"]
+    scores = {name: s["cider_d"]["score"] for name, s in ceiling["annotators"].items()}
+    assert min(scores, key=scores.get) == "eve@example.com"
