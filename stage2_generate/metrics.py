@@ -171,9 +171,11 @@ class CharNgrams:
         lengths = np.fromiter((len(t) for t in stripped), np.int64, len(stripped))
         joined = "".join(stripped)
         codes = np.frombuffer(joined.encode("utf-32-le"), np.uint32).astype(np.int64)
-        alphabet, chars = np.unique(codes, return_inverse=True)
-        chars = chars.astype(np.int64) + 1
-        bits = max(1, int(len(alphabet) + 1).bit_length())
+        used = np.zeros(int(codes.max()) + 1 if len(codes) else 1, np.int64)
+        used[codes] = 1
+        alphabet_size = int(used.sum())
+        chars = np.cumsum(used)[codes]  # dense character ids 1..alphabet_size, no sort
+        bits = max(1, (alphabet_size + 1).bit_length())
         ends = np.cumsum(lengths)
         doc_of = np.repeat(np.arange(len(texts)), lengths)
         self.order = order
@@ -187,7 +189,7 @@ class CharNgrams:
                 keys = np.zeros(len(starts), np.int64)
                 for k in range(n):
                     keys = (keys << bits) | chars[starts + k]
-                grams = np.unique(keys, return_inverse=True)[1]
+                grams = pd.factorize(keys)[0]  # hashing: O(n), no sort
             else:  # very large alphabets: unique rows of the n-character windows
                 windows = np.stack([chars[starts + k] for k in range(n)], axis=1)
                 grams = np.unique(windows, axis=0, return_inverse=True)[1].ravel()
