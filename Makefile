@@ -13,6 +13,8 @@ RUN := $(UV) run --frozen
 evaluate: .venv/.synced
 	$(RUN) annotate import data/demo/export.json --labels data/demo/label_config.xml --out runs/demo/tables
 	$(RUN) annotate summary runs/demo/tables
+	$(RUN) quality reliability runs/demo/tables --json runs/demo/reliability.json --plot runs/demo/reliability.png --ceiling
+	$(RUN) quality consensus runs/demo/tables --out runs/demo/gold
 
 test: .venv/.synced
 	$(RUN) pytest

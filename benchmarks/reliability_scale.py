@@ -133,7 +133,8 @@ def main() -> None:
         results[case] = json.loads(done.stdout.strip().splitlines()[-1])
     r = results["reliability"]
     print(f"reliability, {args.images} images x {len(ANNOTATORS)} annotators, {r['boxes']} "
-          f"boxes, {r['captions']} captions ({r['distinct_captions']} distinct): {r['seconds']:.1f} s, peak "
+          f"boxes, {r['captions']} captions ({r['distinct_captions']} distinct): "
+          f"{r['seconds']:.1f} s, peak "
           f"{r['peak_above_start_mb']:.0f} MB above the loaded tables; alphas {r['value']}")
     ours, package = results["ours"], results["package"]
     print("label alpha, 2000 units x 400 values (nominal):")

@@ -46,7 +46,7 @@ def test_agrees_with_the_package_on_random_data():
         coders, units, values = rng.integers(2, 9), rng.integers(2, 80), rng.integers(2, 15)
         matrix = rng.integers(1, values + 1, (coders, units)).astype(float)
         matrix[rng.random(matrix.shape) < rng.uniform(0, 0.5)] = NAN
-        unit, coder, value = long_format(matrix)
+        unit, _coder, value = long_format(matrix)
         for level in PUBLISHED:
             try:
                 expected = krippendorff.alpha(matrix, level_of_measurement=level)

@@ -58,7 +58,7 @@ def test_ties_are_flagged_and_follow_the_policy():
 
 
 def test_consensus_captions_are_the_medoid_and_disagreement_is_flagged():
-    ts = make_set(THREE + [("2", "a"), ("2", "b")], captions=[
+    ts = make_set([*THREE, ("2", "a"), ("2", "b")], captions=[
         ("1", "a", "a red circle left of a blue square"),
         ("1", "b", "a red circle to the left of a blue square"),
         ("1", "c", "the red circle is left of the blue square"),
