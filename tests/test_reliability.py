@@ -12,6 +12,7 @@ import sacrebleu
 
 from annotate.ls_import import import_export
 from quality.ceiling import human_ceiling, leave_one_out
+from quality.consensus import build_consensus
 from quality.reliability import reliability
 from stage2_generate.metrics import caption_scores
 from tests.conftest import LS_1_23, REPO
@@ -98,11 +99,15 @@ def test_demo_reliability_finds_the_careless_annotator():
     assert table.median_lead_time.idxmin() == eve
 
 
-def test_reliability_on_a_real_label_studio_export():
+def test_reliability_and_consensus_on_a_real_label_studio_export():
     ts, _ = import_export(LS_1_23 / "snapshot_full.json")
     report = reliability(ts, n_boot=100).to_dict()
     assert report["labels"]["n_units"] >= 1
     assert len(report["annotators"]) == ts.annotations.annotator.nunique()
+    gold = build_consensus(ts).tables
+    assert (gold.boxes.source == "consensus").any()
+    assert set(gold.annotations[gold.annotations.source == "consensus"].image_id) == set(
+        ts.annotations.image_id)
 
 
 def test_leave_one_out_references_are_the_other_annotators():
