@@ -52,7 +52,7 @@ COLUMNS: dict[str, dict[str, object]] = {
     },
 }
 #: Columns a table may carry beyond the required ones (added by later steps).
-OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {"images": {"split": TEXT}}
+OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {"images": {"split": TEXT, "fold": "Int64"}}
 TABLES: tuple[str, ...] = tuple(COLUMNS)
 
 HUMAN = "human"
@@ -200,6 +200,9 @@ def find_violations(ts: TableSet) -> list[Violation]:
     if "split" in images.columns:
         check("images", f"split must be one of {SPLITS} or empty",
               images.split.notna() & ~images.split.isin(SPLITS), images, [*img_cols, "split"])
+    if "fold" in images.columns:
+        check("images", "fold must be >= 0 or empty", (images.fold < 0).fillna(False), images,
+              [*img_cols, "fold"])
 
     known = pd.Index(images.image_id.dropna())
     ann_cols = ["image_id", "annotator"]
