@@ -1,8 +1,8 @@
 """Group-aware, stratified train/val/test splits and K folds, with the sizes asked for.
 
 Groups (a source scene, a video: `group_id`; an image without one is its own group) never
-straddle splits. Stratification: groups are ordered by their main stratum (the class or object-count bin
-most over-represented in them), shuffled by seed within it, and dealt out
+straddle splits. Stratification: groups are ordered by their main stratum (the class or
+object-count bin most over-represented in them), shuffled by seed within it, and dealt out
 systematically along their cumulative image count, so every stretch of the order - every
 stratum - is shared between the splits in the asked proportions. A final pass moves the
 best-fitting groups from over-full to short splits until each is within one image of its
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.sparse.csgraph import connected_components
 
 from annotate.schema import CONSENSUS, HUMAN, SPLITS, TRUTH, TableSet
 
@@ -39,11 +40,24 @@ class SplitReport:
                 "max_size_error_pp": self.max_size_error_pp}
 
 
-def group_codes(images: pd.DataFrame) -> np.ndarray:
-    """A dense group code per image: its `group_id`, or the image itself when it has none."""
+def group_codes(images: pd.DataFrame, merge_copies: bool = False) -> np.ndarray:
+    """A dense group code per image: its `group_id`, or the image itself when it has none.
+
+    With `merge_copies`, images with the same sha256 (byte-identical files) share a group.
+    """
     key = images.group_id.astype(object).where(images.group_id.notna(),
                                                "\0image:" + images.image_id.astype(str))
-    return pd.factorize(key)[0]
+    codes = pd.factorize(key)[0]
+    if not merge_copies or images.sha256.isna().all():
+        return codes
+    copy = pd.factorize(images.sha256.astype(object))[0]  # -1 where unknown
+    n, known = len(codes), copy >= 0
+    graph = sparse.coo_matrix((np.ones(known.sum() * 2), (
+        np.r_[np.flatnonzero(known), np.flatnonzero(known)],
+        np.r_[n + codes[known], n + codes.max() + 1 + copy[known]])),
+        shape=(2 * n + codes.max() + 2, 2 * n + codes.max() + 2))
+    linked = connected_components(graph, directed=False)[1]
+    return pd.factorize(linked[n + codes])[0]
 
 
 def stratify(groups: np.ndarray, features: sparse.spmatrix | np.ndarray, fractions,
@@ -205,11 +219,12 @@ def reference_boxes(ts: TableSet) -> pd.DataFrame:
 
 
 def split_set(ts: TableSet, val: float = 0.1, test: float = 0.1, seed: int = 0) -> TableSet:
-    """The set with images' `split` column filled: train / val / test (see `stratify`)."""
+    """The set with images' `split` column filled: train / val / test (see `stratify`).
+    Byte-identical images (same sha256) are kept together like a group."""
     if val < 0 or test < 0 or val + test >= 1:
         raise ValueError(f"val and test must be >= 0 with val + test < 1, got {val}, {test}")
-    part = stratify(group_codes(ts.images), image_features(ts), [1 - val - test, val, test],
-                    seed)
+    part = stratify(group_codes(ts.images, merge_copies=True), image_features(ts),
+                    [1 - val - test, val, test], seed)
     images = ts.images.assign(split=np.asarray(SPLITS)[part])
     return TableSet(images, ts.annotations, ts.boxes, ts.captions, ts.labels,
                     {**ts.meta, "split": {"val": val, "test": test, "seed": seed}})
@@ -219,7 +234,8 @@ def fold_set(ts: TableSet, folds: int = 5, seed: int = 0) -> TableSet:
     """The set with images' `fold` column (0..folds-1) filled, for cross-fitting."""
     if folds < 2:
         raise ValueError(f"folds must be >= 2, got {folds}")
-    part = stratify(group_codes(ts.images), image_features(ts), np.full(folds, 1 / folds), seed)
+    part = stratify(group_codes(ts.images, merge_copies=True), image_features(ts),
+                    np.full(folds, 1 / folds), seed)
     return TableSet(ts.images.assign(fold=part), ts.annotations, ts.boxes, ts.captions,
                     ts.labels, {**ts.meta, "folds": {"k": folds, "seed": seed}})
 
