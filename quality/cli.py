@@ -15,9 +15,13 @@ from annotate.ls_import import ExportError
 from annotate.readers import read_tables
 from annotate.schema import SchemaError
 
+from .adequacy import adequacy
+from .audit import DEFAULT_MIN_CORRELATION, DEFAULT_PHASH_DISTANCE, audit, repair
 from .ceiling import human_ceiling
 from .consensus import TIES, build_consensus
+from .leakage import identifier_leaks, input_leaks
 from .reliability import reliability
+from .splits import fold_set, split_report, split_set
 from .units import DEFAULT_IOU
 
 
@@ -71,6 +75,55 @@ def cmd_ceiling(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
+def cmd_split(args: argparse.Namespace) -> None:
+    ts = read_tables(args.dir)
+    if args.folds:
+        result, column, asked = fold_set(ts, args.folds, args.seed), "fold", None
+    else:
+        result, column = split_set(ts, args.val, args.test, args.seed), "split"
+        asked = {"train": 1 - args.val - args.test, "val": args.val, "test": args.test}
+    report = split_report(result, column, asked)
+    summary = {**report.to_dict(), "settings": {"val": args.val, "test": args.test,
+                                                "folds": args.folds, "seed": args.seed}}
+    if column == "split":
+        summary["adequacy"] = adequacy(result, n_boot=args.n_boot, seed=args.seed)
+    out = store.save(result, args.out)
+    write_json(out / "split_report.json", summary)
+    print(report.table.to_string())
+    print(f"largest class-share difference between {column}s: "
+          f"{report.max_class_share_gap:.3f}; size error {report.max_size_error_pp:.2f} pp")
+    for name, figures in summary.get("adequacy", {}).items():
+        widths = ", ".join(f"{m} +-{v['ci_width'] / 2:.3f}" for m, v in figures.items()
+                           if isinstance(v, dict))
+        print(f"{name} ({figures['images']} images): 95% CI {widths} (human captions)")
+    print(f"wrote {out} and {out / 'split_report.json'}")
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    ts = read_tables(args.dir)
+    found = audit(ts, args.phash_distance, args.min_correlation,
+                  check_images=not args.no_images, progress=True)
+    report = {**found.to_dict(), "input_leaks": input_leaks(ts).to_dict("records"),
+              "identifier_leaks": identifier_leaks(ts).to_dict("records")}
+    for kind, n in found.counts().items():
+        print(f"{kind:24} {n}")
+    print(f"{'input_leaks':24} {len(report['input_leaks'])}")
+    print(f"{'identifier_leaks':24} {len(report['identifier_leaks'])}")
+    if len(found.unreadable):
+        print(f"{len(found.unreadable)} images could not be read (no near-duplicate check)")
+    if len(found.findings):
+        print(found.findings.head(args.top).to_string(index=False))
+    if args.repair:
+        repaired, moves = repair(ts, found)
+        out = store.save(repaired, args.out)
+        write_text(out / "repair_moves.csv", moves.to_csv(index=False))
+        report["repair"] = {"moved": len(moves), "out": str(out)}
+        print(f"repair: moved {len(moves)} images; wrote {out} ({out / 'repair_moves.csv'})")
+    if args.json:
+        write_json(args.json, report)
+        print(f"wrote {args.json}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quality", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,11 +154,36 @@ def build_parser() -> argparse.ArgumentParser:
                        help="each annotator's captions scored against the others'")
     p.add_argument("--json", help="write the figures to this JSON file")
     p.set_defaults(func=cmd_ceiling)
+
+    p = sub.add_parser("split", parents=[common],
+                       help="group-aware stratified train/val/test split (or K folds)")
+    p.add_argument("--out", required=True, help="folder for the split set")
+    p.add_argument("--val", type=float, default=0.1, help="share of images in val")
+    p.add_argument("--test", type=float, default=0.1, help="share of images in test")
+    p.add_argument("--folds", type=int, help="K folds (column `fold`) instead of a split")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("audit", help="duplicates and split groups across splits; --repair")
+    p.add_argument("dir", help="table set folder or export file")
+    p.add_argument("--json", help="write every finding to this JSON file")
+    p.add_argument("--phash-distance", type=int, default=DEFAULT_PHASH_DISTANCE,
+                   help="near duplicates: most differing pHash bits (of 64)")
+    p.add_argument("--min-correlation", type=float, default=DEFAULT_MIN_CORRELATION,
+                   help="near duplicates: least thumbnail correlation")
+    p.add_argument("--no-images", action="store_true", help="skip reading image files")
+    p.add_argument("--top", type=int, default=20, help="findings to print")
+    p.add_argument("--repair", action="store_true",
+                   help="merge duplicate clusters into groups and move them whole (--out)")
+    p.add_argument("--out", help="folder for the repaired set (with --repair)")
+    p.set_defaults(func=cmd_audit)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "repair", False) and not args.out:
+        parser.error("audit --repair needs --out DIR for the repaired set")
     try:
         args.func(args)
     except (ExportError, SchemaError, store.StoreError, FileNotFoundError, ValueError) as err:

@@ -58,3 +58,33 @@ def test_missing_input_is_a_clear_error(tmp_path, capsys):
     assert "quality reliability: error:" in capsys.readouterr().err
     assert main(["consensus", DEMO, "--out", str(tmp_path / "x"), "--iou", "0"]) == 2
     assert "iou_threshold" in capsys.readouterr().err
+
+
+def test_split_folds_and_audit_with_repair(tmp_path, capsys):
+    split_dir = tmp_path / "split"
+    assert main(["split", DEMO, "--out", str(split_dir), "--val", "0.1", "--test", "0.1",
+                 "--n-boot", "50"]) == 0
+    ts = store.load(split_dir)
+    assert ts.images.split.value_counts().to_dict() == {"train": 160, "val": 20, "test": 20}
+    report = json.loads((split_dir / "split_report.json").read_text())
+    assert report["max_size_error_pp"] == 0 and "test" in report["adequacy"]
+    assert "largest class-share difference" in capsys.readouterr().out
+
+    assert main(["split", str(split_dir), "--out", str(tmp_path / "folds"), "--folds", "4"]) == 0
+    assert store.load(tmp_path / "folds").images.fold.nunique() == 4
+
+    out = tmp_path / "audit.json"
+    assert main(["audit", str(split_dir), "--json", str(out), "--repair",
+                 "--out", str(tmp_path / "fixed")]) == 0
+    audit_report = json.loads(out.read_text())
+    assert audit_report["counts"]["split_group"] == 0
+    assert {"input_leaks", "identifier_leaks", "findings"} <= set(audit_report)
+    assert (tmp_path / "fixed" / "repair_moves.csv").exists()
+
+
+def test_audit_repair_needs_out(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["audit", DEMO, "--repair"])
+    assert "--repair needs --out" in capsys.readouterr().err
