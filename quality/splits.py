@@ -117,7 +117,7 @@ def _deal(sizes: np.ndarray, fractions: np.ndarray, rng: np.random.Generator) ->
 
 def _refine(part: np.ndarray, per_group: sparse.csr_matrix, sizes: np.ndarray,
             fractions: np.ndarray, rng: np.random.Generator, rounds: int = 600,
-            sample: int = 4096) -> np.ndarray:
+            sample: int = 4096, patience: int = 25) -> np.ndarray:
     """Move groups between parts to shrink the squared excess of every feature (and of the
     size) over its proportional target. Each round scores every move of a random sample of
     groups at once and applies the best batch (doubled after a gain, shrunk after a loss)."""
@@ -129,9 +129,11 @@ def _refine(part: np.ndarray, per_group: sparse.csr_matrix, sizes: np.ndarray,
     excess -= fractions[:, None] * values.sum(axis=0)
     own = (values ** 2).sum(axis=1)
     closed = fractions == 0
-    batch = max(1, min(sample, len(part)) // 16)
+    batch, stale = max(1, min(sample, len(part)) // 16), 0
     for _ in range(rounds):
-        pick = (rng.choice(len(part), sample, replace=False) if len(part) > sample
+        if stale >= patience:  # a local optimum: rounds stopped finding gains
+            break
+        pick = (np.unique(rng.integers(0, len(part), sample)) if len(part) > sample
                 else np.arange(len(part)))
         dots = values[pick] @ excess.T  # sample x parts: V_g . E_k
         here = part[pick]
@@ -144,6 +146,7 @@ def _refine(part: np.ndarray, per_group: sparse.csr_matrix, sizes: np.ndarray,
         if len(movers) == 0:
             if len(pick) == len(part):
                 break
+            stale += 1
             continue
         if len(movers) > batch:
             movers = movers[np.argpartition(best[movers], batch - 1)[:batch]]
@@ -154,9 +157,9 @@ def _refine(part: np.ndarray, per_group: sparse.csr_matrix, sizes: np.ndarray,
         if ((excess + change) ** 2).sum() < (excess ** 2).sum():
             part[rows] = to
             excess += change
-            batch = min(batch * 2, sample)
+            batch, stale = min(batch * 2, sample), 0
         else:
-            batch = max(1, batch // 4)
+            batch, stale = max(1, batch // 4), stale + 1
     return part
 
 
