@@ -16,7 +16,7 @@ group and moves each straddling group whole to the split that already holds most
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,9 @@ class Audit:
     #: images whose file could not be read (no perceptual hash), with the reason
     unreadable: pd.DataFrame
     settings: dict
+    #: kind, image_id, other_image_id: every duplicate link, within splits too (for repair)
+    links: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["kind", "image_id", "other_image_id"]))
 
     def counts(self) -> dict[str, int]:
         return {kind: int((self.findings.kind == kind).sum()) for kind in KINDS}
@@ -113,6 +116,7 @@ def audit(ts: TableSet, phash_distance: int = DEFAULT_PHASH_DISTANCE,
         missing = hashes.isna() & images.path.map(lambda p: os.path.exists(str(p)))
         hashes[missing] = images.path[missing].map(image_files.sha256)
     known = hashes.notna().to_numpy()
+    links = [_equal_links("exact_duplicate_image", hashes.to_numpy(object), known, images)]
     found.append(_equal_value_clusters("exact_duplicate_image", hashes.to_numpy(object), known,
                                        images, split, "same sha256"))
     unreadable = pd.DataFrame(columns=["image_id", "path", "reason"])
@@ -122,6 +126,10 @@ def audit(ts: TableSet, phash_distance: int = DEFAULT_PHASH_DISTANCE,
         left, right, distance = hamming_pairs(phash.to_numpy(np.uint64), phash_distance)
         corr = thumbnail_correlation(thumbs, left, right)
         near = corr >= min_correlation
+        ids = images.image_id.to_numpy(object)
+        links.append(pd.DataFrame({"kind": "near_duplicate_image",
+                                   "image_id": ids[rows[left[near]]],
+                                   "other_image_id": ids[rows[right[near]]]}))
         found.append(_pair_clusters(
             "near_duplicate_image", rows[left[near]], rows[right[near]],
             [f"pHash distance {d}, thumbnail correlation {c:.3f}"
@@ -131,16 +139,41 @@ def audit(ts: TableSet, phash_distance: int = DEFAULT_PHASH_DISTANCE,
     normal = normal.str.join(" ")
     per_image = pd.DataFrame({"image_id": captions.image_id.to_numpy(), "text": normal.to_numpy()})
     found.append(_caption_clusters(per_image, images, split))
+    links.append(_caption_links(per_image, images))
     layout = encode_layouts(reference_boxes(ts), images).reindex(index).to_numpy(object)
     found.append(_equal_value_clusters("identical_layout", layout, layout != EMPTY, images, split,
                                        "same encoded layout"))
+    links.append(_equal_links("identical_layout", layout, layout != EMPTY, images))
     found.append(_split_groups(images, split))
     findings = pd.concat([f for f in found if len(f)], ignore_index=True) if any(
         len(f) for f in found) else pd.DataFrame(columns=FINDING_COLUMNS)
+    links_frame = pd.concat(links, ignore_index=True)
     return Audit(findings, unreadable, {"phash_distance": phash_distance,
                                         "min_correlation": min_correlation,
                                         "images_checked": check_images,
-                                        "split": "split" in ts.images.columns})
+                                        "split": "split" in ts.images.columns}, links_frame)
+
+
+def _equal_links(kind: str, values: np.ndarray, valid: np.ndarray, images: pd.DataFrame
+                 ) -> pd.DataFrame:
+    """Every image with a value shared by another image, linked to the first such image."""
+    codes = pd.factorize(pd.Series(values).where(valid))[0]
+    rows = np.flatnonzero(codes >= 0)
+    first = pd.Series(rows).groupby(codes[rows]).transform("min").to_numpy()
+    ids = images.image_id.to_numpy(object)
+    keep = first != rows
+    return pd.DataFrame({"kind": kind, "image_id": ids[rows[keep]],
+                         "other_image_id": ids[first[keep]]})
+
+
+def _caption_links(per_image: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+    rows = pd.Index(images.image_id).get_indexer(per_image.image_id)
+    pairs = pd.DataFrame({"row": rows, "text": pd.factorize(per_image.text)[0]})
+    first = pairs.groupby("text").row.transform("min").to_numpy()
+    keep = first != pairs.row.to_numpy()
+    ids = images.image_id.to_numpy(object)
+    return pd.DataFrame({"kind": "duplicate_caption", "image_id": ids[pairs.row[keep]],
+                         "other_image_id": ids[first[keep]]}).drop_duplicates()
 
 
 def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -243,7 +276,7 @@ def repair(ts: TableSet, found: Audit, kinds: tuple[str, ...] = IMAGE_KINDS
     images = ts.images.reset_index(drop=True).copy()
     n = len(images)
     index = pd.Index(images.image_id)
-    chosen = found.findings[found.findings.kind.isin(kinds)]
+    chosen = found.links[found.links.kind.isin(kinds)]
     codes = group_codes(images)
     left = np.r_[index.get_indexer(chosen.image_id), np.arange(n)]
     right = np.r_[index.get_indexer(chosen.other_image_id), n + codes]

@@ -16,7 +16,14 @@ from annotate.readers import read_tables
 from annotate.schema import SchemaError
 
 from .adequacy import adequacy
-from .audit import DEFAULT_MIN_CORRELATION, DEFAULT_PHASH_DISTANCE, audit, repair
+from .audit import (
+    DEFAULT_MIN_CORRELATION,
+    DEFAULT_PHASH_DISTANCE,
+    IMAGE_KINDS,
+    KINDS,
+    audit,
+    repair,
+)
 from .ceiling import human_ceiling
 from .consensus import TIES, build_consensus
 from .leakage import identifier_leaks, input_leaks
@@ -114,7 +121,11 @@ def cmd_audit(args: argparse.Namespace) -> None:
     if len(found.findings):
         print(found.findings.head(args.top).to_string(index=False))
     if args.repair:
-        repaired, moves = repair(ts, found)
+        kinds = KINDS if args.repair_kinds == "all" else tuple(args.repair_kinds.split(","))
+        unknown = set(kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown --repair-kinds {sorted(unknown)}: use {KINDS} or all")
+        repaired, moves = repair(ts, found, kinds)
         out = store.save(repaired, args.out)
         write_text(out / "repair_moves.csv", moves.to_csv(index=False))
         report["repair"] = {"moved": len(moves), "out": str(out)}
@@ -175,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair", action="store_true",
                    help="merge duplicate clusters into groups and move them whole (--out)")
     p.add_argument("--out", help="folder for the repaired set (with --repair)")
+    p.add_argument("--repair-kinds", default=",".join(IMAGE_KINDS),
+                   help="findings to repair, comma-separated, or 'all' (default: image "
+                        "duplicates and split groups; duplicate captions of short template "
+                        "sentences would merge most of a set)")
     p.set_defaults(func=cmd_audit)
     return parser
 

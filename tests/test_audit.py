@@ -10,7 +10,7 @@ from PIL import Image
 from annotate.ls_import import import_export
 from annotate.schema import TableSet
 from quality.adequacy import adequacy, ci_width
-from quality.audit import audit, repair, thumbnail_correlation
+from quality.audit import KINDS, audit, repair, thumbnail_correlation
 from quality.leakage import identifier_leaks, input_leaks
 from quality.splits import reference_boxes, split_set
 from stage2_generate.layout import EMPTY, encode_layouts
@@ -54,6 +54,13 @@ def test_naive_split_leaks_are_found_and_repair_removes_them(demo):
         "near_duplicate_image"]
     changed = leaky.images.split.to_numpy() != repaired.images.split.to_numpy()
     assert changed.sum() == len(moves)
+
+
+def test_repair_of_every_kind_leaves_no_finding(demo):
+    leaky = naive_split(demo, seed=1)
+    repaired, moves = repair(leaky, audit(leaky), KINDS)
+    assert len(moves) > 0
+    assert sum(audit(repaired).counts().values()) == 0
 
 
 def test_our_split_has_no_image_leaks(demo):

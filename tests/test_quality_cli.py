@@ -80,6 +80,10 @@ def test_split_folds_and_audit_with_repair(tmp_path, capsys):
     assert audit_report["counts"]["split_group"] == 0
     assert {"input_leaks", "identifier_leaks", "findings"} <= set(audit_report)
     assert (tmp_path / "fixed" / "repair_moves.csv").exists()
+    assert main(["audit", str(split_dir), "--no-images", "--repair", "--repair-kinds", "all",
+                 "--out", str(tmp_path / "all")]) == 0
+    assert main(["audit", str(split_dir), "--repair", "--repair-kinds", "typo",
+                 "--out", str(tmp_path / "bad")]) == 2
 
 
 def test_audit_repair_needs_out(capsys):
