@@ -26,10 +26,11 @@ from tqdm.auto import tqdm
 
 from annotate import images as image_files
 from annotate.schema import HUMAN, TableSet
+from annotate.views import reference_boxes
 from stage2_generate.layout import EMPTY, encode_layouts
 
 from .neardup import hamming_pairs
-from .splits import group_codes, reference_boxes
+from .splits import group_codes
 
 DEFAULT_PHASH_DISTANCE = 8
 #: Near duplicates also need thumbnails this correlated (pHash alone matches plain images).

@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 
 from annotate.schema import HUMAN, TableSet
+from annotate.views import reference_boxes
 from stage2_generate.layout import encode_layouts
-
-from .splits import reference_boxes
 
 NGRAM = 3
 MIN_SUPPORT = 5

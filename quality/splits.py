@@ -18,7 +18,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from annotate.schema import CONSENSUS, HUMAN, SPLITS, TRUTH, TableSet
+from annotate.schema import SPLITS, TableSet
+from annotate.views import reference_boxes
 
 #: Object-count bins for stratification: 0, 1, 2, 3-4, 5-8, 9+.
 COUNT_BINS = (0, 1, 2, 3, 5, 9)
@@ -207,18 +208,6 @@ def image_features(ts: TableSet, boxes: pd.DataFrame | None = None) -> sparse.cs
     count_bins = sparse.csr_matrix((np.ones(len(index)), (np.arange(len(index)), bins)),
                                    shape=(len(index), len(COUNT_BINS)))
     return sparse.hstack([classes, count_bins]).tocsr()
-
-
-def reference_boxes(ts: TableSet) -> pd.DataFrame:
-    """One view of what each image contains: consensus boxes when the set has them, else the
-    known truth, else each image's human boxes from its first annotator (alphabetically)."""
-    boxes = ts.boxes
-    for source in (CONSENSUS, TRUTH):
-        if (boxes.source == source).any():
-            return boxes[boxes.source == source]
-    human = boxes[boxes.source == HUMAN]
-    first = human.groupby("image_id").annotator.transform("min")
-    return human[human.annotator == first]
 
 
 def split_set(ts: TableSet, val: float = 0.1, test: float = 0.1, seed: int = 0) -> TableSet:

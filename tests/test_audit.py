@@ -9,10 +9,11 @@ from PIL import Image
 
 from annotate.ls_import import import_export
 from annotate.schema import TableSet
+from annotate.views import reference_boxes
 from quality.adequacy import adequacy, ci_width
 from quality.audit import KINDS, audit, repair, thumbnail_correlation
 from quality.leakage import identifier_leaks, input_leaks
-from quality.splits import reference_boxes, split_set
+from quality.splits import split_set
 from stage2_generate.layout import EMPTY, encode_layouts
 from tests.conftest import REPO
 

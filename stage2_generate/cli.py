@@ -1,0 +1,143 @@
+"""`stage2-generate`: train the layout-to-caption model, generate captions, score them.
+
+DIR is a table set folder (`annotate import`, `quality consensus`, `quality split`) or an
+export file. Gold layouts are the consensus boxes (else the truth, else one annotator).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import pandas as pd
+
+from annotate import store
+from annotate.atomic import atomic_path, write_json
+from annotate.ls_import import ExportError
+from annotate.readers import read_tables
+from annotate.schema import HUMAN, SchemaError, coerce
+from annotate.views import reference_boxes
+
+from .content import content_score
+from .generate import generate_captions
+from .layout import DEFAULT_BINS
+from .metrics import caption_scores
+from .model import PRESETS
+from .noise import Noise, calibrate
+from .train import TrainConfig, train
+
+
+def _split_images(ts, split: str | None) -> pd.DataFrame:
+    if split is None:
+        return ts.images
+    if "split" not in ts.images.columns:
+        raise ValueError("the set has no split column: run `quality split` first or drop --split")
+    return ts.images[ts.images.split == split]
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    ts = read_tables(args.dir)
+    noise = (calibrate(pd.read_parquet(args.noise_from)) if args.noise_from else
+             Noise(args.drop, args.spurious, args.swap, args.jitter, args.scale))
+    extra = coerce("boxes", pd.read_parquet(args.train_boxes)) if args.train_boxes else None
+    config = TrainConfig(preset=args.preset, model=args.model, epochs=args.epochs,
+                         batch_size=args.batch_size, learning_rate=args.lr, bins=args.bins,
+                         patience=args.patience, seed=args.seed, noise=noise,
+                         extra_share=args.train_boxes_share if extra is not None else 0.0)
+    record = train(ts, args.out, config, extra)
+    print(f"best validation loss {record['best_val_loss']:.4f}; wrote {args.out}")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    ts = read_tables(args.dir)
+    boxes = coerce("boxes", pd.read_parquet(args.boxes)) if args.boxes else reference_boxes(ts)
+    captions = generate_captions(args.model, boxes, _split_images(ts, args.split),
+                                 args.batch_size, args.beams, progress=True)
+    with atomic_path(args.out) as tmp:
+        captions.to_parquet(tmp, index=False)
+    print(f"wrote {len(captions)} captions ({captions.source.iloc[0] if len(captions) else ''})"
+          f" to {args.out}")
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    ts = read_tables(args.dir)
+    captions = coerce("captions", pd.read_parquet(args.captions))
+    images = _split_images(ts, args.split)
+    captions = captions[captions.image_id.isin(images.image_id)]
+    human = ts.captions[(ts.captions.source == HUMAN) & ts.captions.image_id.isin(images.image_id)]
+    refs = human.groupby("image_id").caption.agg(list)
+    captions = captions[captions.image_id.isin(refs.index)]
+    scores = caption_scores(captions.caption.astype(object).tolist(),
+                            refs.loc[captions.image_id].tolist(), n_boot=args.n_boot)
+    if ts.labels:
+        scores["content"] = content_score(captions, reference_boxes(ts), ts.labels, args.n_boot)
+    scores["n_images"] = len(captions)
+    if args.json:
+        write_json(args.json, scores)
+    print(json.dumps(scores, indent=1))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stage2-generate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train on the train split, early-stop on val")
+    p.add_argument("dir", help="split table set (quality split)")
+    p.add_argument("--out", required=True, help="model folder")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    p.add_argument("--model", help="local checkpoint to fine-tune (its own tokenizer)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--bins", type=int, default=DEFAULT_BINS, help="coordinate bins per axis")
+    p.add_argument("--patience", type=int, default=3, help="epochs without val gain")
+    p.add_argument("--seed", type=int, default=0)
+    noise = p.add_argument_group("input noise (robustness to stage-1 errors)")
+    noise.add_argument("--drop", type=float, default=0.0, help="share of objects dropped")
+    noise.add_argument("--spurious", type=float, default=0.0, help="extra objects per image")
+    noise.add_argument("--swap", type=float, default=0.0, help="share of labels swapped")
+    noise.add_argument("--jitter", type=float, default=0.0, help="corner sd, in box sizes")
+    noise.add_argument("--scale", type=float, default=0.0, help="sd of log box size")
+    noise.add_argument("--noise-from", help="calibrate all rates from a stage-1 error table")
+    noise.add_argument("--train-boxes", help="boxes Parquet (e.g. out-of-fold stage-1 output) "
+                                             "to train on instead of gold for a share")
+    noise.add_argument("--train-boxes-share", type=float, default=0.5)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="one caption per image")
+    p.add_argument("model", help="model folder")
+    p.add_argument("dir", help="table set (images; gold boxes unless --boxes)")
+    p.add_argument("--boxes", help="boxes Parquet to read instead (e.g. stage-1 predictions)")
+    p.add_argument("--split", help="only images of this split")
+    p.add_argument("--out", required=True, help="captions Parquet")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--beams", type=int, default=1, help="1 = greedy")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("score", help="BLEU, chrF, CIDEr-D, ROUGE-L, content vs human captions")
+    p.add_argument("captions", help="captions Parquet (from generate)")
+    p.add_argument("dir", help="table set with the human captions")
+    p.add_argument("--split", help="only images of this split")
+    p.add_argument("--json", help="write the scores here")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.set_defaults(func=cmd_score)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ExportError, SchemaError, store.StoreError, FileNotFoundError, ValueError) as err:
+        print(f"stage2-generate {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit quiet
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

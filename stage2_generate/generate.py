@@ -1,0 +1,53 @@
+"""Batched, deterministic caption generation (greedy or beam search) from boxes tables."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from annotate.schema import coerce, model_source
+
+from .layout import DEFAULT_BINS, encode_layouts
+from .model import load
+from .train import run_record
+
+
+def model_version(model_dir: str | os.PathLike) -> str:
+    """`<folder name>-<first 8 hex of the weights' sha256>`: names the exact weights."""
+    folder = Path(model_dir)
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    digest = hashlib.sha256()
+    for path in weights:
+        digest.update(path.read_bytes())
+    return f"{folder.resolve().name}-{digest.hexdigest()[:8]}"
+
+
+def generate_captions(model_dir: str | os.PathLike, boxes: pd.DataFrame, images: pd.DataFrame,
+                      batch_size: int = 32, num_beams: int = 1, max_new_tokens: int = 48,
+                      device: str | None = None, progress: bool = False) -> pd.DataFrame:
+    """One caption per image of `images` from its `boxes` (gold or predicted: stage 2 does not
+    care), as a captions table with source `model:<version>`."""
+    model, tokenizer = load(model_dir)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+    bins = run_record(model_dir).get("config", {}).get("bins", DEFAULT_BINS)
+    layouts = encode_layouts(boxes, images, bins)
+    texts = layouts.tolist()
+    captions: list[str] = []
+    steps = range(0, len(texts), batch_size)
+    for start in tqdm(steps, desc="generating", disable=not progress):
+        batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                          truncation=True, max_length=256).to(device)
+        with torch.no_grad():
+            output = model.generate(**batch, num_beams=num_beams, do_sample=False,
+                                    max_new_tokens=max_new_tokens)
+        captions += tokenizer.batch_decode(output, skip_special_tokens=True)
+    version = model_version(model_dir)
+    return coerce("captions", pd.DataFrame({
+        "image_id": layouts.index.to_numpy(), "annotator": version,
+        "caption": [c.strip() for c in captions], "source": model_source(version)}))

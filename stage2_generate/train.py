@@ -1,0 +1,169 @@
+"""Training of the stage-2 generator with the Hugging Face Trainer: CPU or CUDA, multi-GPU under
+`torchrun`/accelerate, progress bars, early stopping on the validation loss, fixed seeds, and
+optional input noise that is drawn anew every epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+from transformers import (
+    DataCollatorForSeq2Seq,
+    EarlyStoppingCallback,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    TrainerCallback,
+    set_seed,
+)
+
+from annotate.atomic import write_json
+from annotate.schema import HUMAN, TableSet
+from annotate.views import reference_boxes
+
+from .layout import DEFAULT_BINS, EMPTY, encode_layouts
+from .model import build_model, load
+from .noise import Noise, corrupt
+from .tokenizer import train_tokenizer
+
+RUN_FILE = "twostage.json"
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (written to the model folder)."""
+
+    preset: str = "small"
+    model: str | None = None  # a local checkpoint to fine-tune instead of a fresh preset
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    bins: int = DEFAULT_BINS
+    patience: int = 3
+    seed: int = 0
+    max_source_tokens: int = 160
+    max_target_tokens: int = 48
+    noise: Noise = field(default_factory=Noise)
+    #: share of training examples that read `extra_boxes` (e.g. out-of-fold stage-1 output)
+    extra_share: float = 0.0
+    progress: bool = True
+
+
+class CaptionPairs(Dataset):
+    """(layout text, caption) pairs, tokenised on access; the layout texts can be replaced
+    between epochs (noise)."""
+
+    def __init__(self, pairs: pd.DataFrame, layouts: pd.Series, tokenizer, config: TrainConfig):
+        self.pairs = pairs.reset_index(drop=True)
+        self.tokenizer, self.config = tokenizer, config
+        self.refresh(layouts)
+
+    def refresh(self, layouts: pd.Series) -> None:
+        self.sources = self.pairs.image_id.map(layouts).fillna("").to_numpy(object)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.tokenizer(self.sources[i], truncation=True,
+                              max_length=self.config.max_source_tokens)
+        item["labels"] = self.tokenizer(text_target=self.pairs.caption[i], truncation=True,
+                                        max_length=self.config.max_target_tokens)["input_ids"]
+        return item
+
+
+class FreshNoise(TrainerCallback):
+    """Draw new corrupted layouts at the start of every epoch."""
+
+    def __init__(self, dataset: CaptionPairs, make_layouts):
+        self.dataset, self.make_layouts, self.epoch = dataset, make_layouts, 0
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.epoch += 1
+        self.dataset.refresh(self.make_layouts(self.epoch))
+
+
+def caption_pairs(ts: TableSet, split: str | None) -> pd.DataFrame:
+    """Every human caption of the images in `split` (all images when None): image_id, caption."""
+    captions = ts.captions[ts.captions.source == HUMAN]
+    if split is not None:
+        if "split" not in ts.images.columns:
+            raise ValueError("the set has no split column: run `quality split` first")
+        ids = ts.images.image_id[ts.images.split == split]
+        captions = captions[captions.image_id.isin(ids)]
+    return captions[["image_id", "caption"]].astype({"caption": object})
+
+
+def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
+          extra_boxes: pd.DataFrame | None = None) -> dict:
+    """Train on the `train` split's gold layouts (consensus, else truth, else one annotator),
+    stop early on the `val` loss, save model + tokenizer + run record to `out`."""
+    set_seed(config.seed)
+    torch.set_num_threads(os.cpu_count() or 1)
+    out = Path(out)
+    gold = reference_boxes(ts)
+    train_pairs, val_pairs = caption_pairs(ts, "train"), caption_pairs(ts, "val")
+    if train_pairs.empty or val_pairs.empty:
+        raise ValueError(f"need human captions in train and val (have {len(train_pairs)} and "
+                         f"{len(val_pairs)})")
+    clean = encode_layouts(gold, ts.images, config.bins)
+    labels = list(ts.labels) or sorted(gold.label.dropna().unique())
+    if config.model:
+        model, tokenizer = load(config.model)
+    else:  # every coordinate token and class name, seen in training or not
+        vocabulary = [" ".join(f"x{k} y{k}" for k in range(config.bins)), *labels, EMPTY]
+        tokenizer = train_tokenizer([*vocabulary, *clean.tolist(), *train_pairs.caption])
+        model = build_model(tokenizer, config.preset)
+    rng = np.random.default_rng(config.seed)
+    alternative = (encode_layouts(extra_boxes, ts.images, config.bins)
+                   if extra_boxes is not None else None)
+
+    def layouts_for_epoch(epoch: int) -> pd.Series:
+        layouts = (encode_layouts(corrupt(gold, ts.images, config.noise, labels, rng),
+                                  ts.images, config.bins) if config.noise.active else clean)
+        if alternative is not None and config.extra_share > 0:
+            use = rng.random(len(layouts)) < config.extra_share
+            layouts = layouts.where(~use, alternative.reindex(layouts.index))
+        return layouts
+
+    train_set = CaptionPairs(train_pairs, layouts_for_epoch(0), tokenizer, config)
+    val_set = CaptionPairs(val_pairs, clean, tokenizer, config)
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(out / "checkpoints"), num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        eval_strategy="epoch", save_strategy="epoch", logging_strategy="epoch",
+        load_best_model_at_end=True, metric_for_best_model="eval_loss",
+        greater_is_better=False, save_total_limit=2, seed=config.seed, data_seed=config.seed,
+        report_to=[], disable_tqdm=not config.progress, dataloader_num_workers=0,
+        warmup_steps=0.05)
+    callbacks = [EarlyStoppingCallback(config.patience)]
+    if config.noise.active or alternative is not None:
+        callbacks.append(FreshNoise(train_set, layouts_for_epoch))
+    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=train_set,
+                             eval_dataset=val_set, processing_class=tokenizer,
+                             data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+                             callbacks=callbacks)
+    trainer.train()
+    history = [{k: v for k, v in entry.items() if isinstance(v, int | float)}
+               for entry in trainer.state.log_history]
+    trainer.save_model(str(out))
+    tokenizer.save_pretrained(str(out))
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    record = {"config": {**asdict(config), "noise": config.noise.to_dict()},
+              "data": ts.meta, "train_pairs": len(train_pairs), "val_pairs": len(val_pairs),
+              "best_val_loss": trainer.state.best_metric, "history": history}
+    write_json(out / RUN_FILE, record)
+    return record
+
+
+def run_record(model_dir: str | os.PathLike) -> dict:
+    """The run record of a model folder ({} for a foreign checkpoint)."""
+    path = Path(model_dir) / RUN_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
