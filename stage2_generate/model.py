@@ -29,9 +29,15 @@ def build_model(tokenizer, preset: str = "small", dropout: float = 0.1
     return T5ForConditionalGeneration(config)
 
 
-def load(path: str | os.PathLike):
-    """(model, tokenizer) from a local checkpoint folder (ours or any seq2seq checkpoint)."""
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"{path}: no such model folder (runs download nothing; pass a "
-                                "local checkpoint saved with save_pretrained)")
-    return AutoModelForSeq2SeqLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+def load(name_or_path: str | os.PathLike):
+    """(model, tokenizer) from a local checkpoint folder (ours or any seq2seq checkpoint), or a
+    hub name already in the local Hugging Face cache: nothing is downloaded at run time."""
+    try:
+        local = not os.path.isdir(name_or_path)
+        return (AutoModelForSeq2SeqLM.from_pretrained(name_or_path, local_files_only=local),
+                AutoTokenizer.from_pretrained(name_or_path, local_files_only=local))
+    except OSError as err:
+        raise FileNotFoundError(
+            f"{name_or_path}: no such model folder, and not in the local Hugging Face cache "
+            "(nothing is downloaded at run time; pass a folder saved with save_pretrained)"
+        ) from err

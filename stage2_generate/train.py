@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from transformers import (
     DataCollatorForSeq2Seq,
     EarlyStoppingCallback,
+    PrinterCallback,
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     TrainerCallback,
@@ -142,6 +143,7 @@ def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
         load_best_model_at_end=True, metric_for_best_model="eval_loss",
         greater_is_better=False, save_total_limit=2, seed=config.seed, data_seed=config.seed,
         report_to=[], disable_tqdm=not config.progress, dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
         warmup_steps=0.05)
     callbacks = [EarlyStoppingCallback(config.patience)]
     if config.noise.active or alternative is not None:
@@ -150,6 +152,8 @@ def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
                              eval_dataset=val_set, processing_class=tokenizer,
                              data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
                              callbacks=callbacks)
+    if not config.progress:  # no bars, and no printed log lines either
+        trainer.remove_callback(PrinterCallback)
     trainer.train()
     history = [{k: v for k, v in entry.items() if isinstance(v, int | float)}
                for entry in trainer.state.log_history]
