@@ -1,0 +1,41 @@
+"""Versions that make a figure traceable: a content hash of the data, the source revision."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from .schema import TABLES, TableSet
+
+
+def data_version(ts: TableSet) -> str:
+    """sha256 (16 hex) of the four tables' contents and the label map, independent of row
+    order: the same data gives the same version wherever it was loaded from."""
+    digest = hashlib.sha256()
+    for name in TABLES:
+        table = ts.table(name)
+        table = table[sorted(table.columns)]
+        rows = pd.util.hash_pandas_object(table, index=False).to_numpy()
+        rows.sort()
+        digest.update(name.encode())
+        digest.update(rows.tobytes())
+    digest.update("\n".join(ts.labels).encode())
+    return digest.hexdigest()[:16]
+
+
+def source_version() -> str:
+    """The git commit of this source tree (+ '-dirty' with local changes), or the installed
+    package version when it is not a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout
+        return commit + ("-dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return f"twostage {metadata.version('twostage')}"

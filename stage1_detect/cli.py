@@ -1,0 +1,167 @@
+"""`stage1-detect`: train the detector on a table set's gold boxes, predict boxes tables,
+evaluate (mAP + per-object error table), and make out-of-fold predictions.
+
+DIR is a table set folder with a `split` column (`quality split`) or an export file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import pandas as pd
+
+from annotate import store
+from annotate.atomic import atomic_path, write_json
+from annotate.ls_import import ExportError
+from annotate.readers import read_tables
+from annotate.schema import SchemaError, coerce
+
+from .crossfit import crossfit
+from .dataset import GOLD_CHOICES, build_dataset, gold_source
+from .evaluate import DEFAULT_IOU, error_rates, map_scores, match_errors
+from .predict import predict
+from .train import DetectorConfig, train
+
+
+def _write_parquet(frame: pd.DataFrame, path: str) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def _images(ts, split: str | None) -> pd.DataFrame:
+    if split is None:
+        return ts.images
+    if "split" not in ts.images.columns:
+        raise ValueError("the set has no split column: run `quality split` first or drop --split")
+    return ts.images[ts.images.split == split]
+
+
+def _config(args: argparse.Namespace) -> DetectorConfig:
+    return DetectorConfig(model=args.weights or args.model, epochs=args.epochs,
+                          imgsz=args.imgsz, batch=args.batch, device=args.device,
+                          seed=args.seed, gold=args.gold, patience=args.patience)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    record = train(read_tables(args.dir), args.out, _config(args))
+    print(f"val mAP50 {record['val'].get('map50', float('nan')):.3f}, mAP50-95 "
+          f"{record['val'].get('map50_95', float('nan')):.3f}; weights {record['weights']}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    ts = read_tables(args.dir)
+    boxes = predict(args.run, _images(ts, args.split), conf=args.conf, imgsz=args.imgsz,
+                    batch=args.batch, device=args.device, progress=True)
+    _write_parquet(boxes, args.out)
+    print(f"wrote {len(boxes)} boxes ({boxes.source.iloc[0] if len(boxes) else 'none'}) "
+          f"to {args.out}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    ts = read_tables(args.dir)
+    images = _images(ts, args.split)
+    source, annotator = gold_source(ts, args.gold)
+    gold = ts.boxes[(ts.boxes.source == source)
+                    & ((ts.boxes.annotator == annotator) if annotator else True)]
+    predicted = (coerce("boxes", pd.read_parquet(args.boxes)) if args.boxes else
+                 predict(args.run, images, conf=args.conf, device=args.device, progress=True))
+    errors = match_errors(gold, predicted, images.image_id, args.iou)
+    rates = error_rates(errors)
+    report = {"errors": rates.reset_index(names="class").to_dict("records")}
+    if args.run:
+        data_yaml = build_dataset(ts, os.path.join(args.run, "eval_dataset"), args.gold)
+        report["map"] = map_scores(args.run, data_yaml, args.split or "val",
+                                   device=args.device)
+        print(f"mAP50 {report['map']['map50']:.3f}  mAP50-95 {report['map']['map50_95']:.3f}")
+    print(rates.round(3).to_string())
+    if args.errors:
+        _write_parquet(errors, args.errors)
+        print(f"wrote the error table to {args.errors}")
+    if args.json:
+        write_json(args.json, report)
+
+
+def cmd_crossfit(args: argparse.Namespace) -> None:
+    boxes = crossfit(read_tables(args.dir), args.out, args.folds, _config(args),
+                     conf=args.conf, progress=True)
+    _write_parquet(boxes, os.path.join(args.out, "oof_boxes.parquet"))
+    print(f"wrote {len(boxes)} out-of-fold boxes to {args.out}/oof_boxes.parquet")
+
+
+def _training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="yolov8n.yaml",
+                   help="model config: yolov8n.yaml, yolo11n.yaml, ... or 'tiny' (ours)")
+    p.add_argument("--weights", help="local weights (best.pt) to fine-tune instead")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--imgsz", type=int, default=160)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--device", help="cpu, 0, or 0,1 for DDP (default: GPU 0 if any, else cpu)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, default=50)
+    p.add_argument("--gold", help=f"gold boxes: {GOLD_CHOICES}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stage1-detect", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train on the train split, validate on val")
+    p.add_argument("dir")
+    p.add_argument("--out", required=True, help="run directory")
+    _training_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="detector boxes as a boxes table (Parquet)")
+    p.add_argument("run", help="run directory or weights file")
+    p.add_argument("dir")
+    p.add_argument("--out", required=True, help="boxes Parquet")
+    p.add_argument("--split", help="only images of this split")
+    p.add_argument("--conf", type=float, default=0.25, help="least confidence kept")
+    p.add_argument("--imgsz", type=int, help="default: the training size")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="mAP and the per-object error table")
+    p.add_argument("run", nargs="?", help="run directory (omit with --boxes)")
+    p.add_argument("dir")
+    p.add_argument("--boxes", help="evaluate these predicted boxes instead of predicting")
+    p.add_argument("--split", help="images of this split (default: all)")
+    p.add_argument("--gold", help=f"gold boxes: {GOLD_CHOICES}")
+    p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match")
+    p.add_argument("--conf", type=float, default=0.25)
+    p.add_argument("--device")
+    p.add_argument("--errors", help="write the error table (Parquet) here")
+    p.add_argument("--json", help="write the figures here")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("crossfit", help="out-of-fold predictions from K grouped folds")
+    p.add_argument("dir")
+    p.add_argument("--out", required=True, help="folder for the K runs and oof_boxes.parquet")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--conf", type=float, default=0.25)
+    _training_args(p)
+    p.set_defaults(func=cmd_crossfit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "evaluate" and not (args.run or args.boxes):
+        parser.error("evaluate needs a run directory or --boxes")
+    try:
+        args.func(args)
+    except (ExportError, SchemaError, store.StoreError, FileNotFoundError, ValueError) as err:
+        print(f"stage1-detect {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit quiet
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Out-of-fold predictions: K detectors on grouped folds, each predicting the fold it never saw,
+so stage 2 can train on realistic stage-1 output for its own training images."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from annotate.atomic import write_json
+from annotate.schema import TableSet
+from quality.splits import fold_set
+
+from .predict import predict
+from .train import DetectorConfig, train
+
+
+def crossfit(ts: TableSet, out: str | os.PathLike, folds: int, config: DetectorConfig,
+             conf: float = 0.25, progress: bool = False) -> pd.DataFrame:
+    """Boxes of every image predicted by the detector trained on the other folds.
+
+    Folds come from the images' `fold` column, or are made (grouped, stratified) with `folds`.
+    Each detector trains on the other folds with its last-epoch weights kept as they are (its
+    own training images stand in for validation), so nothing of the held-out fold steers it.
+    """
+    out = Path(out)
+    if "fold" not in ts.images.columns or ts.images.fold.isna().any():
+        ts = fold_set(ts, folds, config.seed)
+    k_values = sorted(int(k) for k in ts.images.fold.unique())
+    predictions = []
+    for k in k_values:
+        held_out = (ts.images.fold == k).to_numpy()
+        images = ts.images.assign(split=np.where(held_out, "test", "train"))
+        fold_ts = TableSet(images, ts.annotations, ts.boxes, ts.captions, ts.labels, ts.meta)
+        record = train(fold_ts, out / f"fold_{k}", replace(config, seed=config.seed + k))
+        last = Path(record["weights"]).with_name("last.pt")
+        predictions.append(predict(last, ts.images[held_out], conf=conf,
+                                   imgsz=config.imgsz, device=config.device,
+                                   progress=progress))
+    boxes = pd.concat(predictions, ignore_index=True)
+    write_json(out / "crossfit.json", {"folds": k_values, "images": len(ts.images),
+                                       "boxes": len(boxes)})
+    return boxes

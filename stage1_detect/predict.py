@@ -1,0 +1,59 @@
+"""Detector output as a boxes table: absolute pixels, confidence as score, source
+`model:<run>-<weights sha256[:8]>`, batched, with a progress bar on long runs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from annotate.schema import coerce, model_source
+
+from .engine import device_or_auto, ultralytics
+from .train import weights_of
+
+
+def detector_version(weights: str | os.PathLike) -> str:
+    """`<run folder>-<weights sha256, 8 hex>`."""
+    weights = Path(weights)
+    run = weights.parent.parent.parent.name if weights.parent.name == "weights" else weights.stem
+    return f"{run}-{hashlib.sha256(weights.read_bytes()).hexdigest()[:8]}"
+
+
+def predict(run_or_weights: str | os.PathLike, images: pd.DataFrame, conf: float = 0.25,
+            imgsz: int | None = None, batch: int = 32, device: str | None = None,
+            progress: bool = False) -> pd.DataFrame:
+    """Detect objects in every image of `images`; return a boxes table."""
+    weights = weights_of(run_or_weights)
+    model = ultralytics().YOLO(str(weights))
+    imgsz = imgsz or int(model.overrides.get("imgsz", 640))
+    version = detector_version(weights)
+    names = model.names
+    frames = []
+    paths = images.path.astype(str).tolist()
+    ids = images.image_id.tolist()
+    steps = range(0, len(paths), batch)
+    for start in tqdm(steps, desc="detecting", disable=not progress):
+        results = model.predict(paths[start:start + batch], imgsz=imgsz, conf=conf,
+                                device=device_or_auto(device), batch=batch, verbose=False)
+        for image_id, result in zip(ids[start:start + batch], results, strict=True):
+            found = result.boxes
+            if len(found) == 0:
+                continue
+            xyxy = found.xyxy.cpu().numpy().astype(np.float64)
+            frames.append(pd.DataFrame({
+                "image_id": image_id, "object_id": [f"p{k}" for k in range(len(xyxy))],
+                "label": [names[int(c)] for c in found.cls.cpu().numpy()],
+                "x0": xyxy[:, 0], "y0": xyxy[:, 1], "x1": xyxy[:, 2], "y1": xyxy[:, 3],
+                "score": found.conf.cpu().numpy().astype(np.float64)}))
+    boxes = (pd.concat(frames, ignore_index=True) if frames else
+             pd.DataFrame(columns=["image_id", "object_id", "label", "x0", "y0", "x1", "y1",
+                                   "score"]))
+    boxes["annotator"] = version
+    boxes["source"] = model_source(version)
+    boxes = boxes[(boxes.x1 > boxes.x0) & (boxes.y1 > boxes.y0)]
+    return coerce("boxes", boxes)

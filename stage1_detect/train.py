@@ -1,0 +1,80 @@
+"""Fine-tune a detector with ultralytics on a table set's gold boxes; every run directory records
+its arguments, data version and source version."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+from annotate.atomic import write_json
+from annotate.schema import TableSet
+from annotate.versions import data_version, source_version
+
+from .dataset import build_dataset
+from .engine import device_or_auto, ultralytics
+
+TINY_CONFIG = str(Path(__file__).parent / "configs" / "yolov8-tiny.yaml")
+RUN_FILE = "run.json"
+
+
+@dataclass
+class DetectorConfig:
+    """Everything a training run depends on. `model`: a model config (yolov8n.yaml,
+    yolo11n.yaml, 'tiny' for ours) or local weights (best.pt) to fine-tune."""
+
+    model: str = "yolov8n.yaml"
+    epochs: int = 12
+    imgsz: int = 160
+    batch: int = 16
+    device: str | None = None  # None: first GPU when there is one, else CPU; "0,1": DDP
+    seed: int = 0
+    gold: str | None = None  # consensus / truth / an annotator
+    patience: int = 50
+    workers: int = 0
+    verbose: bool = False
+
+
+def train(ts: TableSet, out: str | os.PathLike, config: DetectorConfig) -> dict:
+    """Train on the `train` split (validating on `val`), save under `out`; return the record.
+
+    Nothing is downloaded: plots off (no font), AMP off (its check fetches weights), model from
+    a config file bundled with ultralytics or us, or from local weights.
+    """
+    out = Path(out).resolve()
+    if config.model.endswith(".pt") and not Path(config.model).is_file():
+        # ultralytics would try to download a hub checkpoint of that name
+        raise FileNotFoundError(f"{config.model}: no such weights file (nothing is downloaded; "
+                                "pass a local .pt, or a model config such as yolov8n.yaml)")
+    data_yaml = build_dataset(ts, out / "dataset", config.gold)
+    yolo = ultralytics().YOLO(TINY_CONFIG if config.model == "tiny" else config.model)
+    results = yolo.train(
+        data=str(data_yaml), epochs=config.epochs, imgsz=config.imgsz, batch=config.batch,
+        device=device_or_auto(config.device), seed=config.seed, deterministic=True,
+        workers=config.workers, project=str(out), name="train", exist_ok=True, plots=False,
+        amp=False, patience=config.patience, verbose=config.verbose, val=True)
+    weights = out / "train" / "weights" / "best.pt"
+    record = {
+        "config": asdict(config), "weights": str(weights), "data_yaml": str(data_yaml),
+        "data_version": data_version(ts), "source_version": source_version(),
+        "ultralytics": metadata.version("ultralytics"), "data": ts.meta,
+        "val": {"map50": float(results.box.map50), "map50_95": float(results.box.map)}
+        if results is not None else {}}
+    write_json(out / RUN_FILE, record)
+    return record
+
+
+def weights_of(run_or_weights: str | os.PathLike) -> Path:
+    """best.pt of a run directory, or the weights file itself."""
+    path = Path(run_or_weights)
+    if path.is_dir():
+        record = path / RUN_FILE
+        weights = Path(json.loads(record.read_text())["weights"]) if record.exists() else (
+            path / "train" / "weights" / "best.pt")
+    else:
+        weights = path
+    if not weights.is_file():
+        raise FileNotFoundError(f"{run_or_weights}: no trained weights found ({weights})")
+    return weights
