@@ -13,6 +13,7 @@ import pandas as pd
 from . import coco, demo, ls_export, ls_import, readers, store, yolo
 from .atomic import write_json, write_text
 from .labels import read_labels
+from .ls_client import LabelStudioError
 from .schema import HUMAN, SchemaError, coerce
 
 
@@ -78,6 +79,38 @@ def cmd_summary(args: argparse.Namespace) -> None:
     print(per.fillna(0).to_string())
 
 
+def cmd_push(args: argparse.Namespace) -> None:
+    from .ls_client import connect, push
+
+    ts = readers.read_tables(args.dir)
+    predictions = coerce("boxes", pd.read_parquet(args.predictions)) if args.predictions else None
+    labels = read_labels(args.labels) if args.labels else None
+    summary = push(connect(args.url, args.api_key), ts, args.project, args.document_root,
+                   predictions, labels)
+    print(summary)
+
+
+def cmd_pull(args: argparse.Namespace) -> None:
+    from .ls_client import connect, pull
+
+    ts, summary, export = pull(connect(args.url, args.api_key), args.project, args.out,
+                               args.images_root or args.document_root, args.timeout)
+    store.save(ts, args.out)
+    write_json(Path(args.out) / "import_summary.json", summary.to_dict())
+    print(summary)
+    print(f"wrote {args.out} (raw export: {export})")
+
+
+def _server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help="Label Studio URL (default: $LABEL_STUDIO_URL)")
+    p.add_argument("--api-key", help="personal access token or legacy token (default: "
+                                     "$LABEL_STUDIO_API_KEY; prefer the variable: flags are "
+                                     "visible to other users of the machine)")
+    p.add_argument("--project", required=True, help="project title or id")
+    p.add_argument("--document-root", help="the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
+                                           " (images under it are served as local files)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="annotate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +156,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("push", help="table set -> tasks of a Label Studio project (idempotent)")
+    p.add_argument("dir", help="table set folder or export file")
+    _server_args(p)
+    p.add_argument("--predictions", help="boxes Parquet (stage-1 output) as pre-annotations")
+    p.add_argument("--labels", help="label map for a new project (default: the set's)")
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("pull", help="Label Studio project -> table set (full snapshot export)")
+    _server_args(p)
+    p.add_argument("--out", required=True, help="folder for the table set")
+    p.add_argument("--images-root", help="where image references resolve (default: "
+                                         "--document-root)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the export")
+    p.set_defaults(func=cmd_pull)
+
     p = sub.add_parser("summary", help="counts and per-annotator figures of a table set")
     p.add_argument("dir")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -135,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except (ls_import.ExportError, SchemaError, store.StoreError, FileNotFoundError,
-            ValueError) as err:
+            ValueError, LabelStudioError) as err:
         print(f"annotate {args.command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and closed: not an error

@@ -11,13 +11,7 @@ def read_labels(spec: str) -> list[str]:
     config .xml (the RectangleLabels control's labels, parsed by label-studio-sdk)."""
     path = Path(spec)
     if path.suffix == ".xml" and path.is_file():
-        from label_studio_sdk.label_interface import LabelInterface
-
-        controls = [c for c in LabelInterface(path.read_text(encoding="utf-8")).controls
-                    if c.tag.lower() == "rectanglelabels"]
-        if not controls:
-            raise ValueError(f"{path}: no RectangleLabels control in this labeling config")
-        labels = list(controls[0].labels)
+        labels = labels_from_config(path.read_text(encoding="utf-8"), str(path))
     elif path.suffix == ".json" and path.is_file():
         labels = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
@@ -32,3 +26,13 @@ def read_labels(spec: str) -> list[str]:
     if len(set(labels)) != len(labels):
         raise ValueError(f"duplicate labels in {spec!r}: {labels}")
     return labels
+
+
+def labels_from_config(config: str, where: str) -> list[str]:
+    """The RectangleLabels control's labels of a labeling config (parsed by label-studio-sdk)."""
+    from label_studio_sdk.label_interface import LabelInterface
+
+    controls = [c for c in LabelInterface(config).controls if c.tag.lower() == "rectanglelabels"]
+    if not controls:
+        raise ValueError(f"{where}: no RectangleLabels control in this labeling config")
+    return list(controls[0].labels)
