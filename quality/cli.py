@@ -135,6 +135,27 @@ def cmd_audit(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
+def cmd_robustness(args: argparse.Namespace) -> None:
+    from . import workspace
+    from .robustness import analyse_run
+
+    figures = analyse_run(args.dir, args.n_boot, args.seed, perturb=not args.no_perturbation)
+    write_json(workspace.path(args.dir, "robustness"), figures)
+    for name, entry in figures["variants"].items():
+        for metric, f in entry["figures"].items():
+            if isinstance(f, dict):
+                print(f"{name:10} {metric:8} gold {f['gold']:.3f}  predicted {f['predicted']:.3f}"
+                      f"  drop {f['drop']:.3f} [{f['ci_low']:.3f}, {f['ci_high']:.3f}]")
+    print(f"wrote {workspace.path(args.dir, 'robustness')}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import build
+
+    page = build(args.dir, args.out, args.n_boot, args.seed, overfit=not args.no_overfit)
+    print(f"wrote {page} and {page.with_name('report.json')}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quality", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -173,6 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=float, default=0.1, help="share of images in test")
     p.add_argument("--folds", type=int, help="K folds (column `fold`) instead of a split")
     p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("robustness", parents=[common],
+                       help="gold vs predicted stage-2 input, attribution, perturbation curves")
+    p.add_argument("--no-perturbation", action="store_true", help="skip the curves (faster)")
+    p.set_defaults(func=cmd_robustness)
+
+    p = sub.add_parser("report", parents=[common],
+                       help="one static HTML page + report.json from a run folder")
+    p.add_argument("--out", required=True, help="folder for report.html and report.json")
+    p.add_argument("--no-overfit", action="store_true", help="skip the overfit check (~10 s)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("audit", help="duplicates and split groups across splits; --repair")
     p.add_argument("dir", help="table set folder or export file")

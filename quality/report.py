@@ -1,0 +1,428 @@
+"""`quality report`: one self-contained HTML page (plots embedded as PNG data, no scripts, no
+CDN) and `report.json` with every figure on it, from whatever a run folder holds.
+
+Every number on the page is written from the same dictionary that becomes report.json, each
+inside an element carrying its JSON path (`data-key`), so a test can check page against JSON.
+A section whose inputs are missing says so and names the command that makes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image, ImageDraw
+
+from annotate import store
+from annotate.atomic import write_json, write_text
+from annotate.schema import HUMAN
+
+from . import workspace
+from .robustness import analyse_run
+from .sanity import label_sanity, overfit_check
+
+COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
+HEADLINE_METRICS = ("cider_d", "rouge_l", "content", "bleu")
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def collect(run: str | os.PathLike, n_boot: int = 1000, seed: int = 0,
+            overfit: bool = True) -> dict:
+    """Every figure the report shows, from what exists in `run` (robustness computed and saved
+    when its inputs exist but it does not)."""
+    run = Path(run)
+    figures: dict = {"run": str(run.resolve()), "missing": {}}
+
+    def need(name: str) -> bool:
+        if workspace.exists(run, name):
+            return True
+        figures["missing"][name] = workspace.ARTIFACTS[name].command.replace("DIR", str(run))
+        return False
+
+    if need("reliability"):
+        figures["reliability"] = _read_json(workspace.path(run, "reliability"))
+    if need("split"):
+        figures["split"] = _read_json(workspace.path(run, "split") / "split_report.json")
+    if need("audit"):
+        audit = _read_json(workspace.path(run, "audit"))
+        figures["audit"] = {"counts": audit["counts"], "settings": audit["settings"],
+                            "input_leaks": len(audit.get("input_leaks", [])),
+                            "identifier_leaks": len(audit.get("identifier_leaks", []))}
+    if need("stage1"):
+        record = _read_json(workspace.path(run, "stage1"))
+        figures["stage1"] = {"val": record.get("val", {}), "config": record.get("config", {}),
+                             "data_version": record.get("data_version"),
+                             "source_version": record.get("source_version")}
+        if need("evaluate"):
+            figures["stage1"]["test"] = _read_json(workspace.path(run, "evaluate"))
+    if workspace.exists(run, "robustness"):
+        figures["robustness"] = _read_json(workspace.path(run, "robustness"))
+    elif workspace.exists(run, "split") and workspace.exists(run, "errors") and \
+            workspace.variants(run):
+        figures["robustness"] = analyse_run(run, n_boot, seed)
+        write_json(workspace.path(run, "robustness"), figures["robustness"])
+    else:
+        need("errors")
+        if not workspace.variants(run):
+            figures["missing"]["stage2"] = workspace.ARTIFACTS["stage2"].command.replace(
+                "DIR", str(run))
+    tables = workspace.path(run, "split") if workspace.exists(run, "split") else (
+        workspace.path(run, "tables") if need("tables") else None)
+    if tables is not None:
+        figures["sanity"] = label_sanity(store.load(tables))
+    if overfit:
+        figures.setdefault("sanity", {})["overfit_tiny_batch"] = overfit_check()
+    return figures
+
+
+def build(run: str | os.PathLike, out: str | os.PathLike, n_boot: int = 1000, seed: int = 0,
+          overfit: bool = True) -> Path:
+    """Write OUT/report.html and OUT/report.json; return the HTML path."""
+    figures = collect(run, n_boot, seed, overfit)
+    page = render(figures, Path(run))
+    out = Path(out)
+    write_json(out / "report.json", figures)
+    write_text(out / "report.html", page)
+    return out / "report.html"
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    return f"{float(value):.4g}"
+
+
+def _fig(key: str, value) -> str:
+    """A figure on the page, tagged with its path in report.json."""
+    return f'<span class="fig" data-key="{html.escape(key)}">{_fmt(value)}</span>'
+
+
+def _png(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f'<img class="plot" alt="plot" src="data:image/png;base64,{data}">'
+
+
+def _image_tag(image: Image.Image, alt: str) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    data = base64.b64encode(buffer.getvalue()).decode()
+    return f'<img class="sample" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _missing(figures: dict, *names: str) -> str:
+    rows = [f"<li><code>{html.escape(figures['missing'][n])}</code></li>" for n in names
+            if n in figures["missing"]]
+    if not rows:
+        return ""
+    return ('<div class="missing"><p>Not in this run yet; make it with:</p><ul>'
+            + "".join(rows) + "</ul></div>")
+
+
+def render(figures: dict, run: Path) -> str:
+    sections = [_reliability_section(figures, run), _split_section(figures),
+                _stage1_section(figures), _robustness_section(figures, run),
+                _sanity_section(figures)]
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "h2{border-bottom:1px solid #ccc}table{border-collapse:collapse;margin:.5em 0}"
+             "td,th{border:1px solid #ddd;padding:2px 8px;text-align:right}"
+             "th:first-child,td:first-child{text-align:left}.missing{background:#fff4e5;"
+             "padding:.5em 1em;border-left:4px solid #f0a030}img.plot{max-width:100%}"
+             "img.sample{border:1px solid #ccc;margin:4px;max-width:300px}"
+             ".ceiling{color:#555}")
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<title>twostage report</title>" f"<style>{style}</style></head><body>"
+            f"<h1>twostage report</h1><p>Run folder: <code>{html.escape(figures['run'])}</code>"
+            "</p>" + "".join(sections) + "</body></html>")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _reliability_section(figures: dict, run: Path) -> str:
+    out = ["<section><h2>Annotator agreement</h2>"]
+    rel = figures.get("reliability")
+    if rel is None:
+        return "".join(out) + _missing(figures, "reliability") + "</section>"
+    kinds = [k for k in ("labels", "boxes", "captions", "counts") if k in rel]
+    out.append(_table(["", "alpha", "95% CI low", "95% CI high", "units"], [
+        [k, _fig(f"reliability.{k}.alpha", rel[k]["alpha"]),
+         _fig(f"reliability.{k}.ci_low", rel[k]["ci_low"]),
+         _fig(f"reliability.{k}.ci_high", rel[k]["ci_high"]),
+         _fig(f"reliability.{k}.n_units", rel[k]["n_units"])] for k in kinds]))
+    annotators = rel.get("annotators", [])
+    columns = [c for c in ("labels_agreement", "boxes_agreement", "captions_agreement")
+               if annotators and c in annotators[0]]
+    if annotators and columns:
+        fig = Figure(figsize=(8, 0.5 + 0.45 * len(annotators)), layout="constrained")
+        ax = fig.subplots()
+        y = np.arange(len(annotators))
+        height = 0.8 / len(columns)
+        for k, column in enumerate(columns):
+            ax.barh(y + k * height, [a[column] or 0 for a in annotators], height,
+                    label=column.split("_")[0])
+        ax.set_yticks(y + height * (len(columns) - 1) / 2, [a["annotator"] for a in annotators])
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("agreement with the other annotators")
+        ax.legend(loc="upper left", bbox_to_anchor=(1, 1))
+        out.append(_png(fig))
+        out.append(_table(["annotator", "images", "miss rate", "spurious rate",
+                           "labels alpha without"], [
+            [html.escape(a["annotator"]), _fig(f"reliability.annotators.{i}.n_images",
+                                               a["n_images"]),
+             _fig(f"reliability.annotators.{i}.miss_rate", a.get("miss_rate")),
+             _fig(f"reliability.annotators.{i}.spurious_rate", a.get("spurious_rate")),
+             _fig(f"reliability.annotators.{i}.labels_alpha_without",
+                  a.get("labels_alpha_without"))] for i, a in enumerate(annotators)]))
+    ceiling = rel.get("human_ceiling")
+    if ceiling:
+        pooled = ceiling["pooled"]
+        parts = [f"{m} " + _fig(f"reliability.human_ceiling.pooled.{m}.score", v["score"])
+                 for m, v in pooled.items()]
+        out.append("<p class='ceiling'>Human ceiling (each annotator against the others): "
+                   + ", ".join(parts) + "</p>")
+    out.append(_disagreements(rel, run))
+    return "".join(out) + "</section>"
+
+
+def _disagreements(rel: dict, run: Path) -> str:
+    """The box units with most disagreement: the image with every annotator's boxes."""
+    review = list({u["image_id"]: u for u in rel.get("boxes", {}).get("review", [])}
+                  .values())[:4]  # one picture per image
+    folder = run / workspace.ARTIFACTS["tables"].path
+    if not review or not folder.exists():
+        return ""
+    ts = store.load(folder, validate=False)
+    paths = ts.images.set_index("image_id").path
+    human = ts.boxes[ts.boxes.source == HUMAN]
+    tags = []
+    for unit in review:
+        image_id = unit["image_id"]
+        if image_id not in paths.index or not Path(paths[image_id]).exists():
+            continue
+        boxes = human[human.image_id == image_id]
+        names = sorted(boxes.annotator.unique())
+        picture = _draw(paths[image_id], boxes, {n: COLOURS[i % len(COLOURS)]
+                                                 for i, n in enumerate(names)}, "annotator")
+        tags.append(_image_tag(picture, f"image {image_id}: every annotator's boxes"))
+    if not tags:
+        return ""
+    return ("<h3>Most disagreement (every annotator's boxes, one colour each)</h3>"
+            + "".join(tags))
+
+
+def _draw(path: str, boxes: pd.DataFrame, colours: dict, key: str) -> Image.Image:
+    with Image.open(path) as source:
+        picture = source.convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    for row in boxes.itertuples():
+        colour = colours.get(getattr(row, key), "#000000")
+        draw.rectangle([row.x0, row.y0, row.x1, row.y1], outline=colour, width=2)
+        draw.text((row.x0 + 2, row.y0 + 1), str(row.label)[:14], fill=colour)
+    return picture
+
+
+def _split_section(figures: dict) -> str:
+    out = ["<section><h2>Splits and leakage</h2>"]
+    split = figures.get("split")
+    if split is None:
+        out.append(_missing(figures, "split"))
+    else:
+        out.append(_table(["split", "images", "groups", "objects", "share"], [
+            [html.escape(str(s["index"])), _fig(f"split.splits.{i}.images", s["images"]),
+             _fig(f"split.splits.{i}.groups", s["groups"]),
+             _fig(f"split.splits.{i}.objects", s["objects"]),
+             _fig(f"split.splits.{i}.share", s["share"])]
+            for i, s in enumerate(split["splits"])]))
+        out.append("<p>Largest class-share difference between splits: "
+                   f"{_fig('split.max_class_share_gap', split['max_class_share_gap'])}</p>")
+        shares = pd.DataFrame(split["class_shares"])
+        if not shares.empty:
+            fig = Figure(figsize=(8, 3), layout="constrained")
+            ax = fig.subplots()
+            shares.plot.bar(ax=ax)
+            ax.set_ylabel("share of images containing the class")
+            out.append(_png(fig))
+        adequacy = split.get("adequacy", {})
+        for name, entry in adequacy.items():
+            key = f"split.adequacy.{name}"
+            widths = [f"{m} " + _fig(f"{key}.{m}.ci_width", v["ci_width"])
+                      for m, v in entry.items() if isinstance(v, dict)]
+            out.append(f"<p>{html.escape(name)} ({_fig(f'{key}.images', entry['images'])} "
+                       "images): 95% CI width " + ", ".join(widths) + "</p>")
+    audit = figures.get("audit")
+    if audit is None:
+        out.append(_missing(figures, "audit"))
+    else:
+        counts = audit["counts"]
+        out.append(_table(["leakage finding", "count"], [
+            [k, _fig(f"audit.counts.{k}", v)] for k, v in counts.items()]
+            + [["input leaks", _fig("audit.input_leaks", audit["input_leaks"])],
+               ["identifier leaks", _fig("audit.identifier_leaks", audit["identifier_leaks"])]]))
+    return "".join(out) + "</section>"
+
+
+def _stage1_section(figures: dict) -> str:
+    out = ["<section><h2>Stage 1: detector</h2>"]
+    stage1 = figures.get("stage1")
+    if stage1 is None:
+        return "".join(out) + _missing(figures, "stage1") + "</section>"
+    test = stage1.get("test") or {}
+    mean_ap = test.get("map", {})
+    out.append("<p>Test mAP50 " + _fig("stage1.test.map.map50", mean_ap.get("map50"))
+               + ", mAP50-95 " + _fig("stage1.test.map.map50_95", mean_ap.get("map50_95"))
+               + "</p>")
+    errors = test.get("errors", [])
+    if errors:
+        out.append(_table(["class", "gold", "miss rate", "wrong label", "spurious", "mean IoU"], [
+            [html.escape(str(e["class"])), _fig(f"stage1.test.errors.{i}.gold", e["gold"]),
+             _fig(f"stage1.test.errors.{i}.miss_rate", e["miss_rate"]),
+             _fig(f"stage1.test.errors.{i}.wrong_label_rate", e["wrong_label_rate"]),
+             _fig(f"stage1.test.errors.{i}.spurious_rate", e["spurious_rate"]),
+             _fig(f"stage1.test.errors.{i}.mean_iou", e["mean_iou"])]
+            for i, e in enumerate(errors)]))
+    else:
+        out.append(_missing(figures, "evaluate"))
+    return "".join(out) + "</section>"
+
+
+def _robustness_section(figures: dict, run: Path) -> str:
+    out = ["<section><h2>Stage 2: gold vs predicted input</h2>"]
+    robust = figures.get("robustness")
+    if robust is None:
+        return "".join(out) + _missing(figures, "errors", "stage2") + "</section>"
+    ceiling = ((figures.get("reliability") or {}).get("human_ceiling") or {}).get("pooled", {})
+    variants = robust["variants"]
+    rows = []
+    for name, entry in variants.items():
+        for metric in HEADLINE_METRICS:
+            if metric not in entry["figures"]:
+                continue
+            f = entry["figures"][metric]
+            key = f"robustness.variants.{name}.figures.{metric}"
+            human = ceiling.get(metric, {}).get("score")
+            rows.append([f"{html.escape(name)}: {metric}", _fig(f"{key}.gold", f["gold"]),
+                         _fig(f"{key}.predicted", f["predicted"]), _fig(f"{key}.drop", f["drop"]),
+                         _fig(f"{key}.ci_low", f["ci_low"]), _fig(f"{key}.ci_high", f["ci_high"]),
+                         _fig(f"reliability.human_ceiling.pooled.{metric}.score", human)
+                         if human is not None else "n/a"])
+    out.append("<p>Perfect input = gold layouts; the human ceiling is each annotator scored "
+               "against the others.</p>")
+    out.append(_table(["variant: metric", "gold input", "predicted input", "drop",
+                       "drop CI low", "drop CI high", "human ceiling"], rows))
+    out.append(_robustness_plot(variants, ceiling))
+    for name, entry in variants.items():
+        out.append(f"<h3>Where the drop comes from ({html.escape(name)})</h3>")
+        attribution = entry["attribution"]
+        metrics = [k for k in (attribution[0] if attribution else {}) if k.startswith("drop_")]
+        out.append(_table(["stage-1 errors in the image", "images", *metrics], [
+            [html.escape(a["bucket"]),
+             _fig(f"robustness.variants.{name}.attribution.{i}.images", a["images"]),
+             *[_fig(f"robustness.variants.{name}.attribution.{i}.{m}", a[m]) for m in metrics]]
+            for i, a in enumerate(attribution)]))
+    curves = robust.get("perturbation")
+    if curves:
+        out.append(f"<h3>Sensitivity: one error type injected into gold layouts "
+                   f"({html.escape(curves['variant'])})</h3>")
+        out.append(_curves_plot(pd.DataFrame(curves["curves"])))
+    first = next(iter(variants.values()), None)
+    if first and first.get("worst"):
+        out.append(_worst_captions(first["worst"], run))
+    return "".join(out) + "</section>"
+
+
+def _robustness_plot(variants: dict, ceiling: dict) -> str:
+    metrics = [m for m in ("cider_d", "rouge_l", "content")
+               if any(m in v["figures"] for v in variants.values())]
+    if not metrics:
+        return ""
+    fig = Figure(figsize=(4 * len(metrics), 3.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, metric in zip(axes, metrics, strict=True):
+        names = [n for n, v in variants.items() if metric in v["figures"]]
+        x = np.arange(len(names))
+        gold = [variants[n]["figures"][metric]["gold"] for n in names]
+        pred = [variants[n]["figures"][metric]["predicted"] for n in names]
+        ax.bar(x - 0.2, gold, 0.4, label="gold input")
+        ax.bar(x + 0.2, pred, 0.4, label="predicted input")
+        if metric in ceiling:
+            ax.axhline(ceiling[metric]["score"], color="grey", ls="--", lw=1,
+                       label="human ceiling")
+        ax.set_xticks(x, names)
+        ax.set_title(metric)
+    axes[0].legend(fontsize="small")
+    return _png(fig)
+
+
+def _curves_plot(curves: pd.DataFrame) -> str:
+    metrics = [m for m in ("content", "cider_d") if m in curves]
+    fig = Figure(figsize=(4.5 * len(metrics), 3.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    for ax, metric in zip(axes, metrics, strict=True):
+        for error, group in curves.groupby("error"):
+            ax.plot(group.rate, group[metric], marker="o", label=error)
+        ax.set_xlabel("injection rate")
+        ax.set_ylabel(metric)
+    axes[0].legend(fontsize="small")
+    return _png(fig)
+
+
+def _worst_captions(worst: list[dict], run: Path) -> str:
+    folder = workspace.path(run, "split")
+    if not folder.exists():
+        return ""
+    ts = store.load(folder, validate=False)
+    paths = ts.images.set_index("image_id").path
+    from annotate.views import reference_boxes
+
+    gold = reference_boxes(ts)
+    parts = ["<h3>Worst captions from predicted input (gold layout drawn)</h3>"]
+    for row in worst[:4]:
+        image_id = row["image_id"]
+        tag = ""
+        if image_id in paths.index and Path(paths[image_id]).exists():
+            boxes = gold[gold.image_id == image_id].assign(kind="gold")
+            tag = _image_tag(_draw(paths[image_id], boxes, {"gold": "#2ca02c"}, "kind"),
+                             f"image {image_id}")
+        parts.append(f"<div>{tag}<p>gold input: <em>{html.escape(str(row['caption_gold']))}"
+                     f"</em><br>predicted input: <em>"
+                     f"{html.escape(str(row['caption_predicted']))}</em></p></div>")
+    return "".join(parts)
+
+
+def _sanity_section(figures: dict) -> str:
+    out = ["<section><h2>Sanity checks</h2>"]
+    sanity = figures.get("sanity")
+    if not sanity:
+        return "".join(out) + _missing(figures, "tables") + "</section>"
+    rows = [[k.replace("_", " "), _fig(f"sanity.{k}", v)] for k, v in sanity.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)]
+    overfit = sanity.get("overfit_tiny_batch")
+    if overfit:
+        rows.append(["stage 2 overfits 8 examples (final loss)",
+                     _fig("sanity.overfit_tiny_batch.final_loss", overfit["final_loss"])])
+        rows.append(["overfit check passed", _fig("sanity.overfit_tiny_batch.passed",
+                                                  overfit["passed"])])
+    out.append(_table(["check", "value"], rows))
+    return "".join(out) + "</section>"

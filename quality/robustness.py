@@ -1,0 +1,176 @@
+"""Stage-2 robustness: how much the cascade loses because stage 2 reads stage-1 predictions,
+why (which stage-1 errors), and how sensitive stage 2 is to each error type.
+
+- `compare`: captions from gold layouts vs from predicted layouts of the same images; every
+  metric both ways and the drop, with a paired bootstrap interval over images.
+- `attribute`: images bucketed by the stage-1 errors they contain, with the drop per bucket.
+- `perturbation_curves`: one error type at a time injected into gold layouts at rising rates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sacrebleu
+
+from annotate.schema import HUMAN, TableSet
+from stage2_generate.content import content_scores
+from stage2_generate.metrics import cider_d, rouge_l
+from stage2_generate.noise import Noise, corrupt
+
+#: A matched box with IoU below this counts as mislocated.
+MISLOCATED_IOU = 0.75
+ITEM_METRICS = ("cider_d", "rouge_l", "content")
+PERTURBATIONS = {"missed": "drop", "spurious": "spurious", "wrong_label": "swap",
+                 "mislocated": "jitter"}
+
+
+def references(ts: TableSet, image_ids) -> pd.Series:
+    """Human captions per image (image_id -> list), for the given images that have any."""
+    human = ts.captions[(ts.captions.source == HUMAN) & ts.captions.image_id.isin(image_ids)]
+    return human.groupby("image_id").caption.agg(lambda c: [str(x) for x in c])
+
+
+def per_image(captions: pd.DataFrame, refs: pd.Series, gold_boxes: pd.DataFrame,
+              labels: list[str]) -> pd.DataFrame:
+    """Per image with references: CIDEr-D, ROUGE-L and (with a label map) content F1."""
+    captions = captions[captions.image_id.isin(refs.index)].drop_duplicates("image_id")
+    hyps = captions.caption.astype(str).tolist()
+    ref_lists = refs.loc[captions.image_id].tolist()
+    out = pd.DataFrame({"image_id": captions.image_id.to_numpy(), "caption": hyps,
+                        "cider_d": cider_d(hyps, ref_lists), "rouge_l": rouge_l(hyps, ref_lists)})
+    if labels:
+        content = content_scores(captions, gold_boxes, labels)
+        out["content"] = content.f1.to_numpy()
+    return out.set_index("image_id")
+
+
+def _bleu_stats(hyps: list[str], refs: list[list[str]]) -> np.ndarray:
+    metric = sacrebleu.BLEU()
+    width = max(len(r) for r in refs)
+    streams = [[r[k] if k < len(r) else None for r in refs] for k in range(width)]
+    return np.asarray(metric._extract_corpus_statistics(hyps, streams), np.float64)
+
+
+def _bleu(stats: np.ndarray) -> float:
+    return sacrebleu.BLEU()._compute_score_from_stats(stats.tolist()).score
+
+
+def compare(gold_captions: pd.DataFrame, predicted_captions: pd.DataFrame, ts: TableSet,
+            gold_boxes: pd.DataFrame, n_boot: int = 1000, seed: int = 0
+            ) -> tuple[dict, pd.DataFrame]:
+    """Every metric with gold and with predicted input on the same images, the drop (gold -
+    predicted) and its paired bootstrap interval. Also returns the per-image table."""
+    common = sorted(set(gold_captions.image_id) & set(predicted_captions.image_id))
+    refs = references(ts, common)
+    gold = per_image(gold_captions, refs, gold_boxes, ts.labels)
+    pred = per_image(predicted_captions, refs, gold_boxes, ts.labels).reindex(gold.index)
+    images = gold.index.to_numpy()
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(images), (n_boot, len(images))) if len(images) else None
+    figures = {"n_images": len(images)}
+    for metric in [m for m in ITEM_METRICS if m in gold]:
+        a, b = gold[metric].to_numpy(), pred[metric].to_numpy()
+        figures[metric] = _paired(a.mean(), b.mean(), (a - b)[draws].mean(axis=1)
+                                  if draws is not None else [])
+    ref_lists = refs.loc[images].tolist()
+    if len(images):
+        stats_a = _bleu_stats(gold.caption.tolist(), ref_lists)
+        stats_b = _bleu_stats(pred.caption.tolist(), ref_lists)
+        boot = [_bleu(stats_a[d].sum(axis=0)) - _bleu(stats_b[d].sum(axis=0)) for d in draws]
+        figures["bleu"] = _paired(_bleu(stats_a.sum(axis=0)), _bleu(stats_b.sum(axis=0)), boot)
+    table = gold.drop(columns="caption").add_suffix("_gold").join(
+        pred.drop(columns="caption").add_suffix("_predicted"))
+    table["caption_gold"], table["caption_predicted"] = gold.caption, pred.caption
+    return figures, table
+
+
+def _paired(gold: float, predicted: float, boot) -> dict:
+    boot = np.asarray(boot, np.float64)
+    low, high = (np.percentile(boot, [2.5, 97.5]) if len(boot) else (np.nan, np.nan))
+    return {"gold": float(gold), "predicted": float(predicted), "drop": float(gold - predicted),
+            "ci_low": float(low), "ci_high": float(high)}
+
+
+def error_buckets(errors: pd.DataFrame, image_ids, mislocated_iou: float = MISLOCATED_IOU
+                  ) -> pd.Series:
+    """Each image's stage-1 error bucket: none, missed, spurious, wrong_label, mislocated, or
+    several (more than one type)."""
+    kinds = errors.status.where(~((errors.status == "matched") & (errors.iou < mislocated_iou)),
+                                "mislocated")
+    kinds = kinds[kinds != "matched"]
+    per = pd.DataFrame({"image_id": errors.image_id[kinds.index], "kind": kinds})
+    types = per.drop_duplicates().groupby("image_id").kind.agg(list)
+    bucket = types.map(lambda k: k[0] if len(k) == 1 else "several")
+    return pd.Series(bucket.reindex(list(image_ids)).fillna("none").to_numpy(),
+                     index=list(image_ids), name="bucket")
+
+
+def attribute(table: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
+    """The stage-2 drop per stage-1 error bucket (images, and mean drop per metric)."""
+    bucket = error_buckets(errors, table.index)
+    drops = pd.DataFrame({m: table[f"{m}_gold"] - table[f"{m}_predicted"]
+                          for m in ITEM_METRICS if f"{m}_gold" in table}, index=table.index)
+    grouped = drops.groupby(bucket)
+    out = grouped.mean().add_prefix("drop_")
+    out.insert(0, "images", grouped.size())
+    return out.reset_index(names="bucket")
+
+
+def perturbation_curves(generate, ts: TableSet, gold_boxes: pd.DataFrame, images: pd.DataFrame,
+                        rates=(0.0, 0.1, 0.2, 0.4), seed: int = 0) -> pd.DataFrame:
+    """Mean per-image metrics when one error type alone is injected into gold layouts at each
+    rate. `generate(boxes, images)` returns a captions table (a stage-2 model)."""
+    refs = references(ts, images.image_id)
+    labels = list(ts.labels) or sorted(gold_boxes.label.unique())
+    rows = []
+    for kind, field in PERTURBATIONS.items():
+        for rate in rates:
+            noise = Noise(**{field: rate * (0.5 if field == "jitter" else 1.0)})
+            boxes = corrupt(gold_boxes[gold_boxes.image_id.isin(images.image_id)], images,
+                            noise, labels, np.random.default_rng(seed))
+            scores = per_image(generate(boxes, images), refs, gold_boxes, ts.labels)
+            rows.append({"error": kind, "rate": rate,
+                         **scores.drop(columns="caption").mean().to_dict()})
+    return pd.DataFrame(rows)
+
+
+def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) -> dict:
+    """Robustness figures of a run folder (see `workspace`): for every stage-2 variant the
+    gold-vs-predicted comparison and its attribution to stage-1 errors; perturbation curves of
+    the first (gold-trained) variant. Writes nothing; returns JSON-ready figures."""
+    from annotate import store
+    from annotate.views import reference_boxes
+    from stage2_generate.generate import generate_captions
+
+    from . import workspace
+
+    missing = [name for name in ("split", "errors") if not workspace.exists(run, name)]
+    found = workspace.variants(run)
+    if missing or not found:
+        needs = [*missing, *([] if found else ["stage2"])]
+        raise FileNotFoundError("robustness needs " + "; ".join(
+            f"{n} ({workspace.ARTIFACTS[n].command})" for n in needs))
+    ts = store.load(workspace.path(run, "split"))
+    gold = reference_boxes(ts)
+    errors = pd.read_parquet(workspace.path(run, "errors"))
+    out: dict = {"variants": {}, "mislocated_iou": MISLOCATED_IOU}
+    for folder in found:
+        figures, table = compare(pd.read_parquet(folder / workspace.CAPTIONS_GOLD),
+                                 pd.read_parquet(folder / workspace.CAPTIONS_PREDICTED), ts,
+                                 gold, n_boot, seed)
+        worst = table.sort_values(table.columns[0] if "content_gold" not in table else
+                                  "content_predicted").head(8)
+        out["variants"][folder.name] = {
+            "figures": figures,
+            "attribution": attribute(table, errors).to_dict("records"),
+            "worst": worst.reset_index().astype(object).where(worst.reset_index().notna(),
+                                                                None).to_dict("records")}
+    if perturb:
+        images = ts.images[ts.images.split == "test"]
+        model = found[0]
+        curves = perturbation_curves(
+            lambda boxes, imgs: generate_captions(model, boxes, imgs), ts, gold, images,
+            seed=seed)
+        out["perturbation"] = {"variant": model.name, "curves": curves.to_dict("records")}
+    return out

@@ -1,0 +1,127 @@
+"""`quality report` and `quality robustness` on a small run folder: page figures equal
+report.json, missing inputs explained, the page renders in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from quality import workspace
+from quality.cli import main
+from quality.report import _fmt
+from quality.robustness import attribute, compare, error_buckets
+from tests.run_fixture import make_run
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(n)), None)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("run") / "run")
+
+
+@pytest.fixture(scope="module")
+def report(run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    assert main(["report", str(run), "--out", str(out), "--n-boot", "50"]) == 0
+    return out
+
+
+def lookup(data, key: str):
+    for part in key.split("."):
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
+def test_every_figure_on_the_page_is_the_one_in_report_json(report):
+    page = (report / "report.html").read_text()
+    figures = json.loads((report / "report.json").read_text())
+    shown = re.findall(r'<span class="fig" data-key="([^"]+)">([^<]*)</span>', page)
+    assert len(shown) > 60
+    for key, text in shown:
+        assert _fmt(lookup(figures, key)) == text, key
+    for section in ("Annotator agreement", "Splits and leakage", "Stage 1: detector",
+                    "Stage 2: gold vs predicted input", "Sanity checks"):
+        assert section in page
+    assert page.count('<img class="plot"') >= 4 and "http://" not in page.split("<body>")[1]
+    assert figures["robustness"]["variants"].keys() == {"gold", "noise"}
+    assert figures["sanity"]["overfit_tiny_batch"]["passed"]
+    assert workspace.path(report.parent, "robustness") is not None
+
+
+def test_missing_inputs_are_explained_not_a_crash(run, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(run / "tables", partial / "tables")
+    assert main(["report", str(partial), "--out", str(tmp_path / "r"), "--no-overfit"]) == 0
+    page = (tmp_path / "r" / "report.html").read_text()
+    figures = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert {"reliability", "split", "audit", "stage1", "stage2"} <= set(figures["missing"])
+    assert page.count('class="missing"') >= 4
+    assert "stage1-detect train" in page and "quality reliability" in page
+    assert main(["robustness", str(partial)]) == 2
+
+
+def test_robustness_figures_and_attribution(run, tmp_path):
+    assert main(["robustness", str(run), "--n-boot", "50"]) == 0
+    figures = json.loads(workspace.path(run, "robustness").read_text())
+    for entry in figures["variants"].values():
+        cider = entry["figures"]["cider_d"]
+        assert cider["drop"] == pytest.approx(cider["gold"] - cider["predicted"])
+        assert sum(a["images"] for a in entry["attribution"]) == entry["figures"]["n_images"]
+    curves = figures["perturbation"]["curves"]
+    assert {c["error"] for c in curves} == {"missed", "spurious", "wrong_label", "mislocated"}
+
+
+def test_compare_and_buckets_on_hand_made_captions():
+    import pandas as pd
+
+    from annotate.schema import TableSet
+
+    ts = TableSet(images=[{"image_id": i, "path": f"{i}.png", "width": 100, "height": 100}
+                          for i in "ab"],
+                  annotations=[{"image_id": i, "annotator": "x", "source": "human"}
+                               for i in "ab"],
+                  captions=[{"image_id": "a", "annotator": "x", "caption": "a red circle",
+                             "source": "human"},
+                            {"image_id": "b", "annotator": "x", "caption": "a blue square",
+                             "source": "human"}],
+                  labels=["red circle", "blue square"])
+    gold_boxes = pd.DataFrame({"image_id": ["a", "b"], "label": ["red circle", "blue square"]})
+    gold = pd.DataFrame({"image_id": ["a", "b"], "caption": ["a red circle", "a blue square"]})
+    pred = pd.DataFrame({"image_id": ["a", "b"], "caption": ["a red circle", "a red circle"]})
+    figures, table = compare(gold, pred, ts, gold_boxes, n_boot=100)
+    assert figures["content"]["gold"] == 1.0 and figures["content"]["predicted"] == 0.5
+    assert figures["content"]["drop"] == 0.5
+    errors = pd.DataFrame({"image_id": ["a", "b", "b"],
+                           "status": ["matched", "wrong_label", "matched"],
+                           "iou": [0.9, 0.8, 0.5]})
+    assert error_buckets(errors, ["a", "b", "c"]).tolist() == ["none", "several", "none"]
+    buckets = attribute(table, errors).set_index("bucket")
+    assert buckets.loc["several", "drop_content"] == 1.0
+    assert buckets.loc["none", "drop_content"] == 0.0
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt install chromium)")
+def test_page_renders_in_headless_chromium_without_console_errors(report, tmp_path):
+    page = report / "report.html"
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+         "--v=0", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True)
+    console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console
+    assert done.stdout.count('<img class="plot"') >= 4
+    shot = tmp_path / "page.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--window-size=1200,3000", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        colours = image.convert("RGB").resize((120, 300)).getcolors(maxcolors=100000)
+    assert colours is not None and len(colours) > 50  # plots drawn, not a blank page
