@@ -170,6 +170,12 @@ class TableSet:
     def counts(self) -> dict[str, int]:
         return {name: len(self.table(name)) for name in TABLES}
 
+    def subset(self, image_ids) -> TableSet:
+        """The same set restricted to `image_ids` (every table, same label map and meta)."""
+        keep = pd.Index(pd.unique(pd.Series(list(image_ids), dtype=object)))
+        return TableSet(*(getattr(self, name)[getattr(self, name).image_id.isin(keep)]
+                          for name in TABLES), labels=self.labels, meta=dict(self.meta))
+
     def validate(self) -> TableSet:
         """Raise `SchemaError` if any rule is broken; return self so calls can chain."""
         validate(self)

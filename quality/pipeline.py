@@ -1,0 +1,395 @@
+"""The end-to-end evaluation: import -> reliability -> consensus -> split + audit -> stage 1
+train, predict, evaluate, out-of-fold -> stage 2 variants (gold, calibrated noise, out-of-fold
+input) -> captions from gold and predicted layouts -> robustness -> report.
+
+Every step writes into one run folder (laid out as `workspace` says), is skipped when a cache
+record shows its inputs and settings unchanged (so a rerun after a crash resumes), and logs its
+settings and figures to MLflow with the data version, source version, preset and seed as tags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from annotate import store
+from annotate.atomic import write_json
+from annotate.readers import read_tables
+from annotate.versions import data_version
+
+from . import workspace
+
+#: Nominal step durations (seconds, 2 CPU cores) per preset, for the time-left estimate.
+PRESETS: dict[str, dict] = {
+    "smoke": {"detector": "tiny", "detector_epochs": 1, "imgsz": 64, "stage2_preset": "tiny",
+              "stage2_epochs": 2, "folds": 2, "oof_epochs": 1, "n_boot": 100,
+              "perturbation": False, "val": 0.15, "test": 0.15},
+    "demo": {"detector": "yolov8n.yaml", "detector_epochs": 40, "imgsz": 160,
+             "stage2_preset": "small", "stage2_epochs": 25, "folds": 3, "oof_epochs": 15,
+             "n_boot": 1000, "perturbation": True, "val": 0.15, "test": 0.15},
+    "full": {"detector": "yolov8n.yaml", "detector_epochs": 100, "imgsz": 320,
+             "stage2_preset": "small", "stage2_epochs": 60, "folds": 5, "oof_epochs": 50,
+             "n_boot": 2000, "perturbation": True, "val": 0.1, "test": 0.2},
+}
+DEMO_EXPORT = Path(__file__).resolve().parent.parent / "data" / "demo" / "export.json"
+
+
+@dataclass
+class Settings:
+    data: str = str(DEMO_EXPORT)
+    preset: str = "demo"
+    seed: int = 0
+    tracking_uri: str | None = None
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}: use one of {sorted(PRESETS)}")
+        self.options = {**PRESETS[self.preset], **self.options}
+
+
+def _fingerprint(paths: list[Path]) -> str:
+    """Content hash of files and folders (relative names and bytes), for the step cache."""
+    digest = hashlib.sha256()
+    for root in paths:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for file in files:
+            if file.name.startswith(".") or file.suffix in (".html",):
+                continue
+            digest.update(str(file.relative_to(root.parent)).encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest() if file.exists() else b"-")
+    return digest.hexdigest()
+
+
+class Pipeline:
+    """Runs the steps in order with caching, progress lines and MLflow records."""
+
+    def __init__(self, out: str | os.PathLike, settings: Settings,
+                 echo: Callable[[str], None] = print):
+        self.out = Path(out).resolve()
+        self.settings = settings
+        self.echo = echo
+        self.cache = self.out / ".cache"
+        self.runs: dict[str, str] = {}
+        self.timings: dict[str, float] = {}
+        self.mlflow = None
+
+    # ----------------------------------------------------------------- plumbing
+    def _start_tracking(self, version: str) -> None:
+        import mlflow
+
+        from annotate.versions import source_version
+
+        uri = (self.settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+               or f"sqlite:///{self.out / 'mlflow.db'}")
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(f"twostage-{version}")
+        self.tags = {"data_version": version, "src_version": source_version(),
+                     "preset": self.settings.preset, "seed": str(self.settings.seed)}
+        self.parent = mlflow.start_run(run_name=f"evaluate-pipeline {self.settings.preset}",
+                                       tags=self.tags)
+        mlflow.log_params({f"preset.{k}": v for k, v in self.settings.options.items()})
+        self.mlflow = mlflow
+
+    def _step(self, name: str, inputs: list[Path], outputs: list[Path], work: Callable,
+              params: dict | None = None) -> None:
+        """Run `work()` unless the cache says the same inputs and settings made `outputs`."""
+        key = hashlib.sha256(json.dumps({"step": name, "params": params or {},
+                                         "options": self.settings.options,
+                                         "seed": self.settings.seed,
+                                         "inputs": _fingerprint(inputs)},
+                                        sort_keys=True, default=str).encode()).hexdigest()
+        record_path = self.cache / f"{name}.json"
+        record = json.loads(record_path.read_text()) if record_path.exists() else {}
+        index = len(self.timings) + 1
+        if record.get("key") == key and all(p.exists() for p in outputs):
+            self.runs[name] = record.get("run_id", "")
+            self.timings[name] = 0.0
+            self.echo(f"[{index:2d}/{len(STEPS)}] {name:22} cached")
+            return
+        started = time.perf_counter()
+        with self.mlflow.start_run(run_name=name, nested=True, tags=self.tags) as child:
+            if params:
+                self.mlflow.log_params(params)
+            metrics = work() or {}
+            numeric = {k: float(v) for k, v in metrics.items()
+                       if isinstance(v, int | float) and pd.notna(v)}
+            if numeric:
+                self.mlflow.log_metrics(numeric)
+            self.runs[name] = child.info.run_id
+        seconds = time.perf_counter() - started
+        self.timings[name] = seconds
+        write_json(record_path, {"key": key, "run_id": self.runs[name], "seconds": seconds})
+        spent = sum(self.timings.values())
+        left = sum(NOMINAL[self.settings.preset].get(s, 0) for s in STEPS[index:])
+        self.echo(f"[{index:2d}/{len(STEPS)}] {name:22} {seconds:7.1f} s   (run {spent:6.0f} s, "
+                  f"about {left / 60:.0f} min left)")
+
+    # ----------------------------------------------------------------- the chain
+    def run(self) -> Path:
+        from annotate.readers import import_file
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        o, seed, run = self.settings.options, self.settings.seed, self.out
+        data = Path(self.settings.data)
+        tables = workspace.path(run, "tables")
+
+        def do_import() -> dict:
+            if data.is_dir():
+                ts = read_tables(data)
+                summary = None
+            else:
+                ts, summary = import_file(data)
+            store.save(ts, tables)
+            if summary is not None:
+                write_json(tables / "import_summary.json", summary.to_dict())
+            return ts.counts()
+
+        # the tables' version names the experiment, so import runs before tracking starts
+        self.mlflow, self.tags = _NoTracking(), {}
+        self._step("import", [data], [tables], do_import)
+        imported = store.load(tables)
+        self._start_tracking(data_version(imported))
+        try:
+            with self.mlflow.start_run(run_name="import", nested=True, tags=self.tags) as child:
+                self.mlflow.log_params({"data": str(data)})
+                self.mlflow.log_metrics({k: float(v) for k, v in imported.counts().items()})
+                self.runs["import"] = child.info.run_id
+            self._quality_steps(o, seed)
+            self._stage1_steps(o, seed)
+            self._stage2_steps(o, seed)
+            self._report_steps(o, seed)
+            self.mlflow.log_artifact(str(run / "report" / "report.html"))
+            self.mlflow.log_artifact(str(run / "report" / "report.json"))
+            self._attach_run_ids()
+        finally:
+            self.mlflow.end_run()
+        return run / "report" / "report.html"
+
+    def _quality_steps(self, o: dict, seed: int) -> None:
+        from .audit import audit
+        from .ceiling import human_ceiling
+        from .consensus import build_consensus
+        from .reliability import reliability
+        from .splits import split_report, split_set
+
+        run = self.out
+        tables, gold, split = (workspace.path(run, n) for n in ("tables", "gold", "split"))
+
+        def do_reliability() -> dict:
+            ts = store.load(tables)
+            figures = reliability(ts, n_boot=o["n_boot"], seed=seed).to_dict()
+            figures["human_ceiling"] = human_ceiling(ts, o["n_boot"], seed)
+            write_json(workspace.path(run, "reliability"), figures)
+            return {f"alpha_{k}": figures[k]["alpha"] for k in ("labels", "boxes", "captions")
+                    if figures[k]["alpha"] is not None}
+
+        def do_consensus() -> dict:
+            result = build_consensus(store.load(tables))
+            store.save(result.tables, gold)
+            return {"consensus_boxes": int(result.clusters.kept.sum()),
+                    "flags": len(result.flags)}
+
+        def do_split() -> dict:
+            result = split_set(store.load(gold), o["val"], o["test"], seed)
+            store.save(result, split)
+            report = split_report(result, asked={"train": 1 - o["val"] - o["test"],
+                                                 "val": o["val"], "test": o["test"]})
+            write_json(split / "split_report.json", report.to_dict())
+            return {"max_class_share_gap": report.max_class_share_gap}
+
+        def do_audit() -> dict:
+            found = audit(store.load(split))
+            write_json(workspace.path(run, "audit"), found.to_dict())
+            return found.counts()
+
+        self._step("reliability", [tables], [workspace.path(run, "reliability")],
+                   do_reliability)
+        self._step("consensus", [tables], [gold], do_consensus)
+        self._step("split", [gold], [split], do_split)
+        self._step("audit", [split], [workspace.path(run, "audit")], do_audit)
+
+    def _stage1_steps(self, o: dict, seed: int) -> None:
+        from annotate.views import reference_boxes
+        from stage1_detect.crossfit import crossfit
+        from stage1_detect.evaluate import error_rates, map_scores, match_errors
+        from stage1_detect.predict import predict
+        from stage1_detect.train import DetectorConfig, train
+
+        run = self.out
+        split = workspace.path(run, "split")
+        stage1 = run / "stage1"
+        config = DetectorConfig(model=o["detector"], epochs=o["detector_epochs"],
+                                imgsz=o["imgsz"], seed=seed)
+
+        def do_train() -> dict:
+            record = train(store.load(split), stage1, config)
+            return record["val"]
+
+        def do_predict() -> dict:
+            ts = store.load(split)
+            counts = {}
+            for part in ("val", "test"):
+                images = ts.images[ts.images.split == part]
+                boxes = predict(stage1, images, imgsz=o["imgsz"])
+                boxes.to_parquet(stage1 / f"predicted_{part}.parquet")
+                counts[f"boxes_{part}"] = len(boxes)
+            return counts
+
+        def do_evaluate() -> dict:
+            ts = store.load(split)
+            gold = reference_boxes(ts)
+            figures = {}
+            for part in ("val", "test"):
+                images = ts.images[ts.images.split == part]
+                predicted = pd.read_parquet(stage1 / f"predicted_{part}.parquet")
+                errors = match_errors(gold, predicted, images.image_id)
+                errors.to_parquet(stage1 / f"errors_{part}.parquet")
+                figures[part] = error_rates(errors).loc["all"].to_dict()
+            data_yaml = Path(json.loads((stage1 / "run.json").read_text())["data_yaml"])
+            scores = map_scores(stage1, data_yaml, "test", o["imgsz"])
+            errors = pd.read_parquet(stage1 / "errors_test.parquet")
+            write_json(workspace.path(run, "evaluate"), {
+                "map": scores, "errors": error_rates(errors).reset_index(names="class")
+                .to_dict("records"), "images": int((ts.images.split == "test").sum())})
+            # the report and robustness read the test split under the workspace names
+            errors.to_parquet(workspace.path(run, "errors"))
+            pd.read_parquet(stage1 / "predicted_test.parquet").to_parquet(
+                workspace.path(run, "predicted"))
+            return {**scores, "test_miss_rate": figures["test"]["miss_rate"],
+                    "test_spurious_rate": figures["test"]["spurious_rate"]}
+
+        def do_crossfit() -> dict:
+            ts = store.load(split)
+            training = ts.subset(ts.images.image_id[ts.images.split != "test"])
+            boxes = crossfit(training, run / "oof", o["folds"],
+                             DetectorConfig(model=o["detector"], epochs=o["oof_epochs"],
+                                            imgsz=o["imgsz"], seed=seed))
+            boxes.to_parquet(run / "oof" / "oof_boxes.parquet")
+            return {"oof_boxes": len(boxes)}
+
+        self._step("stage1 train", [split], [stage1 / "run.json"], do_train, asdict(config))
+        self._step("stage1 predict", [stage1 / "train" / "weights" / "best.pt", split],
+                   [stage1 / "predicted_test.parquet"], do_predict)
+        self._step("stage1 evaluate", [stage1 / "predicted_test.parquet", split],
+                   [workspace.path(run, "errors")], do_evaluate)
+        self._step("stage1 crossfit", [split], [run / "oof" / "oof_boxes.parquet"],
+                   do_crossfit)
+
+    def _stage2_steps(self, o: dict, seed: int) -> None:
+        from annotate.views import reference_boxes
+        from stage2_generate.generate import generate_captions
+        from stage2_generate.noise import Noise, calibrate
+        from stage2_generate.train import TrainConfig, train
+
+        run = self.out
+        split = workspace.path(run, "split")
+        stage1 = run / "stage1"
+        variants = {
+            "gold": ([split], lambda: (Noise(), None, 0.0)),
+            "noise": ([split, stage1 / "errors_val.parquet"], lambda: (
+                calibrate(pd.read_parquet(stage1 / "errors_val.parquet")), None, 0.0)),
+            "oof": ([split, run / "oof" / "oof_boxes.parquet"], lambda: (
+                Noise(), pd.read_parquet(run / "oof" / "oof_boxes.parquet"), 0.5)),
+        }
+        for name, (inputs, make) in variants.items():
+            folder = workspace.path(run, "stage2") / name
+
+            def do_variant(folder=folder, make=make) -> dict:
+                ts = store.load(split)
+                noise, extra, share = make()
+                record = train(ts, folder, TrainConfig(
+                    preset=o["stage2_preset"], epochs=o["stage2_epochs"], seed=seed,
+                    noise=noise, extra_share=share, patience=5, progress=False), extra)
+                test = ts.images[ts.images.split == "test"]
+                generate_captions(folder, reference_boxes(ts), test).to_parquet(
+                    folder / workspace.CAPTIONS_GOLD)
+                generate_captions(folder, pd.read_parquet(stage1 / "predicted_test.parquet"),
+                                  test).to_parquet(folder / workspace.CAPTIONS_PREDICTED)
+                return {"best_val_loss": record["best_val_loss"], **{
+                    f"noise_{k}": v for k, v in noise.to_dict().items()
+                    if isinstance(v, float)}}
+
+            self._step(f"stage2 {name}", [*inputs, stage1 / "predicted_test.parquet"],
+                       [folder / workspace.CAPTIONS_PREDICTED], do_variant)
+
+    def _report_steps(self, o: dict, seed: int) -> None:
+        from .report import build
+        from .robustness import analyse_run
+
+        run = self.out
+        variants = [workspace.path(run, "stage2") / v / workspace.CAPTIONS_PREDICTED
+                    for v in ("gold", "noise", "oof")]
+
+        def do_robustness() -> dict:
+            figures = analyse_run(run, o["n_boot"], seed, perturb=o["perturbation"])
+            write_json(workspace.path(run, "robustness"), figures)
+            out = {}
+            for name, entry in figures["variants"].items():
+                for metric, f in entry["figures"].items():
+                    if isinstance(f, dict):
+                        out[f"{name}_{metric}_drop"] = f["drop"]
+            return out
+
+        def do_report() -> dict:
+            build(run, run / "report", o["n_boot"], seed)
+            return {}
+
+        self._step("robustness", [workspace.path(run, "errors"), *variants],
+                   [workspace.path(run, "robustness")], do_robustness)
+        self._step("report", [workspace.path(run, "robustness"),
+                              workspace.path(run, "reliability"), workspace.path(run, "audit"),
+                              workspace.path(run, "evaluate")],
+                   [run / "report" / "report.html"], do_report)
+
+    def _attach_run_ids(self) -> None:
+        """report.json says which MLflow run made each figure."""
+        path = self.out / "report" / "report.json"
+        figures = json.loads(path.read_text())
+        figures["mlflow"] = {"tracking_uri": self.mlflow.get_tracking_uri(),
+                             "parent_run": self.parent.info.run_id, "steps": self.runs,
+                             **self.tags}
+        write_json(path, figures)
+
+
+class _NoTracking:
+    """Stands in for mlflow before the data version (and so the experiment) is known."""
+
+    class _Run:
+        class info:
+            run_id = ""
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def start_run(self, **kwargs):
+        return self._Run()
+
+    def log_params(self, params):
+        return None
+
+    def log_metrics(self, metrics):
+        return None
+
+
+STEPS = ["import", "reliability", "consensus", "split", "audit", "stage1 train",
+         "stage1 predict", "stage1 evaluate", "stage1 crossfit", "stage2 gold", "stage2 noise",
+         "stage2 oof", "robustness", "report"]
+NOMINAL = {
+    "smoke": dict.fromkeys(STEPS, 8),
+    "demo": {"import": 3, "reliability": 8, "consensus": 2, "split": 3, "audit": 3,
+             "stage1 train": 150, "stage1 predict": 5, "stage1 evaluate": 8,
+             "stage1 crossfit": 200, "stage2 gold": 60, "stage2 noise": 60, "stage2 oof": 60,
+             "robustness": 60, "report": 20},
+    "full": dict.fromkeys(STEPS, 300),
+}
