@@ -11,12 +11,7 @@ RUN := $(UV) run --frozen
 .PHONY: evaluate test lint demo-data
 
 evaluate: .venv/.synced
-	$(RUN) annotate import data/demo/export.json --labels data/demo/label_config.xml --out runs/demo/tables
-	$(RUN) annotate summary runs/demo/tables
-	$(RUN) quality reliability runs/demo/tables --json runs/demo/reliability.json --plot runs/demo/reliability.png --ceiling
-	$(RUN) quality consensus runs/demo/tables --out runs/demo/gold
-	$(RUN) quality split runs/demo/gold --out runs/demo/split --val 0.1 --test 0.1
-	$(RUN) quality audit runs/demo/split --json runs/demo/audit.json --top 5
+	$(RUN) evaluate-pipeline --preset demo --out runs/demo
 
 test: .venv/.synced
 	$(RUN) pytest
