@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,13 +30,15 @@ from . import workspace
 #: Nominal step durations (seconds, 2 CPU cores) per preset, for the time-left estimate.
 PRESETS: dict[str, dict] = {
     "smoke": {"detector": "tiny", "detector_epochs": 1, "imgsz": 64, "stage2_preset": "tiny",
-              "stage2_epochs": 2, "folds": 2, "oof_epochs": 1, "n_boot": 100,
+              "stage2_epochs": 2, "folds": 2, "oof_epochs": 1, "weak_epochs": 1, "n_boot": 100,
               "perturbation": False, "val": 0.15, "test": 0.15},
     "demo": {"detector": "yolov8n.yaml", "detector_epochs": 40, "imgsz": 160,
              "stage2_preset": "small", "stage2_epochs": 25, "folds": 3, "oof_epochs": 15,
+             "weak_epochs": 10,
              "n_boot": 1000, "perturbation": True, "val": 0.15, "test": 0.15},
     "full": {"detector": "yolov8n.yaml", "detector_epochs": 100, "imgsz": 320,
              "stage2_preset": "small", "stage2_epochs": 60, "folds": 5, "oof_epochs": 50,
+             "weak_epochs": 10,
              "n_boot": 2000, "perturbation": True, "val": 0.1, "test": 0.2},
 }
 DEMO_EXPORT = Path(__file__).resolve().parent.parent / "data" / "demo" / "export.json"
@@ -119,8 +122,8 @@ class Pipeline:
             if params:
                 self.mlflow.log_params(params)
             metrics = work() or {}
-            numeric = {k: float(v) for k, v in metrics.items()
-                       if isinstance(v, int | float) and pd.notna(v)}
+            numeric = {re.sub(r"[^\w\-. :/]", "_", k): float(v) for k, v in metrics.items()
+                       if isinstance(v, int | float) and pd.notna(v)}  # names MLflow accepts
             if numeric:
                 self.mlflow.log_metrics(numeric)
             self.runs[name] = child.info.run_id
@@ -283,6 +286,24 @@ class Pipeline:
         self._step("stage1 crossfit", [split], [run / "oof" / "oof_boxes.parquet"],
                    do_crossfit)
 
+        weak = run / "stage1_weak"
+
+        def do_weak() -> dict:
+            """A deliberately under-trained detector: what the cascade loses to a weak stage 1."""
+            ts = store.load(split)
+            record = train(ts, weak, DetectorConfig(model=o["detector"], epochs=o["weak_epochs"],
+                                                    imgsz=o["imgsz"], seed=seed))
+            test = ts.images[ts.images.split == "test"]
+            boxes = predict(weak, test, imgsz=o["imgsz"])
+            boxes.to_parquet(run / workspace.WEAK_PREDICTED)
+            errors = match_errors(reference_boxes(ts), boxes, test.image_id)
+            errors.to_parquet(run / workspace.WEAK_ERRORS)
+            return {**record["val"], **{f"test_{k}": v for k, v in
+                                        error_rates(errors).loc["all"].to_dict().items()}}
+
+        self._step("stage1 weak", [split], [run / workspace.WEAK_ERRORS], do_weak,
+                   {"epochs": o["weak_epochs"]})
+
     def _stage2_steps(self, o: dict, seed: int) -> None:
         from annotate.views import reference_boxes
         from stage2_generate.generate import generate_captions
@@ -313,11 +334,14 @@ class Pipeline:
                     folder / workspace.CAPTIONS_GOLD)
                 generate_captions(folder, pd.read_parquet(stage1 / "predicted_test.parquet"),
                                   test).to_parquet(folder / workspace.CAPTIONS_PREDICTED)
+                generate_captions(folder, pd.read_parquet(run / workspace.WEAK_PREDICTED),
+                                  test).to_parquet(folder / workspace.CAPTIONS_PREDICTED_WEAK)
                 return {"best_val_loss": record["best_val_loss"], **{
                     f"noise_{k}": v for k, v in noise.to_dict().items()
                     if isinstance(v, float)}}
 
-            self._step(f"stage2 {name}", [*inputs, stage1 / "predicted_test.parquet"],
+            self._step(f"stage2 {name}", [*inputs, stage1 / "predicted_test.parquet",
+                                          run / workspace.WEAK_PREDICTED],
                        [folder / workspace.CAPTIONS_PREDICTED], do_variant)
 
     def _report_steps(self, o: dict, seed: int) -> None:
@@ -342,7 +366,8 @@ class Pipeline:
             build(run, run / "report", o["n_boot"], seed)
             return {}
 
-        self._step("robustness", [workspace.path(run, "errors"), *variants],
+        self._step("robustness", [workspace.path(run, "errors"), run / workspace.WEAK_ERRORS,
+                                  *variants],
                    [workspace.path(run, "robustness")], do_robustness)
         self._step("report", [workspace.path(run, "robustness"),
                               workspace.path(run, "reliability"), workspace.path(run, "audit"),
@@ -383,13 +408,14 @@ class _NoTracking:
 
 
 STEPS = ["import", "reliability", "consensus", "split", "audit", "stage1 train",
-         "stage1 predict", "stage1 evaluate", "stage1 crossfit", "stage2 gold", "stage2 noise",
+         "stage1 predict", "stage1 evaluate", "stage1 crossfit", "stage1 weak", "stage2 gold",
+         "stage2 noise",
          "stage2 oof", "robustness", "report"]
 NOMINAL = {
     "smoke": dict.fromkeys(STEPS, 8),
     "demo": {"import": 3, "reliability": 8, "consensus": 2, "split": 3, "audit": 3,
              "stage1 train": 150, "stage1 predict": 5, "stage1 evaluate": 8,
-             "stage1 crossfit": 200, "stage2 gold": 60, "stage2 noise": 60, "stage2 oof": 60,
-             "robustness": 60, "report": 20},
+             "stage1 crossfit": 200, "stage1 weak": 20, "stage2 gold": 30, "stage2 noise": 30,
+             "stage2 oof": 30, "robustness": 10, "report": 5},
     "full": dict.fromkeys(STEPS, 300),
 }

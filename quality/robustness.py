@@ -9,6 +9,8 @@ why (which stage-1 errors), and how sensitive stage 2 is to each error type.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import sacrebleu
@@ -155,17 +157,22 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
     gold = reference_boxes(ts)
     errors = pd.read_parquet(workspace.path(run, "errors"))
     out: dict = {"variants": {}, "mislocated_iou": MISLOCATED_IOU}
+    weak_errors = Path(run) / workspace.WEAK_ERRORS
     for folder in found:
-        figures, table = compare(pd.read_parquet(folder / workspace.CAPTIONS_GOLD),
-                                 pd.read_parquet(folder / workspace.CAPTIONS_PREDICTED), ts,
-                                 gold, n_boot, seed)
-        worst = table.sort_values(table.columns[0] if "content_gold" not in table else
-                                  "content_predicted").head(8)
-        out["variants"][folder.name] = {
-            "figures": figures,
-            "attribution": attribute(table, errors).to_dict("records"),
-            "worst": worst.reset_index().astype(object).where(worst.reset_index().notna(),
-                                                                None).to_dict("records")}
+        sources = [(folder.name, workspace.CAPTIONS_PREDICTED, errors)]
+        if (folder / workspace.CAPTIONS_PREDICTED_WEAK).exists() and weak_errors.exists():
+            sources.append((f"{folder.name}, weak detector", workspace.CAPTIONS_PREDICTED_WEAK,
+                            pd.read_parquet(weak_errors)))
+        for name, predicted_file, error_table in sources:
+            figures, table = compare(pd.read_parquet(folder / workspace.CAPTIONS_GOLD),
+                                     pd.read_parquet(folder / predicted_file), ts, gold,
+                                     n_boot, seed)
+            order = "content_predicted" if "content_predicted" in table else table.columns[0]
+            worst = table.sort_values(order).head(8).reset_index()
+            out["variants"][name] = {
+                "figures": figures,
+                "attribution": attribute(table, error_table).to_dict("records"),
+                "worst": worst.astype(object).where(worst.notna(), None).to_dict("records")}
     if perturb:
         images = ts.images[ts.images.split == "test"]
         model = found[0]

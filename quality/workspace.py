@@ -36,6 +36,10 @@ ARTIFACTS = {
 #: Captions of a stage-2 variant folder, from gold and from predicted layouts.
 CAPTIONS_GOLD = "captions_gold.parquet"
 CAPTIONS_PREDICTED = "captions_predicted.parquet"
+#: Captions from a deliberately weak detector's layouts, and that detector's test error table.
+CAPTIONS_PREDICTED_WEAK = "captions_predicted_weak.parquet"
+WEAK_ERRORS = "stage1_weak/errors_test.parquet"
+WEAK_PREDICTED = "stage1_weak/predicted_test.parquet"
 
 
 def path(run: str | os.PathLike, name: str) -> Path:
