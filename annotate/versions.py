@@ -28,14 +28,12 @@ def data_version(ts: TableSet) -> str:
 
 
 def source_version() -> str:
-    """The git commit of this source tree (+ '-dirty' with local changes), or the installed
-    package version when it is not a git checkout."""
+    """`git describe --tags --dirty --always` of this source tree (a tag, commits since it and
+    the commit, '-dirty' with local changes; the bare commit before the first tag), or the
+    installed package version when it is not a git checkout."""
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, check=True).stdout
-        return commit + ("-dirty" if dirty.strip() else "")
+        return subprocess.run(["git", "describe", "--tags", "--dirty", "--always"], cwd=root,
+                              capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return f"twostage {metadata.version('twostage')}"
