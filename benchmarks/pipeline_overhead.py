@@ -47,20 +47,25 @@ def main() -> None:
     images = ts.images[ts.images.split != "train"]
     weights = json.loads((run / "stage1" / "run.json").read_text())["weights"]
     imgsz = json.loads((run / "stage1" / "run.json").read_text())["config"]["imgsz"]
-    model = ultralytics().YOLO(weights)
     paths = images.path.tolist()
-    raw = timed(lambda: [model.predict(paths[k:k + 32], imgsz=imgsz, conf=0.25, device="cpu",
-                                       verbose=False) for k in range(0, len(paths), 32)])
+    yolo = ultralytics().YOLO
+
+    def raw_predict():  # what a user calling ultralytics directly does: load, then predict
+        model = yolo(weights)
+        return [model.predict(paths[k:k + 32], imgsz=imgsz, conf=0.25, device="cpu",
+                              verbose=False) for k in range(0, len(paths), 32)]
+
+    raw = timed(raw_predict)
     ours = timed(lambda: predict(weights, images, conf=0.25, imgsz=imgsz, device="cpu"))
-    print(f"stage 1 on {len(paths)} images: ultralytics predict {raw:.2f} s, ours {ours:.2f} s "
-          f"({ours / raw:.2f}x)")
+    print(f"stage 1 on {len(paths)} images: ultralytics load + predict {raw:.2f} s, ours "
+          f"{ours:.2f} s ({ours / raw:.2f}x)")
 
     folder = workspace.path(run, "stage2") / "gold"
-    s2, tokenizer = load(folder)
-    s2.eval()
     texts = encode_layouts(reference_boxes(ts), images).tolist()
 
-    def raw_generate():
+    def raw_generate():  # load, then generate, as with transformers directly
+        s2, tokenizer = load(folder)
+        s2.eval()
         for k in range(0, len(texts), 32):
             batch = tokenizer(texts[k:k + 32], return_tensors="pt", padding=True)
             with torch.no_grad():
@@ -70,7 +75,7 @@ def main() -> None:
     raw = timed(raw_generate)
     ours = timed(lambda: generate_captions(folder, reference_boxes(ts), images, device="cpu"))
     print(f"stage 2 on {len(texts)} layouts: transformers generate {raw:.2f} s, ours {ours:.2f} s"
-          f" ({ours / raw:.2f}x; ours includes loading the model and encoding the layouts)")
+          f" ({ours / raw:.2f}x; both load the model, ours also encodes the layouts)")
 
 
 if __name__ == "__main__":
