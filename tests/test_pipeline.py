@@ -31,7 +31,8 @@ def test_same_seed_same_figures(two_runs):
     first, second = two_runs
     a, b = figures_of(first), figures_of(second)
     assert a == b
-    assert set(a["robustness"]["variants"]) == {"gold", "noise", "oof"}
+    names = {"gold", "noise", "oof"}
+    assert set(a["robustness"]["variants"]) == names | {f"{n}, weak detector" for n in names}
     assert not a["missing"]
 
 
