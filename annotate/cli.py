@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from . import coco, demo, ls_export, ls_import, readers, store, yolo
+from . import coco, demo, ls_export, readers, store, yolo
 from .atomic import write_json, write_text
+from .cliutil import run_command
 from .labels import read_labels
 from .ls_client import LabelStudioError
-from .schema import HUMAN, SchemaError, coerce
+from .schema import HUMAN, coerce
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -180,15 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (ls_import.ExportError, SchemaError, store.StoreError, FileNotFoundError,
-            ValueError, LabelStudioError) as err:
-        print(f"annotate {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # output piped into `head` and closed: not an error
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit quiet
-    return 0
+    return run_command("annotate", args, (LabelStudioError,))
 
 
 if __name__ == "__main__":

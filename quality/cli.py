@@ -6,14 +6,12 @@ DIR is a table set folder (`annotate import --out DIR`) or an export file read o
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from annotate import store
 from annotate.atomic import write_json, write_text
-from annotate.ls_import import ExportError
+from annotate.cliutil import run_command
 from annotate.readers import read_tables
-from annotate.schema import SchemaError
 
 from .adequacy import adequacy
 from .audit import (
@@ -231,14 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "repair", False) and not args.out:
         parser.error("audit --repair needs --out DIR for the repaired set")
-    try:
-        args.func(args)
-    except (ExportError, SchemaError, store.StoreError, FileNotFoundError, ValueError) as err:
-        print(f"quality {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # output piped into `head` and closed: not an error
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit quiet
-    return 0
+    return run_command("quality", args)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from annotate import store
-from annotate.ls_import import ExportError
-from annotate.schema import SchemaError
+from annotate.cliutil import run_command
 
 from .pipeline import DEMO_EXPORT, PRESETS, Pipeline, Settings
 
@@ -29,15 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.func = run
+    return run_command("evaluate-pipeline", args)
+
+
+def run(args: argparse.Namespace) -> None:
     settings = Settings(data=args.data, preset=args.preset, seed=args.seed,
                         tracking_uri=args.tracking_uri)
-    try:
-        page = Pipeline(args.out, settings).run()
-    except (ExportError, SchemaError, store.StoreError, FileNotFoundError, ValueError) as err:
-        print(f"evaluate-pipeline: error: {err}", file=sys.stderr)
-        return 2
-    print(f"report: {page}")
-    return 0
+    print(f"report: {Pipeline(args.out, settings).run()}")
 
 
 if __name__ == "__main__":

@@ -12,11 +12,10 @@ import sys
 
 import pandas as pd
 
-from annotate import store
 from annotate.atomic import atomic_path, write_json
-from annotate.ls_import import ExportError
+from annotate.cliutil import run_command
 from annotate.readers import read_tables
-from annotate.schema import SchemaError, coerce
+from annotate.schema import coerce
 
 from .crossfit import crossfit
 from .dataset import GOLD_CHOICES, build_dataset, gold_source
@@ -153,14 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "evaluate" and not (args.run or args.boxes):
         parser.error("evaluate needs a run directory or --boxes")
-    try:
-        args.func(args)
-    except (ExportError, SchemaError, store.StoreError, FileNotFoundError, ValueError) as err:
-        print(f"stage1-detect {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit quiet
-    return 0
+    return run_command("stage1-detect", args)
 
 
 if __name__ == "__main__":

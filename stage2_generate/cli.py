@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import pandas as pd
 
-from annotate import store
 from annotate.atomic import atomic_path, write_json
-from annotate.ls_import import ExportError
+from annotate.cliutil import run_command
 from annotate.readers import read_tables
-from annotate.schema import HUMAN, SchemaError, coerce
+from annotate.schema import HUMAN, coerce
 from annotate.views import reference_boxes
 
 from .content import content_score
@@ -129,14 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (ExportError, SchemaError, store.StoreError, FileNotFoundError, ValueError) as err:
-        print(f"stage2-generate {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit quiet
-    return 0
+    return run_command("stage2-generate", args)
 
 
 if __name__ == "__main__":
