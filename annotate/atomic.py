@@ -40,3 +40,10 @@ def write_json(target: str | os.PathLike, obj: object, indent: int | None = 2) -
     """Atomically write `obj` as JSON to `target`."""
     text = json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
     return write_text(target, text + "\n")
+
+
+def write_parquet(target: str | os.PathLike, frame) -> Path:
+    """Atomically write a DataFrame as Parquet (without its index) to `target`."""
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return Path(target)

@@ -17,3 +17,13 @@ def reference_boxes(ts: TableSet) -> pd.DataFrame:
     human = boxes[boxes.source == HUMAN]
     first = human.groupby("image_id").annotator.transform("min")
     return human[human.annotator == first]
+
+
+def split_images(ts: TableSet, split: str | None) -> pd.DataFrame:
+    """The images of one split (all images when `split` is None); an error when the set has
+    not been split."""
+    if split is None:
+        return ts.images
+    if "split" not in ts.images.columns:
+        raise ValueError("the set has no split column: run `quality split` first or drop --split")
+    return ts.images[ts.images.split == split]

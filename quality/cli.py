@@ -31,10 +31,11 @@ from .units import DEFAULT_IOU
 
 
 def cmd_reliability(args: argparse.Namespace) -> None:
-    result = reliability(read_tables(args.dir), args.iou, args.n_boot, args.seed, args.top)
+    ts = read_tables(args.dir)
+    result = reliability(ts, args.iou, args.n_boot, args.seed, args.top)
     report = result.to_dict()
     if args.ceiling:
-        report["human_ceiling"] = human_ceiling(read_tables(args.dir), args.n_boot, args.seed)
+        report["human_ceiling"] = human_ceiling(ts, args.n_boot, args.seed)
     if args.json:
         write_json(args.json, report)
     if args.plot:

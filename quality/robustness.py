@@ -17,7 +17,7 @@ import sacrebleu
 
 from annotate.schema import HUMAN, TableSet
 from stage2_generate.content import content_scores
-from stage2_generate.metrics import cider_d, rouge_l
+from stage2_generate.metrics import cider_d, reference_streams, rouge_l
 from stage2_generate.noise import Noise, corrupt
 
 #: A matched box with IoU below this counts as mislocated.
@@ -48,10 +48,8 @@ def per_image(captions: pd.DataFrame, refs: pd.Series, gold_boxes: pd.DataFrame,
 
 
 def _bleu_stats(hyps: list[str], refs: list[list[str]]) -> np.ndarray:
-    metric = sacrebleu.BLEU()
-    width = max(len(r) for r in refs)
-    streams = [[r[k] if k < len(r) else None for r in refs] for k in range(width)]
-    return np.asarray(metric._extract_corpus_statistics(hyps, streams), np.float64)
+    streams = reference_streams(refs)
+    return np.asarray(sacrebleu.BLEU()._extract_corpus_statistics(hyps, streams), np.float64)
 
 
 def _bleu(stats: np.ndarray) -> float:

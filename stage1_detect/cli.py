@@ -12,29 +12,18 @@ import sys
 
 import pandas as pd
 
-from annotate.atomic import atomic_path, write_json
+from annotate.atomic import write_json, write_parquet
 from annotate.cliutil import run_command
 from annotate.readers import read_tables
 from annotate.schema import coerce
+from annotate.views import split_images
+from annotate.yolo import select_view
 
 from .crossfit import crossfit
 from .dataset import GOLD_CHOICES, build_dataset, gold_source
 from .evaluate import DEFAULT_IOU, error_rates, map_scores, match_errors
 from .predict import predict
 from .train import DetectorConfig, train
-
-
-def _write_parquet(frame: pd.DataFrame, path: str) -> None:
-    with atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
-
-
-def _images(ts, split: str | None) -> pd.DataFrame:
-    if split is None:
-        return ts.images
-    if "split" not in ts.images.columns:
-        raise ValueError("the set has no split column: run `quality split` first or drop --split")
-    return ts.images[ts.images.split == split]
 
 
 def _config(args: argparse.Namespace) -> DetectorConfig:
@@ -51,19 +40,18 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     ts = read_tables(args.dir)
-    boxes = predict(args.run, _images(ts, args.split), conf=args.conf, imgsz=args.imgsz,
+    boxes = predict(args.run, split_images(ts, args.split), conf=args.conf, imgsz=args.imgsz,
                     batch=args.batch, device=args.device, progress=True)
-    _write_parquet(boxes, args.out)
+    write_parquet(args.out, boxes)
     print(f"wrote {len(boxes)} boxes ({boxes.source.iloc[0] if len(boxes) else 'none'}) "
           f"to {args.out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     ts = read_tables(args.dir)
-    images = _images(ts, args.split)
+    images = split_images(ts, args.split)
     source, annotator = gold_source(ts, args.gold)
-    gold = ts.boxes[(ts.boxes.source == source)
-                    & ((ts.boxes.annotator == annotator) if annotator else True)]
+    gold = select_view(ts, source, annotator)
     predicted = (coerce("boxes", pd.read_parquet(args.boxes)) if args.boxes else
                  predict(args.run, images, conf=args.conf, device=args.device, progress=True))
     errors = match_errors(gold, predicted, images.image_id, args.iou)
@@ -76,7 +64,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"mAP50 {report['map']['map50']:.3f}  mAP50-95 {report['map']['map50_95']:.3f}")
     print(rates.round(3).to_string())
     if args.errors:
-        _write_parquet(errors, args.errors)
+        write_parquet(args.errors, errors)
         print(f"wrote the error table to {args.errors}")
     if args.json:
         write_json(args.json, report)
@@ -85,7 +73,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_crossfit(args: argparse.Namespace) -> None:
     boxes = crossfit(read_tables(args.dir), args.out, args.folds, _config(args),
                      conf=args.conf, progress=True)
-    _write_parquet(boxes, os.path.join(args.out, "oof_boxes.parquet"))
+    write_parquet(os.path.join(args.out, "oof_boxes.parquet"), boxes)
     print(f"wrote {len(boxes)} out-of-fold boxes to {args.out}/oof_boxes.parquet")
 
 

@@ -12,11 +12,11 @@ import sys
 
 import pandas as pd
 
-from annotate.atomic import atomic_path, write_json
+from annotate.atomic import write_json, write_parquet
 from annotate.cliutil import run_command
 from annotate.readers import read_tables
 from annotate.schema import HUMAN, coerce
-from annotate.views import reference_boxes
+from annotate.views import reference_boxes, split_images
 
 from .content import content_score
 from .generate import generate_captions
@@ -25,14 +25,6 @@ from .metrics import caption_scores
 from .model import PRESETS
 from .noise import Noise, calibrate
 from .train import TrainConfig, train
-
-
-def _split_images(ts, split: str | None) -> pd.DataFrame:
-    if split is None:
-        return ts.images
-    if "split" not in ts.images.columns:
-        raise ValueError("the set has no split column: run `quality split` first or drop --split")
-    return ts.images[ts.images.split == split]
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -51,10 +43,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_generate(args: argparse.Namespace) -> None:
     ts = read_tables(args.dir)
     boxes = coerce("boxes", pd.read_parquet(args.boxes)) if args.boxes else reference_boxes(ts)
-    captions = generate_captions(args.model, boxes, _split_images(ts, args.split),
+    captions = generate_captions(args.model, boxes, split_images(ts, args.split),
                                  args.batch_size, args.beams, progress=True)
-    with atomic_path(args.out) as tmp:
-        captions.to_parquet(tmp, index=False)
+    write_parquet(args.out, captions)
     print(f"wrote {len(captions)} captions ({captions.source.iloc[0] if len(captions) else ''})"
           f" to {args.out}")
 
@@ -62,7 +53,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     ts = read_tables(args.dir)
     captions = coerce("captions", pd.read_parquet(args.captions))
-    images = _split_images(ts, args.split)
+    images = split_images(ts, args.split)
     captions = captions[captions.image_id.isin(images.image_id)]
     human = ts.captions[(ts.captions.source == HUMAN) & ts.captions.image_id.isin(images.image_id)]
     refs = human.groupby("image_id").caption.agg(list)

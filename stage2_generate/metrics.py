@@ -53,7 +53,7 @@ def caption_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, n_boot
     weights = np.stack([np.bincount(d, minlength=len(hyps)) for d in draws]) if n_boot else None
     out = {}
     for name, metric in (("bleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF())):
-        streams = _ref_streams(refs)
+        streams = reference_streams(refs)
         stats = np.asarray(metric._extract_corpus_statistics(list(hyps), streams), np.float64)
         score = metric._compute_score_from_stats(stats.sum(axis=0).tolist()).score
         boot = ([] if weights is None else
@@ -65,7 +65,7 @@ def caption_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, n_boot
     return out
 
 
-def _ref_streams(refs: Sequence[Sequence[str]]) -> list[list[str | None]]:
+def reference_streams(refs: Sequence[Sequence[str]]) -> list[list[str | None]]:
     """sacrebleu wants one stream per reference position; None pads items with fewer refs."""
     width = max(len(r) for r in refs)
     return [[r[k] if k < len(r) else None for r in refs] for k in range(width)]
