@@ -249,25 +249,20 @@ class Pipeline:
         def do_evaluate() -> dict:
             ts = store.load(split)
             gold = reference_boxes(ts)
-            figures = {}
-            for part in ("val", "test"):
+            errors = {}
+            for part in ("val", "test"):  # val errors calibrate noise; test errors are reported
                 images = ts.images[ts.images.split == part]
                 predicted = pd.read_parquet(stage1 / f"predicted_{part}.parquet")
-                errors = match_errors(gold, predicted, images.image_id)
-                errors.to_parquet(stage1 / f"errors_{part}.parquet")
-                figures[part] = error_rates(errors).loc["all"].to_dict()
+                errors[part] = match_errors(gold, predicted, images.image_id)
+                errors[part].to_parquet(stage1 / f"errors_{part}.parquet")
             data_yaml = Path(json.loads((stage1 / "run.json").read_text())["data_yaml"])
             scores = map_scores(stage1, data_yaml, "test", o["imgsz"])
-            errors = pd.read_parquet(stage1 / "errors_test.parquet")
+            rates = error_rates(errors["test"])
             write_json(workspace.path(run, "evaluate"), {
-                "map": scores, "errors": error_rates(errors).reset_index(names="class")
-                .to_dict("records"), "images": int((ts.images.split == "test").sum())})
-            # the report and robustness read the test split under the workspace names
-            errors.to_parquet(workspace.path(run, "errors"))
-            pd.read_parquet(stage1 / "predicted_test.parquet").to_parquet(
-                workspace.path(run, "predicted"))
-            return {**scores, "test_miss_rate": figures["test"]["miss_rate"],
-                    "test_spurious_rate": figures["test"]["spurious_rate"]}
+                "map": scores, "errors": rates.reset_index(names="class").to_dict("records"),
+                "images": int((ts.images.split == "test").sum())})
+            return {**scores, "test_miss_rate": rates.loc["all", "miss_rate"],
+                    "test_spurious_rate": rates.loc["all", "spurious_rate"]}
 
         def do_crossfit() -> dict:
             ts = store.load(split)
@@ -280,8 +275,8 @@ class Pipeline:
 
         self._step("stage1 train", [split], [stage1 / "run.json"], do_train, asdict(config))
         self._step("stage1 predict", [stage1 / "train" / "weights" / "best.pt", split],
-                   [stage1 / "predicted_test.parquet"], do_predict)
-        self._step("stage1 evaluate", [stage1 / "predicted_test.parquet", split],
+                   [workspace.path(run, "predicted")], do_predict)
+        self._step("stage1 evaluate", [workspace.path(run, "predicted"), split],
                    [workspace.path(run, "errors")], do_evaluate)
         self._step("stage1 crossfit", [split], [run / "oof" / "oof_boxes.parquet"],
                    do_crossfit)
@@ -332,7 +327,7 @@ class Pipeline:
                 test = ts.images[ts.images.split == "test"]
                 generate_captions(folder, reference_boxes(ts), test).to_parquet(
                     folder / workspace.CAPTIONS_GOLD)
-                generate_captions(folder, pd.read_parquet(stage1 / "predicted_test.parquet"),
+                generate_captions(folder, pd.read_parquet(workspace.path(run, "predicted")),
                                   test).to_parquet(folder / workspace.CAPTIONS_PREDICTED)
                 generate_captions(folder, pd.read_parquet(run / workspace.WEAK_PREDICTED),
                                   test).to_parquet(folder / workspace.CAPTIONS_PREDICTED_WEAK)
@@ -340,7 +335,7 @@ class Pipeline:
                     f"noise_{k}": v for k, v in noise.to_dict().items()
                     if isinstance(v, float)}}
 
-            self._step(f"stage2 {name}", [*inputs, stage1 / "predicted_test.parquet",
+            self._step(f"stage2 {name}", [*inputs, workspace.path(run, "predicted"),
                                           run / workspace.WEAK_PREDICTED],
                        [folder / workspace.CAPTIONS_PREDICTED], do_variant)
 

@@ -22,12 +22,12 @@ ARTIFACTS = {
     "split": Artifact("split", "quality split DIR/gold --out DIR/split"),
     "audit": Artifact("audit.json", "quality audit DIR/split --json DIR/audit.json"),
     "stage1": Artifact("stage1/run.json", "stage1-detect train DIR/split --out DIR/stage1"),
-    "predicted": Artifact("stage1/predicted.parquet",
+    "predicted": Artifact("stage1/predicted_test.parquet",
                           "stage1-detect predict DIR/stage1 DIR/split --split test "
-                          "--out DIR/stage1/predicted.parquet"),
-    "errors": Artifact("stage1/errors.parquet",
+                          "--out DIR/stage1/predicted_test.parquet"),
+    "errors": Artifact("stage1/errors_test.parquet",
                        "stage1-detect evaluate DIR/stage1 DIR/split --split test "
-                       "--errors DIR/stage1/errors.parquet --json DIR/stage1/evaluate.json"),
+                       "--errors DIR/stage1/errors_test.parquet --json DIR/stage1/evaluate.json"),
     "evaluate": Artifact("stage1/evaluate.json", "(as errors)"),
     "stage2": Artifact("stage2", "stage2-generate train DIR/split --out DIR/stage2/gold "
                                  "(and other variants: DIR/stage2/noise, DIR/stage2/oof)"),
