@@ -50,7 +50,8 @@ class Audit:
     #: images whose file could not be read (no perceptual hash), with the reason
     unreadable: pd.DataFrame
     settings: dict
-    #: kind, image_id, other_image_id: every duplicate link, within splits too (for repair)
+    #: kind, image_id, other_image_id: each duplicate linked to its cluster's first image,
+    #: within splits too (what repair merges)
     links: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
         columns=["kind", "image_id", "other_image_id"]))
 
@@ -117,9 +118,8 @@ def audit(ts: TableSet, phash_distance: int = DEFAULT_PHASH_DISTANCE,
         missing = hashes.isna() & images.path.map(lambda p: os.path.exists(str(p)))
         hashes[missing] = images.path[missing].map(image_files.sha256)
     known = hashes.notna().to_numpy()
-    links = [_equal_links("exact_duplicate_image", hashes.to_numpy(object), known, images)]
-    found.append(_equal_value_clusters("exact_duplicate_image", hashes.to_numpy(object), known,
-                                       images, split, "same sha256"))
+    shared = {"exact_duplicate_image": _shared_values(
+        np.flatnonzero(known), pd.factorize(hashes[known])[0], "same sha256")}
     unreadable = pd.DataFrame(columns=["image_id", "path", "reason"])
     if check_images:
         phash, thumbs, unreadable = perceptual_hashes(images, progress)
@@ -127,54 +127,43 @@ def audit(ts: TableSet, phash_distance: int = DEFAULT_PHASH_DISTANCE,
         left, right, distance = hamming_pairs(phash.to_numpy(np.uint64), phash_distance)
         corr = thumbnail_correlation(thumbs, left, right)
         near = corr >= min_correlation
-        ids = images.image_id.to_numpy(object)
-        links.append(pd.DataFrame({"kind": "near_duplicate_image",
-                                   "image_id": ids[rows[left[near]]],
-                                   "other_image_id": ids[rows[right[near]]]}))
-        found.append(_pair_clusters(
-            "near_duplicate_image", rows[left[near]], rows[right[near]],
+        shared["near_duplicate_image"] = _linked_pairs(
+            rows[left[near]], rows[right[near]],
             [f"pHash distance {d}, thumbnail correlation {c:.3f}"
-             for d, c in zip(distance[near], corr[near], strict=True)], images, split))
+             for d, c in zip(distance[near], corr[near], strict=True)], len(images))
     captions = ts.captions[ts.captions.source == HUMAN]
     normal = captions.caption.str.lower().str.replace(r"[^\w\s]", " ", regex=True).str.split()
-    normal = normal.str.join(" ")
-    per_image = pd.DataFrame({"image_id": captions.image_id.to_numpy(), "text": normal.to_numpy()})
-    found.append(_caption_clusters(per_image, images, split))
-    links.append(_caption_links(per_image, images))
+    text, texts = pd.factorize(normal.str.join(" "))
+    shared["duplicate_caption"] = _shared_values(
+        index.get_indexer(captions.image_id), text,
+        ("caption '" + pd.Series(np.asarray(texts, object)[text]) + "'").to_numpy())
     layout = encode_layouts(reference_boxes(ts), images).reindex(index).to_numpy(object)
-    found.append(_equal_value_clusters("identical_layout", layout, layout != EMPTY, images, split,
-                                       "same encoded layout"))
-    links.append(_equal_links("identical_layout", layout, layout != EMPTY, images))
-    found.append(_split_groups(images, split))
+    drawn = np.flatnonzero(layout != EMPTY)
+    shared["identical_layout"] = _shared_values(drawn, pd.factorize(layout[drawn])[0],
+                                                "same encoded layout")
+    if images.group_id.notna().any():
+        grouped = np.flatnonzero(images.group_id.notna().to_numpy() & pd.notna(split))
+        group_ids = images.group_id.to_numpy(object)[grouped]
+        shared["split_group"] = _shared_values(grouped, pd.factorize(group_ids)[0],
+                                               "group " + pd.Series(group_ids).astype(str))
+    found = [_across_splits(kind, links, images, split) for kind, links in shared.items()]
+    links = pd.concat([_as_links(kind, shared[kind], images) for kind in shared
+                       if kind != "split_group"], ignore_index=True)
     findings = pd.concat([f for f in found if len(f)], ignore_index=True) if any(
         len(f) for f in found) else pd.DataFrame(columns=FINDING_COLUMNS)
-    links_frame = pd.concat(links, ignore_index=True)
     return Audit(findings, unreadable, {"phash_distance": phash_distance,
                                         "min_correlation": min_correlation,
                                         "images_checked": check_images,
-                                        "split": "split" in ts.images.columns}, links_frame)
+                                        "split": "split" in ts.images.columns}, links)
 
 
-def _equal_links(kind: str, values: np.ndarray, valid: np.ndarray, images: pd.DataFrame
-                 ) -> pd.DataFrame:
-    """Every image with a value shared by another image, linked to the first such image."""
-    codes = pd.factorize(pd.Series(values).where(valid))[0]
-    rows = np.flatnonzero(codes >= 0)
-    first = pd.Series(rows).groupby(codes[rows]).transform("min").to_numpy()
-    ids = images.image_id.to_numpy(object)
-    keep = first != rows
-    return pd.DataFrame({"kind": kind, "image_id": ids[rows[keep]],
-                         "other_image_id": ids[first[keep]]})
-
-
-def _caption_links(per_image: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
-    rows = pd.Index(images.image_id).get_indexer(per_image.image_id)
-    pairs = pd.DataFrame({"row": rows, "text": pd.factorize(per_image.text)[0]})
-    first = pairs.groupby("text").row.transform("min").to_numpy()
-    keep = first != pairs.row.to_numpy()
-    ids = images.image_id.to_numpy(object)
-    return pd.DataFrame({"kind": "duplicate_caption", "image_id": ids[pairs.row[keep]],
-                         "other_image_id": ids[first[keep]]}).drop_duplicates()
+def _shared_values(rows: np.ndarray, codes: np.ndarray, detail) -> pd.DataFrame:
+    """Every row whose value (code) another row shares, linked to the first row with it:
+    _row, _first, group (the value's code), detail."""
+    frame = pd.DataFrame({"_row": rows, "group": codes, "detail": detail})
+    frame = frame.drop_duplicates(["_row", "group"])
+    frame["_first"] = frame.groupby("group")._row.transform("min")
+    return frame[frame._row != frame._first]
 
 
 def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -182,91 +171,37 @@ def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def _pair_clusters(kind: str, left: np.ndarray, right: np.ndarray, details: list[str],
-                   images: pd.DataFrame, split: np.ndarray) -> pd.DataFrame:
-    """Clusters of linked images; findings for members whose split differs from the first's."""
-    n = len(images)
-    if len(left) == 0:
-        return pd.DataFrame(columns=FINDING_COLUMNS)
-    cluster = _components(n, left, right)
-    involved = np.zeros(n, bool)
-    involved[left] = involved[right] = True
-    detail = pd.Series(details, index=pd.MultiIndex.from_arrays([left, right]))
-    frame = _star(kind, cluster, involved, images, split)
-    if len(frame):
-        lookup = {(a, b): d for (a, b), d in detail.items()}
-        frame["detail"] = [lookup.get((min(a, b), max(a, b)), "linked through the cluster")
-                           for a, b in zip(frame.pop("_row"), frame.pop("_first"), strict=True)]
-    return frame.drop(columns=["_row", "_first"], errors="ignore")
+def _linked_pairs(left: np.ndarray, right: np.ndarray, details: list[str], n: int
+                  ) -> pd.DataFrame:
+    """Images linked pair by pair, as clusters (connected components): each member linked to
+    its cluster's first image, with the pair's detail where the two were linked directly."""
+    involved = np.unique(np.r_[left, right])
+    cluster = _components(n, left, right) if len(left) else np.zeros(n, np.int64)
+    frame = _shared_values(involved, cluster[involved], "linked through the cluster")
+    direct = dict(zip(zip(np.minimum(left, right).tolist(), np.maximum(left, right).tolist(),
+                          strict=True), details, strict=True))
+    frame["detail"] = [direct.get((min(a, b), max(a, b)), d) for a, b, d in
+                       zip(frame._row, frame._first, frame.detail, strict=True)]
+    return frame
 
 
-def _equal_value_clusters(kind: str, values: np.ndarray, valid: np.ndarray,
-                          images: pd.DataFrame, split: np.ndarray, detail: str) -> pd.DataFrame:
-    codes = pd.factorize(pd.Series(values).where(valid))[0]
-    sizes = np.bincount(codes[codes >= 0], minlength=1) if (codes >= 0).any() else np.zeros(1)
-    involved = (codes >= 0) & (sizes[np.maximum(codes, 0)] > 1)
-    cluster = np.where(involved, codes, -1 - np.arange(len(codes)))
-    frame = _star(kind, cluster, involved, images, split)
-    frame["detail"] = detail
-    return frame.drop(columns=["_row", "_first"], errors="ignore")
-
-
-def _caption_clusters(per_image: pd.DataFrame, images: pd.DataFrame, split: np.ndarray
-                      ) -> pd.DataFrame:
-    """Images sharing a (normalised) human caption, each linked to the first image with it."""
-    rows = pd.Index(images.image_id).get_indexer(per_image.image_id)
-    text, uniques = pd.factorize(per_image.text)
-    pairs = pd.DataFrame({"_row": rows, "cluster": text}).drop_duplicates()
-    involved = pairs.groupby("cluster")._row.transform("size") > 1
-    pairs = pairs[involved]
-    pairs["_first"] = pairs.groupby("cluster")._row.transform("min")
-    pairs = pairs[pairs._row != pairs._first]
-    a, b = split[pairs._row.to_numpy()], split[pairs._first.to_numpy()]
-    pairs = pairs[(a != b) | (pd.isna(a) & pd.isna(b))]
+def _across_splits(kind: str, links: pd.DataFrame, images: pd.DataFrame, split: np.ndarray
+                   ) -> pd.DataFrame:
+    """The findings among `links`: pairs whose splits differ (or, with no split, all)."""
+    a, b = split[links._row.to_numpy()], split[links._first.to_numpy()]
+    links = links[(a != b) | (pd.isna(a) & pd.isna(b))]
     ids = images.image_id.to_numpy(object)
     return pd.DataFrame({
-        "kind": "duplicate_caption", "cluster": pd.factorize(pairs.cluster)[0],
-        "image_id": ids[pairs._row], "split": split[pairs._row],
-        "other_image_id": ids[pairs._first], "other_split": split[pairs._first],
-        "detail": "caption '" + pd.Series(np.asarray(uniques, object)[pairs.cluster]) + "'"})
+        "kind": kind, "cluster": pd.factorize(links.group)[0],
+        "image_id": ids[links._row], "split": split[links._row],
+        "other_image_id": ids[links._first], "other_split": split[links._first],
+        "detail": links.detail.to_numpy()}, columns=FINDING_COLUMNS)
 
 
-def _star(kind: str, cluster: np.ndarray, involved: np.ndarray, images: pd.DataFrame,
-          split: np.ndarray) -> pd.DataFrame:
-    """Link every involved image to its cluster's first image when their splits differ (or,
-    with no split column, always)."""
-    rows = np.flatnonzero(involved)
-    if len(rows) == 0:
-        return pd.DataFrame(columns=[*FINDING_COLUMNS, "_row", "_first"])
-    frame = pd.DataFrame({"_row": rows, "cluster": cluster[rows]})
-    frame["_first"] = frame.groupby("cluster")._row.transform("min")
-    frame = frame[frame._row != frame._first]
+def _as_links(kind: str, links: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
     ids = images.image_id.to_numpy(object)
-    a, b = split[frame._row.to_numpy()], split[frame._first.to_numpy()]
-    unsplit = pd.isna(a) & pd.isna(b)
-    frame = frame[(a != b) | unsplit]
-    return pd.DataFrame({
-        "kind": kind, "cluster": pd.factorize(frame.cluster)[0],
-        "image_id": ids[frame._row], "split": split[frame._row],
-        "other_image_id": ids[frame._first], "other_split": split[frame._first],
-        "detail": "", "_row": frame._row.to_numpy(), "_first": frame._first.to_numpy()})
-
-
-def _split_groups(images: pd.DataFrame, split: np.ndarray) -> pd.DataFrame:
-    if images.group_id.isna().all() or pd.isna(split).all():
-        return pd.DataFrame(columns=FINDING_COLUMNS)
-    groups = images.group_id.astype(object).to_numpy()
-    frame = pd.DataFrame({"row": np.arange(len(images)), "group": groups, "split": split})
-    frame = frame[frame.group.notna() & frame.split.notna()]
-    spread = frame.groupby("group").split.transform("nunique") > 1
-    codes = np.full(len(images), -1)
-    codes[frame.row[spread]] = pd.factorize(frame.group[spread])[0]
-    involved = codes >= 0
-    cluster = np.where(involved, codes, -1 - np.arange(len(images)))
-    out = _star("split_group", cluster, involved, images, split)
-    out["detail"] = "group " + pd.Series(groups[out._row.to_numpy().astype(int)],
-                                         dtype=object).astype(str).to_numpy()
-    return out.drop(columns=["_row", "_first"])
+    return pd.DataFrame({"kind": kind, "image_id": ids[links._row],
+                         "other_image_id": ids[links._first]}).drop_duplicates()
 
 
 def repair(ts: TableSet, found: Audit, kinds: tuple[str, ...] = IMAGE_KINDS
