@@ -12,21 +12,31 @@ import pandas as pd
 from . import coco, demo, ls_export, readers, store, yolo
 from .atomic import write_json, write_text
 from .cliutil import run_command
-from .labels import read_labels
-from .ls_client import LabelStudioError
+from .labels import image_field, read_labels
 from .schema import HUMAN, coerce
 
 
 def cmd_import(args: argparse.Namespace) -> None:
     labels = read_labels(args.labels) if args.labels else None
-    ts, summary = readers.import_file(args.export, args.format, labels=labels,
-                                      images_root=args.images_root,
-                                      caption_field=args.caption_field,
-                                      image_field=args.image_field, coco_captions=args.captions)
-    store.save(ts, args.out)
-    write_json(Path(args.out) / "import_summary.json", summary.to_dict())
+    summary = readers.import_set(
+        args.export, args.out, strict=args.strict, fmt=args.format, labels=labels,
+        images_root=args.images_root, caption_field=args.caption_field,
+        image_field=args.image_field or image_field(args.labels), coco_captions=args.captions,
+        allow_outside_root=args.allow_outside_root, image_size=args.image_size,
+        annotator=args.annotator)
     print(summary)
     print(f"wrote {args.out}")
+
+
+def _size(text: str) -> tuple[int, int]:
+    """'640x480' -> (640, 480)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from err
+    if width <= 0 or height <= 0:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return width, height
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -93,10 +103,8 @@ def cmd_push(args: argparse.Namespace) -> None:
 def cmd_pull(args: argparse.Namespace) -> None:
     from .ls_client import connect, pull
 
-    ts, summary, export = pull(connect(args.url, args.api_key), args.project, args.out,
-                               args.images_root or args.document_root, args.timeout)
-    store.save(ts, args.out)
-    write_json(Path(args.out) / "import_summary.json", summary.to_dict())
+    _, summary, export = pull(connect(args.url, args.api_key), args.project, args.out,
+                              args.images_root or args.document_root, args.timeout)
     print(summary)
     print(f"wrote {args.out} (raw export: {export})")
 
@@ -116,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("import", help="Label Studio export, COCO or YOLO -> table set")
-    p.add_argument("export", help="Label Studio JSON/JSON-MIN export, COCO instances JSON, "
-                                  "or YOLO data.yaml")
+    p.add_argument("export", help="Label Studio JSON/JSON-MIN export, COCO instances or "
+                                  "captions JSON, YOLO data.yaml (or a folder of per-annotator "
+                                  "YOLO sets)")
     p.add_argument("--out", required=True, help="folder for the table set")
     p.add_argument("--format", choices=readers.FORMATS, default="auto")
     p.add_argument("--images-root", help="where image references resolve (default: the "
@@ -125,7 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help="label map: comma list, .txt (one per line), .json list, or "
                                     "a Label Studio labeling config .xml")
     p.add_argument("--caption-field", default="caption", help="TextArea name in JSON-MIN")
-    p.add_argument("--image-field", help="task data key of the image (default: 'image')")
+    p.add_argument("--image-field", help="task data key of the image (default: the labeling "
+                                         "config's Image value when --labels is a config, "
+                                         "else 'image')")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 2) if anything is rejected, nulled or outside the images "
+                        "root, instead of importing the rest")
+    p.add_argument("--allow-outside-root", action="store_true",
+                   help="open image references that resolve outside --images-root (absolute "
+                        "paths, ../, file://); by default they are kept unopened and counted")
+    p.add_argument("--image-size", type=_size, metavar="WxH",
+                   help="YOLO: size of images whose files are absent (labels are normalised)")
+    p.add_argument("--annotator", help="YOLO: the annotator's name (default: 'yolo'; a folder "
+                                       "of per-annotator sets uses the sub-folder names)")
     p.add_argument("--captions", help="COCO captions JSON to read with COCO instances")
     p.set_defaults(func=cmd_import)
 
@@ -180,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command("annotate", args, (LabelStudioError,))
+    return run_command("annotate", args)
 
 
 if __name__ == "__main__":

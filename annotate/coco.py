@@ -1,4 +1,4 @@
-"""COCO instances + COCO captions <-> the four tables.
+"""The four tables -> COCO instances + COCO captions (import: `coco_import`).
 
 Standard COCO has no notion of annotators, so export adds three keys that COCO tools ignore:
 `annotator`, `source` and `object_id` on each annotation (and `score` for model rows), plus a
@@ -8,18 +8,13 @@ when present; a plain COCO file becomes one annotator, "coco", who saw every ima
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from . import images as image_files
-from .ls_import import ExportError, ImportSummary
-from .schema import HUMAN, TableSet, coerce
+from .coco_import import PLAIN_COCO_ANNOTATOR, from_coco
+from .schema import TableSet
 
-PLAIN_COCO_ANNOTATOR = "coco"
+__all__ = ["PLAIN_COCO_ANNOTATOR", "from_coco", "to_coco"]
 
 
 def to_coco(ts: TableSet) -> tuple[dict, dict]:
@@ -56,73 +51,3 @@ def to_coco(ts: TableSet) -> tuple[dict, dict]:
          "annotator": r.annotator, "source": r.source}
         for i, r in enumerate(c.itertuples(index=False))]}
     return instances, captions
-
-
-def _load(path: str | os.PathLike, keys: tuple[str, ...]) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ExportError(f"{path}: no such file") from err
-    except json.JSONDecodeError as err:
-        raise ExportError(f"{path}: not valid JSON at line {err.lineno}, column {err.colno}: "
-                          f"{err.msg}") from err
-    missing = [k for k in keys if not isinstance(data, dict) or k not in data]
-    if missing:
-        raise ExportError(f"{path}: not a COCO file (missing {missing})")
-    return data
-
-
-def from_coco(instances_path: str | os.PathLike, captions_path: str | os.PathLike | None = None,
-              images_root: str | os.PathLike | None = None) -> tuple[TableSet, ImportSummary]:
-    """Read COCO instances (and optionally captions) into a validated `TableSet`."""
-    inst = _load(instances_path, ("images", "annotations", "categories"))
-    summary = ImportSummary(source=str(instances_path), shape="COCO")
-    root = Path(images_root) if images_root is not None else Path(instances_path).parent
-    imgs = pd.DataFrame(inst["images"])
-    summary.tasks_read = len(imgs)
-    ids = imgs["image_id"].fillna(imgs["id"]) if "image_id" in imgs else imgs["id"]
-    id_map = dict(zip(imgs["id"], ids.astype(str), strict=True))
-    paths = [image_files.resolve(str(f), root) for f in imgs["file_name"]]
-    summary.images_missing = sum(p is None for p in paths)
-    images = coerce("images", pd.DataFrame({
-        "image_id": ids.astype(str), "width": imgs["width"], "height": imgs["height"],
-        "path": [str(p) if p else f for p, f in zip(paths, imgs["file_name"], strict=True)],
-        "group_id": imgs.get("group_id"),
-        "sha256": [image_files.sha256(p) if p else None for p in paths]}))
-    labels = [c["name"] for c in sorted(inst["categories"], key=lambda c: c["id"])]
-    cat_name = {c["id"]: c["name"] for c in inst["categories"]}
-    ann = pd.DataFrame(inst["annotations"], columns=["id", "image_id", "category_id", "bbox"])
-    extra = pd.DataFrame(inst["annotations"], columns=["annotator", "source", "object_id", "score"])
-    bbox = np.array([b if isinstance(b, list) and len(b) == 4 else [np.nan] * 4
-                     for b in ann["bbox"]], dtype=float).reshape(-1, 4)
-    source = extra.source.fillna(HUMAN)
-    boxes = pd.DataFrame({
-        "image_id": ann.image_id.map(id_map), "annotator": extra.annotator.fillna(
-            PLAIN_COCO_ANNOTATOR).where(source == HUMAN, source),
-        "object_id": extra.object_id.fillna(ann["id"].astype(str)),
-        "label": ann.category_id.map(cat_name), "x0": bbox[:, 0], "y0": bbox[:, 1],
-        "x1": bbox[:, 0] + bbox[:, 2], "y1": bbox[:, 1] + bbox[:, 3],
-        "score": extra.score, "source": source})
-    reasons = [(boxes.image_id.isna(), "box: image_id not in `images`"),
-               (boxes.label.isna(), "box: category_id not in `categories`"),
-               (~np.isfinite(bbox).all(axis=1), "box: bbox is not [x, y, width, height]"),
-               ((bbox[:, 2] <= 0) | (bbox[:, 3] <= 0), "box: bbox width or height <= 0")]
-    boxes = boxes[summary.reject_where(reasons, "annotation id " + ann["id"].astype(str))]
-    if "twostage_annotations" in inst:
-        seen = pd.DataFrame(inst["twostage_annotations"])
-        seen["image_id"] = seen.image_id.map(id_map)
-    else:  # plain COCO: one annotator who looked at every image
-        seen = pd.DataFrame({"image_id": images.image_id, "annotator": PLAIN_COCO_ANNOTATOR,
-                             "source": HUMAN})
-    captions = pd.DataFrame(columns=["image_id", "annotator", "caption", "source"])
-    if captions_path is not None:
-        caps = _load(captions_path, ("annotations",))["annotations"]
-        captions = pd.DataFrame(caps, columns=["image_id", "annotator", "caption", "source"])
-        captions["image_id"] = captions.image_id.map(id_map)
-        captions["annotator"] = captions.annotator.fillna(PLAIN_COCO_ANNOTATOR)
-        captions["source"] = captions.source.fillna(HUMAN)
-    ts = TableSet(images=images, annotations=seen, boxes=boxes, captions=captions, labels=labels,
-                  meta={"source": str(instances_path)}).validate()
-    summary.count_kept(ts)
-    summary.annotations_read = summary.annotations_kept
-    return ts, summary

@@ -1,54 +1,205 @@
-"""Find the local file behind a Label Studio image reference, and read its size and hash.
+"""Find the local file behind an image reference, safely, and read its size and hash.
 
 Label Studio refers to images as local-file URLs (`/data/local-files/?d=dir/a.png`, relative to
 its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT), upload paths (`/data/upload/3/1a2b3c4d-a.png`, files
-it stored under its media folder with an 8-hex-digit prefix), plain URLs or relative paths.
+it stored under its media folder with an 8-hex-digit prefix), plain URLs, relative paths, and
+inline `data:image/...;base64,...` URLs (images pasted into a task).
+
+Confinement: a reference is only ever opened when it resolves inside the images root (`../`
+chains, absolute paths and `file://` URLs that leave it are reported as "outside", never read)
+unless the caller opts in with `allow_outside`. Symbolic links inside the root are followed:
+whoever can place them there controls the root anyway. No probe raises: a name too long for the
+file system, a NUL byte or an unreadable file is a status, not an exception.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import io
+import mimetypes
 import os
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
-from PIL import Image
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
 
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
+DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
+
+FOUND, MISSING, OUTSIDE, INLINE, UNREADABLE = "found", "missing", "outside", "inline", "unreadable"
+
+
+@dataclass(frozen=True)
+class Located:
+    """What one reference turned out to be: `path` is the absolute local path (found), else the
+    reference as given; `detail` says why an image is unreadable."""
+
+    path: str
+    status: str
+    width: int | None = None
+    height: int | None = None
+    sha256: str | None = None
+    detail: str = ""
 
 
 def candidates(ref: str, root: Path | None) -> list[Path]:
-    """Local paths that `ref` may point to, most specific first."""
+    """Local paths that `ref` may point to, most specific first (not checked for confinement)."""
+    return [Path(p) for p in _candidates(ref, None if root is None else os.fspath(root))]
+
+
+_LOCAL_FILES = "/data/local-files/?d="
+
+
+def _candidates(ref: str, root: str | None) -> list[str]:
+    join = os.path.join
+    if ref.startswith(_LOCAL_FILES) and "&" not in ref:  # the common case, without urlparse
+        rel = unquote(ref[len(_LOCAL_FILES):])
+        return [join(root, rel) if root else rel] if rel else []
     parsed = urlparse(ref)
-    if parsed.path.rstrip("/").endswith("/data/local-files") or "local-files" in parsed.path:
+    if "local-files" in parsed.path:
         rel = unquote(parse_qs(parsed.query).get("d", [""])[0])
-        return [root / rel] if root and rel else [Path(rel)] if rel else []
-    name = unquote(Path(parsed.path).name)
+        return [join(root, rel) if root else rel] if rel else []
+    name = unquote(os.path.basename(parsed.path))
     if parsed.path.startswith("/data/upload/"):
         upload = unquote(parsed.path[len("/data/"):])
-        found = [root / upload, root / name, root / UPLOAD_PREFIX.sub("", name)] if root else []
-        return found
+        return [join(root, upload), join(root, name),
+                join(root, UPLOAD_PREFIX.sub("", name))] if root else []
     if parsed.scheme in ("http", "https", "s3", "gs", "azure-blob"):
-        return [root / name] if root and name else []
-    path = Path(unquote(ref[len("file://"):] if ref.startswith("file://") else ref))
-    if path.is_absolute():
+        return [join(root, name)] if root and name else []
+    path = unquote(ref[len("file://"):] if ref.startswith("file://") else ref)
+    if os.path.isabs(path):
         return [path]
-    return [root / path, root / path.name] if root else [path]
+    return [join(root, path), join(root, os.path.basename(path))] if root else [path]
 
 
-def resolve(ref: str, root: Path | None) -> Path | None:
-    """The first existing local file for `ref`, as an absolute path, or None."""
-    for path in candidates(ref, root):
-        if path.is_file():
-            return path.resolve()
-    return None
+def inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Whether `path` lies within `root`, judged on the normalised paths (no file-system access)."""
+    return _inside(os.path.normpath(os.path.abspath(path)), _top(root))
+
+
+def _top(root: str | os.PathLike) -> str:
+    return os.path.normpath(os.path.abspath(root))
+
+
+def _inside(normalised: str, top: str) -> bool:
+    return normalised == top or normalised.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return os.path.isfile(path)
+    except (OSError, ValueError):  # name too long, NUL byte, permission denied on a parent
+        return False
+
+
+def resolve(ref: str, root: Path | None, allow_outside: bool = False) -> Path | None:
+    """The first existing local file for `ref` inside `root` (anywhere with `allow_outside`),
+    as an absolute path, or None."""
+    found = _find(ref, None if root is None else os.fspath(root),
+                  None if root is None or allow_outside else _top(root))[0]
+    return None if found is None else Path(found)
+
+
+def _find(ref: str, root: str | None, top: str | None) -> tuple[str | None, bool]:
+    """(the file's absolute path, whether a candidate was refused as outside `top`); `top` is
+    the normalised root to confine to, None for no confinement."""
+    refused = False
+    try:
+        options = _candidates(ref, root)
+    except ValueError:  # a malformed URL (e.g. an unbalanced IPv6 bracket)
+        return None, False
+    for path in options:
+        normalised = os.path.normpath(os.path.abspath(path))
+        if top is not None and not _inside(normalised, top):
+            refused = True
+            continue
+        if _is_file(normalised):
+            return normalised, refused
+    return None, refused
+
+
+def decode_data_url(ref: str) -> bytes:
+    """The bytes of a base64 `data:` URL; ValueError if it is not one we can read."""
+    match = DATA_URL.match(ref)
+    if not match:
+        raise ValueError("not a data: URL")
+    mime = (match["mime"] or "").lower()
+    if mime and not mime.startswith("image/"):
+        raise ValueError(f"inline data is {mime}, not an image")
+    if ";base64" not in match["params"].lower():
+        raise ValueError("inline image is not base64-encoded")
+    try:
+        return base64.b64decode(ref[match.end():], validate=False)
+    except (binascii.Error, ValueError) as err:
+        raise ValueError(f"inline image: invalid base64 ({err})") from err
+
+
+def data_url_suffix(ref: str) -> str:
+    """File suffix for an inline image's MIME type ('.png' for data:image/png)."""
+    match = DATA_URL.match(ref)
+    mime = (match["mime"] or "").lower() if match else ""
+    return {"image/jpeg": ".jpg"}.get(mime) or mimetypes.guess_extension(mime) or ".img"
+
+
+def _header_size(source: str | os.PathLike | io.BytesIO) -> tuple[int, int]:
+    with Image.open(source) as image:
+        return image.size
+
+
+def locate(ref: object, root: Path | None, *, allow_outside: bool = False,
+           hash_images: bool = True) -> Located:
+    """Resolve one reference and read its size (from the header) and SHA-256, never raising."""
+    top = None if root is None or allow_outside else _top(root)
+    return Located(*_locate(ref, None if root is None else os.fspath(root), top, hash_images))
+
+
+def _locate(ref: object, root: str | None, top: str | None, hash_images: bool) -> tuple:
+    if not isinstance(ref, str) or not ref:
+        return str(ref), MISSING, None, None, None, ""
+    if ref[:5].lower() == "data:":
+        try:
+            raw = decode_data_url(ref)
+            width, height = _header_size(io.BytesIO(raw))
+        except (ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
+            return ref, UNREADABLE, None, None, None, str(err) or type(err).__name__
+        return ref, INLINE, width, height, hashlib.sha256(raw).hexdigest(), ""
+    path, refused = _find(ref, root, top)
+    if path is None:
+        return ref, OUTSIDE if refused else MISSING, None, None, None, ""
+    try:
+        width, height = _header_size(path)
+        digest = sha256(path) if hash_images else None
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as err:
+        reason = "not an image PIL can read" if isinstance(err, UnidentifiedImageError) else err
+        return path, UNREADABLE, None, None, None, f"{path}: {reason}"
+    return path, FOUND, width, height, digest, ""
+
+
+def locate_all(refs: Iterable[object], root: Path | None, *, allow_outside: bool = False,
+               hash_images: bool = True) -> pd.DataFrame:
+    """`locate` for many references: columns path, status, width, height, sha256, detail."""
+    refs = list(refs)
+    root_str = None if root is None else os.fspath(root)
+    top = None if root is None or allow_outside else _top(root)
+    found = [_locate(ref, root_str, top, hash_images)
+             for ref in tqdm(refs, desc="images", unit="img", leave=False,
+                             disable=len(refs) < 2000 or None)]
+    frame = pd.DataFrame(found, columns=["path", "status", "width", "height", "sha256", "detail"])
+    frame["width"] = pd.to_numeric(frame.width, errors="coerce")
+    frame["height"] = pd.to_numeric(frame.height, errors="coerce")
+    return frame
 
 
 def size(path: str | os.PathLike) -> tuple[int, int]:
     """(width, height) read from the file header, without decoding the pixels."""
-    with Image.open(path) as image:
-        return image.size
+    return _header_size(path)
 
 
 def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -17,12 +17,14 @@ import httpx
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import store
 from .atomic import atomic_path
-from .labels import labels_from_config
+from .errors import UserError
+from .labels import LabelConfig
 from .ls_export import labeling_config, to_tasks
-from .ls_import import ImportSummary
-from .readers import import_file
+from .readers import import_set
 from .schema import TableSet
+from .summary import ImportSummary
 
 #: Snapshot options that name every annotator and keep prediction bodies.
 FULL_EXPORT = {"annotations__completed_by": {"only_id": False},
@@ -30,7 +32,7 @@ FULL_EXPORT = {"annotations__completed_by": {"only_id": False},
 STORAGE_TITLE = "twostage images"
 
 
-class LabelStudioError(RuntimeError):
+class LabelStudioError(UserError, RuntimeError):
     """A Label Studio request failed; the message says what to do (and holds no key)."""
 
 
@@ -126,13 +128,13 @@ def push(connection: Connection, ts: TableSet, project: str, document_root: str 
     not pushed: tasks are for the next annotation round."""
     labels = labels or ts.labels
     if not labels:
-        raise ValueError("no label map: pass --labels or import the set with --labels")
+        raise UserError("no label map: pass --labels or import the set with --labels")
     tasks = to_tasks(ts, predictions, document_root, include_annotations=False)
     unservable = [t["data"]["image"] for t in tasks
                   if not str(t["data"]["image"]).startswith(("/data/", "http://", "https://",
                                                              "s3://", "gs://"))]
     if unservable:
-        raise ValueError(f"{len(unservable)} images are not under the server's document root "
+        raise UserError(f"{len(unservable)} images are not under the server's document root "
                          f"({document_root}), e.g. {unservable[0]}: pass --document-root (the "
                          "server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT) or use URLs")
     created = False
@@ -191,8 +193,8 @@ def pull(connection: Connection, project: str | int, out: str | os.PathLike,
          images_root: str | None = None, timeout: float = 600, progress: bool = True
          ) -> tuple[TableSet, ImportSummary, Path]:
     """Export `project` as a snapshot naming every annotator, save it as `ls_export.json` in
-    `out`, and read it exactly as `annotate import` would. Returns the set, the import summary
-    and the export's path."""
+    `out`, and import it into `out` exactly as `annotate import` would. Returns the set, the
+    import summary and the export's path."""
     target = find_project(connection, project)
     export = call(connection, lambda c: c.projects.exports.create(
         id=target.id, title="twostage pull", serialization_options=FULL_EXPORT),
@@ -219,9 +221,10 @@ def pull(connection: Connection, project: str | int, out: str | os.PathLike,
         for chunk in call(connection, lambda c: list(c.projects.exports.download(
                 id=target.id, export_pk=export.id, export_type="JSON")), "download the export"):
             handle.write(chunk)
-    labels = labels_from_config(target.label_config, f"project {target.id}")
-    ts, summary = import_file(path, "labelstudio", labels=labels, images_root=images_root)
-    return ts, summary, path
+    config = LabelConfig(target.label_config, f"project {target.id}")
+    summary = import_set(path, out, fmt="labelstudio", labels=config.labels(),
+                         image_field=config.image_field(), images_root=images_root)
+    return store.load(out), summary, path
 
 
 __all__ = ["Connection", "LabelStudioError", "connect", "find_project", "pull", "push"]

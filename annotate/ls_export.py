@@ -15,6 +15,7 @@ from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
+from .errors import UserError
 from .schema import HUMAN, MODEL_PREFIX, TableSet, is_model_source
 
 IMAGE, LABEL, CAPTION = "image", "label", "caption"
@@ -24,7 +25,7 @@ PALETTE = ("#d63031", "#0984e3", "#00b894", "#fdcb6e", "#6c5ce7", "#e17055", "#0
 def labeling_config(labels: list[str], caption: bool = True) -> str:
     """A Label Studio labeling config: RectangleLabels over the image plus a TextArea caption."""
     if not labels:
-        raise ValueError("labeling_config needs at least one label")
+        raise UserError("labeling_config needs at least one label")
     items = "\n".join(f"    <Label value={quoteattr(name)} background="
                       f"{quoteattr(PALETTE[i % len(PALETTE)])}/>" for i, name in enumerate(labels))
     text = (f'\n  <TextArea name="{CAPTION}" toName="{IMAGE}" rows="2" editable="true" '

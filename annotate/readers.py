@@ -1,50 +1,124 @@
 """Read a table set from wherever it is: a saved set folder, or an exchange file (Label Studio
-JSON / JSON-MIN export, COCO instances JSON, YOLO data.yaml) converted on the way in."""
+JSON / JSON-MIN export, COCO instances or captions JSON, YOLO data.yaml) converted on the way in.
+
+`import_set` is the one entry of the import job: it converts, checks, writes the set (inline
+images under `<out>/media/`) and its `import_summary.json`. The CLI, `annotate pull` and the
+pipeline all call it.
+"""
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
-from . import coco, ls_import, store, yolo
-from .ls_import import ImportSummary
+from . import coco_import, jsonio, ls_import, store, yolo_import
+from .atomic import atomic_path, write_json
+from .errors import MissingFileError, UserError
+from .images import DATA_URL, data_url_suffix
+from .jsonio import ExportError
 from .schema import TableSet
+from .summary import ImportSummary
 
 FORMATS = ("auto", "labelstudio", "coco", "yolo")
+MEDIA = "media"
 
 
-def detect_format(path: str | os.PathLike) -> str:
-    """'yolo' for a .yaml, 'coco' for a JSON object with "images", else 'labelstudio'."""
+def detect_format(path: str | os.PathLike, raw: bytes | None = None) -> str:
+    """'yolo' for a .yaml or a folder, else by the parsed content: a JSON object with COCO's
+    lists is 'coco', anything else 'labelstudio' (a JSON list of tasks)."""
     path = Path(path)
-    if path.suffix in (".yaml", ".yml"):
+    if path.suffix in (".yaml", ".yml") or path.is_dir():
         return "yolo"
-    try:
-        with open(path, encoding="utf-8") as handle:
-            head = handle.read(4096).lstrip()
-    except OSError as err:
-        raise ls_import.ExportError(f"{path}: cannot read ({err.strerror})") from err
-    return "coco" if head.startswith("{") and '"images"' in head else "labelstudio"
+    raw = jsonio.read_bytes(path) if raw is None else raw
+    if jsonio.first_char(raw) == "{" and coco_import.is_coco(jsonio.decode(raw, path)):
+        return "coco"
+    return "labelstudio"
 
 
 def import_file(path: str | os.PathLike, fmt: str = "auto", *, labels: list[str] | None = None,
                 images_root: str | None = None, caption_field: str = "caption",
-                image_field: str | None = None, coco_captions: str | None = None
-                ) -> tuple[TableSet, ImportSummary]:
-    """Convert one exchange file into a validated set, with the import summary."""
+                image_field: str | None = None, coco_captions: str | None = None,
+                allow_outside_root: bool = False, image_size: tuple[int, int] | None = None,
+                annotator: str | None = None) -> tuple[TableSet, ImportSummary]:
+    """Convert one exchange file into a validated set, with the import summary. A set that
+    keeps no image is an `ExportError`."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}: use one of {FORMATS}")
-    fmt = detect_format(path) if fmt == "auto" else fmt
+        raise UserError(f"unknown format {fmt!r}: use one of {FORMATS}")
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{path}: no such file or folder")
+    if fmt == "yolo" or (fmt == "auto" and (path.suffix in (".yaml", ".yml") or path.is_dir())):
+        return yolo_import.from_yolo(path, annotator or yolo_import.PLAIN_YOLO_ANNOTATOR,
+                                     image_size=image_size)
+    raw = jsonio.read_bytes(path)
+    fmt = detect_format(path, raw) if fmt == "auto" else fmt
     if fmt == "coco":
-        return coco.from_coco(path, coco_captions, images_root)
-    if fmt == "yolo":
-        return yolo.from_yolo(path)
-    return ls_import.import_export(path, images_root, labels, caption_field, image_field)
+        data = jsonio.decode(raw, path)
+        del raw
+        return coco_import.from_coco(path, coco_captions, images_root, data=data,
+                                     allow_outside_root=allow_outside_root)
+    ts, summary = ls_import.import_bytes(raw, path, images_root, labels, caption_field,
+                                         image_field, allow_outside_root=allow_outside_root)
+    summary.require_something_kept()
+    return ts, summary
+
+
+def import_set(path: str | os.PathLike, out: str | os.PathLike, *, strict: bool = False,
+               **options) -> ImportSummary:
+    """Import `path` and write the set to `out`. The import runs in memory first: a failure
+    leaves an existing set in `out` as it was (the error says so). Inline (data: URL) images
+    are written to `out/media/<sha256><suffix>` and the set points at them. `strict` refuses
+    the import when anything was rejected, nulled or left outside the images root."""
+    out = Path(out)
+    try:
+        ts, summary = import_file(path, **options)
+        if strict:
+            _check_strict(summary)
+    except UserError as err:
+        if (out / store.META).exists():
+            raise type(err)(f"{err}\n(the set already in {out} was left as it was)") from err
+        raise
+    ts = _write_inline_images(ts, out / MEDIA)
+    store.save(ts, out)
+    write_json(out / "import_summary.json", summary.to_dict())
+    return summary
+
+
+def _check_strict(summary: ImportSummary) -> None:
+    problems = [f"{n} rejected: {r}" for r, n in summary.rejected.items()]
+    problems += [f"{n} nulled: {r}" for r, n in summary.nulled.items()]
+    if summary.images_outside_root:
+        problems.append(f"{summary.images_outside_root} images outside the images root")
+    if problems:
+        raise ExportError(f"{summary.source}: --strict and the import was not clean:\n  "
+                          + "\n  ".join(problems))
+
+
+def _write_inline_images(ts: TableSet, media: Path) -> TableSet:
+    """Decode inline images into content-addressed files (same bytes, same name) and point
+    the set's `path` at them."""
+    inline = ts.images.path.str.match(DATA_URL.pattern, case=False).fillna(False)
+    if not inline.any():
+        return ts
+    images = ts.images.copy()
+    for i in inline[inline].index:
+        ref, digest = images.at[i, "path"], images.at[i, "sha256"]
+        target = media / f"{digest}{data_url_suffix(ref)}"
+        if not target.exists():
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(base64.b64decode(ref[DATA_URL.match(ref).end():]))
+        images.at[i, "path"] = str(target.resolve())
+    return TableSet(images, ts.annotations, ts.boxes, ts.captions, ts.labels, ts.meta)
 
 
 def read_tables(path: str | os.PathLike) -> TableSet:
     """A saved set folder (`annotate import --out`), or an exchange file imported on the fly."""
-    if Path(path).is_dir():
+    if Path(path).is_dir() and (Path(path) / store.META).exists():
         return store.load(path)
     if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: no such table set folder or export file")
+        raise MissingFileError(f"{path}: no such table set folder or export file")
+    if Path(path).is_dir() and not any(Path(path).glob("*/data.yaml")) \
+            and not (Path(path) / "data.yaml").exists():
+        return store.load(path)  # explains what is missing
     return import_file(path)[0]

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .errors import UserError
+
 TEXT = pd.StringDtype("pyarrow")
 UTC_TIME = pd.DatetimeTZDtype("ns", "UTC")
 
@@ -59,6 +61,8 @@ HUMAN = "human"
 CONSENSUS = "consensus"
 #: Known ground truth of a simulated data set (the demo generator writes it next to its export).
 TRUTH = "truth"
+#: A COCO `iscrowd` region: not an object instance; an ignore region for COCO-style evaluation.
+CROWD = "crowd"
 MODEL_PREFIX = "model:"
 SPLITS = ("train", "val", "test")
 
@@ -95,24 +99,29 @@ def coerce(table: str, frame: pd.DataFrame | Iterable[dict] | None) -> pd.DataFr
     missing = [c for c in spec if c not in df.columns and c not in nullable]
     if missing and len(df):
         raise SchemaError([Violation(table, "missing column", f"columns {missing} are required")])
-    out = pd.DataFrame(index=pd.RangeIndex(len(df)))
+    index = pd.RangeIndex(len(df))
+    columns = {}
     for col, dtype in spec.items():
-        values = df[col].to_numpy() if col in df.columns else np.full(len(df), None)
-        out[col] = _as_dtype(pd.Series(values), dtype, table, col)
+        values = (df[col].set_axis(index) if col in df.columns
+                  else pd.Series(np.full(len(df), None), index=index))
+        columns[col] = _as_dtype(values, dtype, table, col)
     for col, dtype in OPTIONAL_COLUMNS.get(table, {}).items():
         if col in df.columns:
-            out[col] = _as_dtype(pd.Series(df[col].to_numpy()), dtype, table, col)
-    return out
+            columns[col] = _as_dtype(df[col].set_axis(index), dtype, table, col)
+    return pd.DataFrame(columns, index=index)
 
 
 def _as_dtype(values: pd.Series, dtype: object, table: str, col: str) -> pd.Series:
+    if values.dtype == dtype:
+        return values
     try:
         if dtype == UTC_TIME:
             return pd.to_datetime(values, utc=True, format="ISO8601").astype(UTC_TIME)
         if dtype == TEXT:
-            return values.astype(object).where(values.notna(), None).map(
-                lambda v: v if v is None or isinstance(v, str) else str(v)
-            ).astype(TEXT)
+            if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+                values = values.astype(object).where(values.notna(), None).map(
+                    lambda v: v if v is None or isinstance(v, str) else str(v))
+            return values.astype(TEXT)
         if dtype == "int64":
             numbers = pd.to_numeric(values, errors="raise")
             if numbers.isna().any() or (numbers != np.round(numbers)).any():
@@ -139,7 +148,7 @@ class Violation:
         return f"{self.table}: {self.rule}{n}: {self.detail}"
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError):
     """Raised by `validate` with every violation found, each naming table, rule and row ids."""
 
     def __init__(self, violations: Sequence[Violation]):
@@ -247,7 +256,7 @@ def find_violations(ts: TableSet) -> list[Violation]:
               ~boxes.label.isin(ts.labels), boxes, [*box_cols, "label"])
     else:
         check("boxes", "missing label", boxes.label.isna(), boxes, [*box_cols, "label"])
-    human = boxes.source.isin([HUMAN, TRUTH])
+    human = boxes.source.isin([HUMAN, TRUTH, CROWD])
     check("boxes", "human boxes carry no score (score must be NaN)",
           human & boxes.score.notna(), boxes, [*box_cols, "score"])
     model = is_model_source(boxes.source)
@@ -267,8 +276,9 @@ def find_violations(ts: TableSet) -> list[Violation]:
 
 
 def _check_sources(check, table: str, frame: pd.DataFrame, cols: Sequence[str]) -> None:
-    ok = frame.source.isin([HUMAN, CONSENSUS, TRUTH]) | is_model_source(frame.source)
-    check(table, f"source must be {HUMAN!r}, {CONSENSUS!r}, {TRUTH!r} or 'model:<version>'",
+    ok = frame.source.isin([HUMAN, CONSENSUS, TRUTH, CROWD]) | is_model_source(frame.source)
+    check(table, f"source must be {HUMAN!r}, {CONSENSUS!r}, {TRUTH!r}, {CROWD!r} or "
+          "'model:<version>'",
           ~ok, frame, [*cols, "source"])
 
 

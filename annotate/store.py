@@ -13,13 +13,14 @@ from pathlib import Path
 import pandas as pd
 
 from .atomic import atomic_path, write_json
+from .errors import UserError
 from .schema import TABLES, TableSet, coerce
 
 META = "meta.json"
 FORMAT_VERSION = 1
 
 
-class StoreError(ValueError):
+class StoreError(UserError):
     """A table-set folder that is missing, incomplete or inconsistent."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .errors import UserError
 from .schema import CONSENSUS, HUMAN, TRUTH, TableSet
 
 
@@ -25,5 +26,5 @@ def split_images(ts: TableSet, split: str | None) -> pd.DataFrame:
     if split is None:
         return ts.images
     if "split" not in ts.images.columns:
-        raise ValueError("the set has no split column: run `quality split` first or drop --split")
+        raise UserError("the set has no split column: run `quality split` first or drop --split")
     return ts.images[ts.images.split == split]

@@ -1,4 +1,5 @@
-"""YOLO (ultralytics layout: images/<split>/, labels/<split>/, data.yaml) <-> the four tables.
+"""The four tables -> YOLO (ultralytics layout: images/<split>/, labels/<split>/, data.yaml);
+import: `yolo_import`.
 
 A YOLO label file holds one view of an image, so export takes exactly one: consensus boxes, one
 model's boxes, or one annotator's. Label Studio's own converter writes every annotation of a task
@@ -12,16 +13,14 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
-from . import images as image_files
-from .ls_import import ImportSummary
-from .schema import HUMAN, TableSet, model_source
+from .errors import MissingFileError, UserError
+from .schema import HUMAN, TableSet
+from .yolo_import import PLAIN_YOLO_ANNOTATOR, from_yolo
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-PLAIN_YOLO_ANNOTATOR = "yolo"
+__all__ = ["PLAIN_YOLO_ANNOTATOR", "from_yolo", "select_view", "to_yolo"]
 
 
 def select_view(ts: TableSet, source: str, annotator: str | None = None) -> pd.DataFrame:
@@ -33,7 +32,7 @@ def select_view(ts: TableSet, source: str, annotator: str | None = None) -> pd.D
     per_image = boxes.groupby("image_id").annotator.nunique()
     if (per_image > 1).any():
         names = sorted(boxes.annotator.unique())[:5]
-        raise ValueError(f"source {source!r} has several annotators on {int((per_image > 1).sum())}"
+        raise UserError(f"source {source!r} has several annotators on {int((per_image > 1).sum())}"
                          f" images ({', '.join(names)}...); choose one annotator (--annotator), or "
                          "build consensus boxes first (`quality consensus`)")
     return boxes
@@ -62,7 +61,7 @@ def to_yolo(ts: TableSet, out_dir: str | os.PathLike, source: str = HUMAN,
         images = images[images.image_id.isin(seen.image_id)]
     missing = images[~images.path.map(lambda p: Path(p).is_file())]
     if len(missing):
-        raise FileNotFoundError(f"YOLO export needs the image files; {len(missing)} not found, "
+        raise MissingFileError(f"YOLO export needs the image files; {len(missing)} not found, "
                                 f"e.g. {missing.path.head(3).tolist()}")
     split = images["split"].fillna("train") if "split" in images else pd.Series("train",
                                                                                 index=images.index)
@@ -98,62 +97,3 @@ def to_yolo(ts: TableSet, out_dir: str | os.PathLike, source: str = HUMAN,
         spec["test"] = "images/test"
     (out / "data.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return out / "data.yaml"
-
-
-def from_yolo(data_yaml: str | os.PathLike, annotator: str = PLAIN_YOLO_ANNOTATOR
-              ) -> tuple[TableSet, ImportSummary]:
-    """Read a YOLO data set (all splits named in data.yaml) into a validated `TableSet`.
-
-    Label rows with a 6th column (confidence) become model boxes (`model:yolo`)."""
-    spec = yaml.safe_load(Path(data_yaml).read_text())
-    root = Path(spec.get("path") or Path(data_yaml).parent)
-    if not root.is_absolute():
-        root = Path(data_yaml).parent / root
-    names = spec["names"]
-    labels = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
-    summary = ImportSummary(source=str(data_yaml), shape="YOLO")
-    image_rows, box_frames = [], []
-    for part in ("train", "val", "test"):
-        if not spec.get(part) or (part == "val" and spec.get("val") == spec.get("train")):
-            continue
-        for img in sorted(p for p in (root / spec[part]).rglob("*")
-                          if p.suffix.lower() in IMAGE_SUFFIXES):
-            width, height = image_files.size(img)
-            image_rows.append({"image_id": img.stem, "path": str(img.resolve()), "width": width,
-                               "height": height, "sha256": image_files.sha256(img),
-                               "split": part})
-            label_file = Path(str(img.parent).replace(f"{os.sep}images", f"{os.sep}labels",
-                                                      1)) / f"{img.stem}.txt"
-            if not label_file.exists() or label_file.stat().st_size == 0:
-                continue
-            rows = np.loadtxt(label_file, ndmin=2)
-            if rows.shape[1] not in (5, 6):
-                summary.reject("box: label line is not 'class cx cy w h [conf]'", str(label_file),
-                               len(rows))
-                continue
-            cx, cy, bw, bh = rows[:, 1] * width, rows[:, 2] * height, rows[:, 3] * width, \
-                rows[:, 4] * height
-            conf = rows[:, 5] if rows.shape[1] == 6 else np.full(len(rows), np.nan)
-            source = model_source("yolo") if rows.shape[1] == 6 else HUMAN
-            box_frames.append(pd.DataFrame({
-                "image_id": img.stem, "annotator": source if source != HUMAN else annotator,
-                "object_id": [str(i) for i in range(len(rows))],
-                "class_index": rows[:, 0].astype(int), "x0": np.clip(cx - bw / 2, 0, width),
-                "y0": np.clip(cy - bh / 2, 0, height), "x1": np.clip(cx + bw / 2, 0, width),
-                "y1": np.clip(cy + bh / 2, 0, height), "score": conf, "source": source}))
-    images = pd.DataFrame(image_rows)
-    boxes = pd.concat(box_frames, ignore_index=True) if box_frames else pd.DataFrame(
-        columns=["class_index"])
-    unknown = ~boxes.class_index.between(0, len(labels) - 1)
-    if unknown.any():
-        summary.reject(f"box: class index outside names (0..{len(labels) - 1})",
-                       boxes.image_id[unknown].head(3).tolist(), int(unknown.sum()))
-    boxes = boxes[~unknown]
-    boxes["label"] = [labels[i] for i in boxes.class_index]
-    annotations = pd.DataFrame({"image_id": images.get("image_id", []), "annotator": annotator,
-                                "source": HUMAN})
-    ts = TableSet(images=images, annotations=annotations, boxes=boxes.drop(columns="class_index"),
-                  labels=labels, meta={"source": str(data_yaml)}).validate()
-    summary.count_kept(ts)
-    summary.tasks_read, summary.annotations_read = summary.tasks_kept, summary.annotations_kept
-    return ts, summary

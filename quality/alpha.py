@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from annotate.errors import UserError
+
 #: A vectorised distance: values gathered for the left and right item of each pair -> delta >= 0.
 Distance = Callable[[np.ndarray, np.ndarray], np.ndarray]
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
@@ -151,7 +153,7 @@ def _check_one_value_per_coder(unit_codes, coder_codes, unit_names, coder_names)
     dup = key.duplicated(keep=False).to_numpy() & (coder_codes >= 0)
     if dup.any():
         at = np.flatnonzero(dup)[0]
-        raise ValueError(f"coder {str(coder_names[coder_codes[at]])!r} rated unit "
+        raise UserError(f"coder {str(coder_names[coder_codes[at]])!r} rated unit "
                          f"{str(unit_names[at])!r} more than once ({int(dup.sum())} such ratings); "
                          "alpha needs at most one value per coder and unit")
 
@@ -176,7 +178,7 @@ def _distance_for(level, values: np.ndarray) -> tuple[Distance, np.ndarray]:
             with np.errstate(invalid="ignore", divide="ignore"):
                 return np.where(total == 0, 0.0, ((a - b) / np.where(total == 0, 1, total)) ** 2)
         return ratio, numbers
-    raise ValueError(f"unknown level {level!r}: use one of {LEVELS} or a distance function")
+    raise UserError(f"unknown level {level!r}: use one of {LEVELS} or a distance function")
 
 
 def _expected(level, values: np.ndarray, distance: Distance, exact_limit: int, n_pairs: int,

@@ -11,6 +11,7 @@ import sys
 from annotate import store
 from annotate.atomic import write_json, write_text
 from annotate.cliutil import run_command
+from annotate.errors import UserError
 from annotate.readers import read_tables
 
 from .adequacy import adequacy
@@ -44,6 +45,9 @@ def cmd_reliability(args: argparse.Namespace) -> None:
         save_figure(reliability_figure(result), args.plot)
     print(f"{'':10} {'alpha':>7} {'95% CI':>17} {'units':>7} {'values':>7}")
     for kind, a in result.alphas.items():
+        if not a.n_units:
+            print(f"{kind:10} {'no units (nothing of this kind was rated twice)':>33}")
+            continue
         print(f"{kind:10} {a.alpha:7.3f} [{a.ci_low:7.3f}, {a.ci_high:7.3f}] "
               f"{a.n_units:7d} {a.n_values:7d}")
         if kind in result.present_only:
@@ -123,7 +127,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
         kinds = KINDS if args.repair_kinds == "all" else tuple(args.repair_kinds.split(","))
         unknown = set(kinds) - set(KINDS)
         if unknown:
-            raise ValueError(f"unknown --repair-kinds {sorted(unknown)}: use {KINDS} or all")
+            raise UserError(f"unknown --repair-kinds {sorted(unknown)}: use {KINDS} or all")
         repaired, moves = repair(ts, found, kinds)
         out = store.save(repaired, args.out)
         write_text(out / "repair_moves.csv", moves.to_csv(index=False))

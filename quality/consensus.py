@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from annotate.errors import UserError
 from annotate.schema import CONSENSUS, HUMAN, TableSet, coerce
 from stage2_generate.metrics import chrf_distance
 
@@ -49,7 +50,7 @@ def build_consensus(ts: TableSet, units: Units | None = None, iou_threshold: flo
                     tie: str = "keep") -> Consensus:
     """Consensus boxes and captions for every image with human annotations."""
     if tie not in TIES:
-        raise ValueError(f"tie must be one of {TIES}, got {tie!r}")
+        raise UserError(f"tie must be one of {TIES}, got {tie!r}")
     units = units or build_units(ts, iou_threshold)
     clusters = cluster_decisions(units, tie)
     boxes = _consensus_boxes(units, clusters)

@@ -15,6 +15,8 @@ from math import comb
 
 import numpy as np
 
+from annotate.errors import UserError
+
 BITS = 64
 MAX_TABLE_BITS = 24  # dense lookup tables up to 2^24 entries (64 MB of int32)
 QUERY_BLOCK = 1 << 24  # variant lookups per vectorised step
@@ -25,7 +27,7 @@ def hamming_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np
     """All pairs (i < j) with popcount(hashes[i] ^ hashes[j]) <= max_distance, and distances."""
     hashes = np.ascontiguousarray(hashes, dtype=np.uint64)
     if not 0 <= max_distance < BITS:
-        raise ValueError(f"max_distance must be in [0, {BITS}), got {max_distance}")
+        raise UserError(f"max_distance must be in [0, {BITS}), got {max_distance}")
     n = len(hashes)
     if n < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64)

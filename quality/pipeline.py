@@ -22,6 +22,7 @@ import pandas as pd
 
 from annotate import store
 from annotate.atomic import write_json
+from annotate.errors import UserError
 from annotate.readers import read_tables
 from annotate.versions import data_version
 
@@ -54,7 +55,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
-            raise ValueError(f"unknown preset {self.preset!r}: use one of {sorted(PRESETS)}")
+            raise UserError(f"unknown preset {self.preset!r}: use one of {sorted(PRESETS)}")
         self.options = {**PRESETS[self.preset], **self.options}
 
 

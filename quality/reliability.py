@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from annotate.errors import UserError
 from annotate.schema import HUMAN, TableSet
 from stage2_generate.metrics import chrf_distance
 
@@ -51,7 +52,15 @@ class Reliability:
 
 def reliability(ts: TableSet, iou_threshold: float = DEFAULT_IOU, n_boot: int = 1000,
                 seed: int = 0, top: int = 20) -> Reliability:
-    """All reliability figures of the human annotations in `ts`."""
+    """All reliability figures of the human annotations in `ts`. A set in which no image was
+    seen by two annotators has nothing to agree on: that is a `UserError`, not NaN figures."""
+    human = ts.annotations[ts.annotations.source == HUMAN]
+    per_image = human.groupby("image_id").annotator.nunique()
+    if not (per_image >= 2).any():
+        raise UserError(f"no agreement to measure: none of the {ts.images.image_id.nunique()} "
+                        f"images was annotated by two or more people ({human.annotator.nunique()}"
+                        " annotators, at most "
+                        f"{int(per_image.max()) if len(per_image) else 0} per image)")
     units = build_units(ts, iou_threshold)
     ratings = ratings_by_kind(ts, units)
     options = {"n_boot": n_boot, "seed": seed}

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import sacrebleu
 
+from annotate.errors import MissingFileError
 from annotate.schema import HUMAN, TableSet
 from stage2_generate.content import content_scores
 from stage2_generate.metrics import cider_d, reference_streams, rouge_l
@@ -149,7 +150,7 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
     found = workspace.variants(run)
     if missing or not found:
         needs = [*missing, *([] if found else ["stage2"])]
-        raise FileNotFoundError("robustness needs " + "; ".join(
+        raise MissingFileError("robustness needs " + "; ".join(
             f"{n} ({workspace.ARTIFACTS[n].command})" for n in needs))
     ts = store.load(workspace.path(run, "split"))
     gold = reference_boxes(ts)

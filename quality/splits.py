@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from annotate.errors import UserError
 from annotate.schema import SPLITS, TableSet
 from annotate.views import reference_boxes
 
@@ -71,7 +72,7 @@ def stratify(groups: np.ndarray, features: sparse.spmatrix | np.ndarray, fractio
     """
     fractions = np.asarray(fractions, np.float64)
     if (fractions < 0).any() or not np.isclose(fractions.sum(), 1):
-        raise ValueError(f"fractions must be >= 0 and sum to 1, got {fractions.tolist()}")
+        raise UserError(f"fractions must be >= 0 and sum to 1, got {fractions.tolist()}")
     groups = pd.factorize(np.asarray(groups))[0]
     n_items, n_groups = len(groups), int(groups.max()) + 1 if len(groups) else 0
     if n_items == 0:
@@ -214,7 +215,7 @@ def split_set(ts: TableSet, val: float = 0.1, test: float = 0.1, seed: int = 0) 
     """The set with images' `split` column filled: train / val / test (see `stratify`).
     Byte-identical images (same sha256) are kept together like a group."""
     if val < 0 or test < 0 or val + test >= 1:
-        raise ValueError(f"val and test must be >= 0 with val + test < 1, got {val}, {test}")
+        raise UserError(f"val and test must be >= 0 with val + test < 1, got {val}, {test}")
     part = stratify(group_codes(ts.images, merge_copies=True), image_features(ts),
                     [1 - val - test, val, test], seed)
     images = ts.images.assign(split=np.asarray(SPLITS)[part])
@@ -225,7 +226,7 @@ def split_set(ts: TableSet, val: float = 0.1, test: float = 0.1, seed: int = 0) 
 def fold_set(ts: TableSet, folds: int = 5, seed: int = 0) -> TableSet:
     """The set with images' `fold` column (0..folds-1) filled, for cross-fitting."""
     if folds < 2:
-        raise ValueError(f"folds must be >= 2, got {folds}")
+        raise UserError(f"folds must be >= 2, got {folds}")
     part = stratify(group_codes(ts.images, merge_copies=True), image_features(ts),
                     np.full(folds, 1 / folds), seed)
     return TableSet(ts.images.assign(fold=part), ts.annotations, ts.boxes, ts.captions,
@@ -236,7 +237,7 @@ def split_report(ts: TableSet, column: str = "split", asked: dict | None = None)
     """Images, groups, objects and class shares per split (or fold) of a split set."""
     images = ts.images
     if column not in images.columns:
-        raise ValueError(f"the set has no {column!r} column: split it first")
+        raise UserError(f"the set has no {column!r} column: split it first")
     part = images[column].astype(object).where(images[column].notna(), "(none)")
     boxes = reference_boxes(ts)
     objects = boxes.image_id.map(pd.Series(part.to_numpy(), index=images.image_id))

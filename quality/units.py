@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from annotate.errors import UserError
 from annotate.schema import HUMAN, TableSet
 
 from .alpha import pairs_within
@@ -72,7 +73,7 @@ def human_seen(ts: TableSet) -> pd.DataFrame:
 def build_units(ts: TableSet, iou_threshold: float = DEFAULT_IOU) -> Units:
     """Cluster the human boxes of every image and list who rated each cluster."""
     if not 0 < iou_threshold <= 1:
-        raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+        raise UserError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
     boxes = ts.boxes[ts.boxes.source == HUMAN].reset_index(drop=True)
     seen = human_seen(ts)
     boxes["cluster"] = _cluster(boxes, iou_threshold)

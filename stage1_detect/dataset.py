@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from annotate.errors import UserError
 from annotate.schema import CONSENSUS, HUMAN, TRUTH, TableSet
 from annotate.yolo import to_yolo
 
@@ -22,11 +23,11 @@ def gold_source(ts: TableSet, gold: str | None = None) -> tuple[str, str | None]
     if gold in (CONSENSUS, TRUTH):
         if not (ts.boxes.source == gold).any():
             hint = " (run `quality consensus` first)" if gold == CONSENSUS else ""
-            raise ValueError(f"no {gold} boxes in the set{hint}; choose gold from {GOLD_CHOICES}")
+            raise UserError(f"no {gold} boxes in the set{hint}; choose gold from {GOLD_CHOICES}")
         return gold, None
     annotators = set(ts.annotations.annotator[ts.annotations.source == HUMAN])
     if gold not in annotators:
-        raise ValueError(f"gold {gold!r} is not an annotator of this set; choose from "
+        raise UserError(f"gold {gold!r} is not an annotator of this set; choose from "
                          f"{GOLD_CHOICES} ({', '.join(sorted(annotators)[:5])}...)")
     return HUMAN, gold
 
@@ -35,6 +36,6 @@ def build_dataset(ts: TableSet, out: str | os.PathLike, gold: str | None = None)
     """Write the YOLO data set (images symlinked, splits from the `split` column, class ids in
     the set's label order, so they stay fixed across runs); return its data.yaml."""
     if not ts.labels:
-        raise ValueError("the set has no label map; import it with --labels")
+        raise UserError("the set has no label map; import it with --labels")
     source, annotator = gold_source(ts, gold)
     return to_yolo(ts, out, source, annotator)

@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from annotate.atomic import write_json
+from annotate.errors import MissingFileError
 from annotate.schema import TableSet
 from annotate.versions import data_version, source_version
 
@@ -46,7 +47,7 @@ def train(ts: TableSet, out: str | os.PathLike, config: DetectorConfig) -> dict:
     out = Path(out).resolve()
     if config.model.endswith(".pt") and not Path(config.model).is_file():
         # ultralytics would try to download a hub checkpoint of that name
-        raise FileNotFoundError(f"{config.model}: no such weights file (nothing is downloaded; "
+        raise MissingFileError(f"{config.model}: no such weights file (nothing is downloaded; "
                                 "pass a local .pt, or a model config such as yolov8n.yaml)")
     data_yaml = build_dataset(ts, out / "dataset", config.gold)
     yolo = ultralytics().YOLO(TINY_CONFIG if config.model == "tiny" else config.model)
@@ -76,5 +77,5 @@ def weights_of(run_or_weights: str | os.PathLike) -> Path:
     else:
         weights = path
     if not weights.is_file():
-        raise FileNotFoundError(f"{run_or_weights}: no trained weights found ({weights})")
+        raise MissingFileError(f"{run_or_weights}: no trained weights found ({weights})")
     return weights

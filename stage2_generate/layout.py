@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from annotate.errors import UserError
+
 EMPTY = "<empty>"
 SEPARATOR = " ; "
 DEFAULT_BINS = 16
@@ -32,7 +34,7 @@ def encode_layouts(boxes: pd.DataFrame, images: pd.DataFrame, bins: int = DEFAUL
     `boxes` is one view (one source/annotator per image); images with no boxes get `EMPTY`.
     """
     if bins < 1:
-        raise ValueError(f"bins must be >= 1, got {bins}")
+        raise UserError(f"bins must be >= 1, got {bins}")
     size = images.drop_duplicates("image_id").set_index("image_id")[["width", "height"]]
     known = boxes[boxes.image_id.isin(size.index)]
     width = known.image_id.map(size.width).to_numpy(np.float64)

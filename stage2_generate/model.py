@@ -6,6 +6,8 @@ import os
 
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, T5Config, T5ForConditionalGeneration
 
+from annotate.errors import MissingFileError, UserError
+
 #: Sizes built from a config when no checkpoint is given.
 PRESETS: dict[str, dict] = {
     # a few hundred thousand parameters: for tests
@@ -21,7 +23,7 @@ def build_model(tokenizer, preset: str = "small", dropout: float = 0.1
                 ) -> T5ForConditionalGeneration:
     """A freshly initialised T5 sized by `preset`, for `tokenizer`'s vocabulary."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}: use one of {sorted(PRESETS)}")
+        raise UserError(f"unknown preset {preset!r}: use one of {sorted(PRESETS)}")
     config = T5Config(vocab_size=len(tokenizer), dropout_rate=dropout,
                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                       decoder_start_token_id=tokenizer.pad_token_id,
@@ -37,7 +39,7 @@ def load(name_or_path: str | os.PathLike):
         return (AutoModelForSeq2SeqLM.from_pretrained(name_or_path, local_files_only=local),
                 AutoTokenizer.from_pretrained(name_or_path, local_files_only=local))
     except OSError as err:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{name_or_path}: no such model folder, and not in the local Hugging Face cache "
             "(nothing is downloaded at run time; pass a folder saved with save_pretrained)"
         ) from err

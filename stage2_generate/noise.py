@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from annotate.errors import UserError
+
 STATUSES = ("matched", "missed", "spurious", "wrong_label")
 COORDS = ["x0", "y0", "x1", "y1"]
 
@@ -33,10 +35,10 @@ class Noise:
     def __post_init__(self) -> None:
         for name in ("drop", "swap"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"noise {name} must be in [0, 1], got {getattr(self, name)}")
+                raise UserError(f"noise {name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("spurious", "jitter", "scale"):
             if getattr(self, name) < 0:
-                raise ValueError(f"noise {name} must be >= 0, got {getattr(self, name)}")
+                raise UserError(f"noise {name} must be >= 0, got {getattr(self, name)}")
 
     @property
     def active(self) -> bool:
@@ -50,10 +52,10 @@ def calibrate(errors: pd.DataFrame) -> Noise:
     """Noise rates that reproduce a stage-1 error table (see module docstring)."""
     missing = {"image_id", "status", "gold_label", "pred_label", "iou"} - set(errors.columns)
     if missing:
-        raise ValueError(f"error table lacks columns {sorted(missing)}")
+        raise UserError(f"error table lacks columns {sorted(missing)}")
     unknown = set(errors.status.unique()) - set(STATUSES)
     if unknown:
-        raise ValueError(f"error table: unknown status {sorted(unknown)}; use {STATUSES}")
+        raise UserError(f"error table: unknown status {sorted(unknown)}; use {STATUSES}")
     counts = errors.status.value_counts()
     gold = counts.get("matched", 0) + counts.get("missed", 0) + counts.get("wrong_label", 0)
     images = max(errors.image_id.nunique(), 1)

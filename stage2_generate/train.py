@@ -25,6 +25,7 @@ from transformers import (
 )
 
 from annotate.atomic import write_json
+from annotate.errors import UserError
 from annotate.schema import HUMAN, TableSet
 from annotate.views import reference_boxes
 
@@ -95,7 +96,7 @@ def caption_pairs(ts: TableSet, split: str | None) -> pd.DataFrame:
     captions = ts.captions[ts.captions.source == HUMAN]
     if split is not None:
         if "split" not in ts.images.columns:
-            raise ValueError("the set has no split column: run `quality split` first")
+            raise UserError("the set has no split column: run `quality split` first")
         ids = ts.images.image_id[ts.images.split == split]
         captions = captions[captions.image_id.isin(ids)]
     return captions[["image_id", "caption"]].astype({"caption": object})
@@ -111,7 +112,7 @@ def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
     gold = reference_boxes(ts)
     train_pairs, val_pairs = caption_pairs(ts, "train"), caption_pairs(ts, "val")
     if train_pairs.empty or val_pairs.empty:
-        raise ValueError(f"need human captions in train and val (have {len(train_pairs)} and "
+        raise UserError(f"need human captions in train and val (have {len(train_pairs)} and "
                          f"{len(val_pairs)})")
     clean = encode_layouts(gold, ts.images, config.bins)
     labels = list(ts.labels) or sorted(gold.label.dropna().unique())

@@ -72,6 +72,14 @@ def _environment(root: Path, document_root: Path) -> dict[str, str]:
     return env
 
 
+def server_args(root: Path, port: int, password: str, token: str) -> list[str]:
+    """Options shared by `label-studio init` and `start`. Values go in `--name=value` form: a
+    generated password may start with '-' and would otherwise be read as an option."""
+    return [f"--data-dir={root / 'data'}", f"--username={ADMIN}", f"--password={password}",
+            f"--user-token={token}", "--internal-host=127.0.0.1", f"--port={port}",
+            "--no-browser"]
+
+
 def start(root: Path, document_root: Path, timeout: float = 400) -> Server:
     """Install (cached by uv), initialise and start Label Studio; wait until it answers."""
     command = [_uv(), "tool", "run", "--python", _base_python(), "--from",
@@ -79,9 +87,7 @@ def start(root: Path, document_root: Path, timeout: float = 400) -> Server:
     env = _environment(root, document_root)
     token = secrets.token_hex(20)
     port = _free_port()
-    common = ["--data-dir", str(root / "data"), "--username", ADMIN, "--password",
-              secrets.token_urlsafe(12), "--user-token", token, "--internal-host", "127.0.0.1",
-              "--port", str(port), "--no-browser"]
+    common = server_args(root, port, secrets.token_urlsafe(12), token)
     log = root / "label-studio.log"
     with open(log, "w") as out:
         init = subprocess.run([*command, "init", "twostage", *common,

@@ -116,14 +116,17 @@ def test_bad_tasks_and_repeats_are_counted(tmp_path):
     tasks[2]["annotations"].append({"id": 3, "completed_by": 1, "result": [_rect()],
                                     "created_at": "2020-01-01T00:00:00Z"})
     ts, summary = _run(tmp_path, tasks)
-    assert summary.rejected["task: missing or non-object `data`"] == 2
+    assert summary.rejected["task: missing or non-object `data`"] == 1
+    assert summary.rejected["task: not an object"] == 1
     assert summary.skipped == 1
+    # user 1 is a@x (the email seen for id 1 in task 2): three annotations by one person
+    assert summary.annotator_ids == {"1": "a@x"}
     repeat = "annotation: same annotator annotated the task again (kept the latest)"
-    assert summary.rejected[repeat] == 1
-    latest = ts.annotations[ts.annotations.annotator == "1"]
+    assert summary.rejected[repeat] == 2
+    latest = ts.annotations[ts.annotations.annotator == "a@x"]
     assert latest.created_at.dt.year.tolist() == [2030]
-    assert not (ts.boxes.annotator == "1").any()  # the older repeat's box went with it
-    assert summary.annotations_read == 4 and summary.annotations_kept == 2
+    assert len(ts.boxes) == 0  # the older annotations' boxes went with them
+    assert summary.annotations_read == 4 and summary.annotations_kept == 1
     # nothing lost silently: read = kept + skipped + rejected
     assert summary.annotations_read == (summary.annotations_kept + summary.skipped
                                         + summary.rejected[repeat])

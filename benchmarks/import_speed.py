@@ -1,0 +1,139 @@
+"""`annotate import` of a large Label Studio snapshot export vs a bare `json.load` of the file.
+
+Writes a snapshot export shaped like Label Studio 1.23's (users and predictions expanded; every
+field the server writes): N tasks x 3 annotators, 1-3 boxes and a caption each, one prediction
+per task. Then times, each in a fresh interpreter, (a) `json.load` of the file and (b) the
+import (`ls_import.import_export`, tables built and validated), and reports wall time and peak
+memory above the interpreter's resting size (the modules already imported).
+
+    uv run python benchmarks/import_speed.py --tasks 100000      # ~350 MB, a few minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+LABELS = ["red circle", "blue square", "green triangle", "yellow star", "purple hexagon"]
+WORDS = "a small large red blue green circle square left of right above below next to the two".split()
+
+MEASURE = r"""
+import json, resource, sys, time
+mode, path = sys.argv[1], sys.argv[2]
+if mode == "import":
+    from annotate.ls_import import import_export
+rest = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+if mode == "json":
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    n = len(data)
+else:
+    ts, summary = import_export(path, images_root="/nonexistent", hash_images=False)
+    n = len(ts.boxes)
+seconds = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": seconds, "peak_mb": (peak - rest) / 1024, "rows": n}))
+"""
+
+
+def _region(rng: random.Random, rid: str, score: float | None = None) -> dict:
+    x, y = round(rng.uniform(0, 70), 4), round(rng.uniform(0, 70), 4)
+    w, h = round(rng.uniform(5, 30), 4), round(rng.uniform(5, 30), 4)
+    region = {"id": rid, "from_name": "label", "to_name": "image", "type": "rectanglelabels",
+              "original_width": 640, "original_height": 480, "image_rotation": 0,
+              "value": {"x": x, "y": y, "width": w, "height": h,
+                        "rotation": 0, "rectanglelabels": [rng.choice(LABELS)]}}
+    if score is not None:
+        region["score"] = score
+    return region
+
+
+def _annotation(rng: random.Random, task: int, k: int, user: int) -> dict:
+    aid = task * 3 + k
+    result = [_region(rng, f"a{aid}r{j}") for j in range(rng.randint(1, 3))]
+    result.append({"id": f"a{aid}c", "from_name": "caption", "to_name": "image",
+                   "type": "textarea",
+                   "value": {"text": [" ".join(rng.choices(WORDS, k=rng.randint(6, 14)))]}})
+    stamp = f"2026-0{1 + k}-1{k}T10:{k}{k}:{rng.randint(10, 59)}.123456Z"
+    return {"id": aid, "completed_by": {"id": user, "email": f"annotator{user}@example.com",
+                                        "first_name": "", "last_name": ""},
+            "result": result, "was_cancelled": False, "ground_truth": False, "created_at": stamp,
+            "updated_at": stamp, "draft_created_at": None, "lead_time": round(rng.uniform(3, 60), 3),
+            "prediction": {}, "result_count": len(result),
+            "unique_id": f"{rng.getrandbits(128):032x}", "import_id": None, "last_action": None,
+            "bulk_created": False, "task": task, "project": 1, "updated_by": user,
+            "parent_prediction": None, "parent_annotation": None, "last_created_by": None}
+
+
+def make_export(n_tasks: int, path: Path, seed: int = 0) -> Path:
+    """Write the export task by task (never the whole list in memory)."""
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("[")
+        for task in range(1, n_tasks + 1):
+            users = rng.sample(range(2, 12), 3)
+            record = {
+                "id": task,
+                "annotations": [_annotation(rng, task, k, u) for k, u in enumerate(users)],
+                "drafts": [],
+                "predictions": [{
+                    "id": task, "result": [_region(rng, f"p{task}r{j}", round(rng.random(), 4))
+                                           for j in range(rng.randint(1, 3))],
+                    "model_version": "yolo-v1", "created_ago": "0 minutes",
+                    "score": round(rng.random(), 4), "cluster": None, "neighbors": None,
+                    "mislabeling": 0.0, "created_at": "2026-01-01T00:00:00.000000Z",
+                    "updated_at": "2026-01-01T00:00:00.000000Z", "model": None,
+                    "model_run": None, "task": task, "project": 1}],
+                "data": {"image": f"/data/local-files/?d=images/{task:07d}.jpg"},
+                "meta": {}, "created_at": "2026-01-01T00:00:00.000000Z",
+                "updated_at": "2026-01-01T00:00:00.000000Z", "allow_skip": True,
+                "inner_id": task, "total_annotations": 3, "cancelled_annotations": 0,
+                "total_predictions": 1, "comment_count": 0, "unresolved_comment_count": 0,
+                "last_comment_updated_at": None, "project": 1, "updated_by": 1,
+                "comment_authors": [], "file_upload": None}
+            out.write(("," if task > 1 else "") + json.dumps(record, separators=(",", ":")))
+        out.write("]")
+    return path
+
+
+def measure(mode: str, path: Path) -> dict:
+    """Run one measurement in a fresh interpreter (peak memory is per process)."""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", MEASURE, mode, str(path)], env=env,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--export", help="reuse this export instead of writing a new one")
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many runs each")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(args.export) if args.export else make_export(args.tasks,
+                                                                 Path(tmp) / "export.json")
+        size_mb = path.stat().st_size / 2**20
+        print(f"export: {path} ({size_mb:.0f} MB)")
+        results = {}
+        for mode in ("json", "import"):
+            runs = [measure(mode, path) for _ in range(args.repeats)]
+            results[mode] = min(runs, key=lambda r: r["seconds"])
+            r = results[mode]
+            print(f"{mode:>7}: {r['seconds']:6.2f} s, peak {r['peak_mb']:6.0f} MB "
+                  f"({r['peak_mb'] / size_mb:.2f}x the file), {r['rows']} rows")
+        ratio = results["import"]["seconds"] / results["json"]["seconds"]
+        print(f"import / json.load time: {ratio:.2f}x; import peak memory "
+              f"{results['import']['peak_mb'] / size_mb:.2f}x the file size")
+
+
+if __name__ == "__main__":
+    main()
