@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -89,6 +90,8 @@ def from_coco(instances_path: str | os.PathLike, captions_path: str | os.PathLik
 def _text(value: object) -> str | None:
     """An id as text, as given: 139 -> "139" (never "139.0"); None for a non-value."""
     if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):  # NaN: a key this row lacks
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -209,7 +212,7 @@ def _boxes(rows: list, categories: object, entry_image: dict[str, str],
         "object_id": ann.object_id.map(_text).fillna(ann["id"].map(_text)),
         "label": label, "x0": np.clip(x0, 0, img_w), "y0": np.clip(y0, 0, img_h),
         "x1": np.clip(x1, 0, img_w), "y1": np.clip(y1, 0, img_h),
-        "score": score.where(is_model), "source": np.where(crowd.fillna(False).astype(bool)
+        "score": score.where(is_model), "source": np.where((crowd == True).to_numpy()  # noqa: E712
                                                            & ~is_model, CROWD, source)})
     boxes = boxes[keep]
     dup = boxes.duplicated(["image_id", "annotator", "source", "object_id"])
@@ -220,7 +223,7 @@ def _boxes(rows: list, categories: object, entry_image: dict[str, str],
 
 def _crowd(value: object) -> bool | None:
     """COCO's iscrowd as a boolean: 0/1, true/false, "0"/"1", "true"/"false"; None if neither."""
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):  # no iscrowd key
         return False
     if isinstance(value, bool) or (is_number(value) and value in (0, 1)):
         return bool(value)
@@ -241,7 +244,7 @@ def _captions(rows: list, entry_image: dict[str, str], where: str, summary: Impo
     keep = summary.reject_where([(image_id.isna().to_numpy(), "caption: image_id not in `images`"),
                                  (text.isna().to_numpy(), "caption: empty or not text")], at)
     named = frame.annotator.where(frame.annotator.map(lambda v: isinstance(v, str) and v != ""))
-    order = frame.groupby(image_id).cumcount() + 1
+    order = frame.groupby(image_id.fillna("")).cumcount() + 1
     annotator = named.fillna("coco-" + order.astype(str))
     source = frame.source.where(frame.source.map(lambda v: isinstance(v, str) and v != ""), HUMAN)
     out = pd.DataFrame({"image_id": image_id, "annotator": annotator,

@@ -48,6 +48,16 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     return raw
 
 
+def first_char_of_file(path: str | os.PathLike, limit: int = 1 << 16) -> str:
+    """The first non-blank character of a file (after a UTF-8 BOM), reading only its start."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(limit)
+    except OSError as err:
+        raise ExportError(f"{path}: cannot read ({err.strerror})") from err
+    return first_char(head.removeprefix(_UTF8_BOM))
+
+
 def first_char(raw: bytes) -> str:
     """The first non-blank character ('[' or '{' for JSON we read), '' for an empty file."""
     stripped = raw.lstrip()
@@ -100,8 +110,8 @@ def _where(raw: bytes, message: str) -> str:
     line = raw.count(b"\n", 0, offset) + 1
     column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
     reason = message.split(marker)[0].removeprefix("JSON is malformed: ").strip()
-    return (f"not valid JSON at line {line}, column {column}: {reason} "
-            "(truncated, or not a JSON file?)")
+    hint = " (truncated?)" if "ends early" in reason else ""
+    return f"not valid JSON at line {line}, column {column}: {reason}{hint}"
 
 
 _ANY = msgspec.json.Decoder()

@@ -32,6 +32,7 @@ from . import jsonio
 from .jsonio import ExportError
 from .ls_records import (
     LOOSE_RESULTS,
+    SIZE_NULLED,
     STRICT_RESULTS,
     TASKS,
     Annotation,
@@ -139,6 +140,9 @@ def import_bytes(raw: bytes, path: str | os.PathLike, images_root=None, labels=N
 
 
 def _decode_tasks(raw: bytes, path: Path) -> list:
+    if jsonio.first_char(raw) not in "[{":  # a bare value (or empty: the decoder says so)
+        value = jsonio.decode(raw, path)
+        raise ExportError(f"{path}: expected a JSON list of tasks, found {_kind(value)}")
     if jsonio.first_char(raw) == "{":
         data = jsonio.decode(raw, path)
         if not isinstance(data.get("tasks"), list):
@@ -544,8 +548,7 @@ def _build_images(tasks: pd.DataFrame, keep_task: np.ndarray, regions: _Regions,
     ow, bad_w = _positive(regions.col["ow"])
     oh, bad_h = _positive(regions.col["oh"])
     bad = bad_w | bad_h
-    summary.null("box: original_width/height not a positive number (nulled; the image's size "
-                 "is used)", regions.where(np.flatnonzero(bad)[:3]), int(bad.sum()))
+    summary.null(SIZE_NULLED, regions.where(np.flatnonzero(bad)[:3]), int(bad.sum()))
     regions.col["ow"], regions.col["oh"] = ow, oh
     sizes = pd.DataFrame({"task": regions.col["task"], "ow": ow, "oh": oh}).dropna()
     first = sizes.groupby("task")[["ow", "oh"]].first()

@@ -123,6 +123,10 @@ LOOSE_RESULTS = msgspec.json.Decoder(
     Union[list[Union[LooseResult, list, _Scalar]], dict, _Scalar])  # noqa: UP007
 
 
+SIZE_NULLED = ("box: original_width/height not a positive number (nulled; the image's size is "
+               "used)")
+
+
 def is_number(value: object) -> bool:
     """A JSON number (booleans are not numbers here)."""
     return value.__class__ in (int, float)
@@ -223,8 +227,7 @@ class RegionColumns:
             else:
                 sizes = (res.original_width, res.original_height)
                 if not all(v is None or is_number(v) for v in sizes):
-                    summary.null("box: original_width/height not a number (nulled; the image's "
-                                 "size is used)", at)
+                    summary.null(SIZE_NULLED, at)
                 if res.score is not None and not is_number(res.score):
                     summary.null(("prediction" if is_pred else "box") + ": score not a number "
                                  "(nulled)", at)

@@ -24,16 +24,20 @@ FORMATS = ("auto", "labelstudio", "coco", "yolo")
 MEDIA = "media"
 
 
-def detect_format(path: str | os.PathLike, raw: bytes | None = None) -> str:
+def detect_format(path: str | os.PathLike) -> str:
     """'yolo' for a .yaml or a folder, else by the parsed content: a JSON object with COCO's
     lists is 'coco', anything else 'labelstudio' (a JSON list of tasks)."""
-    path = Path(path)
+    return _detect(Path(path))[0]
+
+
+def _detect(path: Path) -> tuple[str, object]:
+    """(format, the parsed file when detection had to parse it)."""
     if path.suffix in (".yaml", ".yml") or path.is_dir():
-        return "yolo"
-    raw = jsonio.read_bytes(path) if raw is None else raw
-    if jsonio.first_char(raw) == "{" and coco_import.is_coco(jsonio.decode(raw, path)):
-        return "coco"
-    return "labelstudio"
+        return "yolo", None
+    if jsonio.first_char_of_file(path) == "{":  # COCO, or tasks wrapped in an object
+        data = jsonio.read_json(path)
+        return ("coco" if coco_import.is_coco(data) else "labelstudio"), data
+    return "labelstudio", None  # a list: parsed by the Label Studio reader itself
 
 
 def import_file(path: str | os.PathLike, fmt: str = "auto", *, labels: list[str] | None = None,
@@ -48,18 +52,18 @@ def import_file(path: str | os.PathLike, fmt: str = "auto", *, labels: list[str]
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"{path}: no such file or folder")
-    if fmt == "yolo" or (fmt == "auto" and (path.suffix in (".yaml", ".yml") or path.is_dir())):
+    data = None
+    if fmt == "auto":
+        fmt, data = _detect(path)
+    if fmt == "yolo":
         return yolo_import.from_yolo(path, annotator or yolo_import.PLAIN_YOLO_ANNOTATOR,
                                      image_size=image_size)
-    raw = jsonio.read_bytes(path)
-    fmt = detect_format(path, raw) if fmt == "auto" else fmt
     if fmt == "coco":
-        data = jsonio.decode(raw, path)
-        del raw
         return coco_import.from_coco(path, coco_captions, images_root, data=data,
                                      allow_outside_root=allow_outside_root)
-    ts, summary = ls_import.import_bytes(raw, path, images_root, labels, caption_field,
-                                         image_field, allow_outside_root=allow_outside_root)
+    del data  # the Label Studio reader parses the file its own (typed, lean) way
+    ts, summary = ls_import.import_export(path, images_root, labels, caption_field, image_field,
+                                          allow_outside_root=allow_outside_root)
     summary.require_something_kept()
     return ts, summary
 
@@ -80,7 +84,7 @@ def import_set(path: str | os.PathLike, out: str | os.PathLike, *, strict: bool 
             raise type(err)(f"{err}\n(the set already in {out} was left as it was)") from err
         raise
     ts = _write_inline_images(ts, out / MEDIA)
-    store.save(ts, out)
+    store.save(ts, out, validate=False)  # validated when it was built
     write_json(out / "import_summary.json", summary.to_dict())
     return summary
 

@@ -21,16 +21,24 @@ import tempfile
 from pathlib import Path
 
 LABELS = ["red circle", "blue square", "green triangle", "yellow star", "purple hexagon"]
-WORDS = "a small large red blue green circle square left of right above below next to the two".split()
+WORDS = ["a", "small", "large", "red", "blue", "green", "circle", "square", "left", "of",
+         "right", "above", "below", "next", "to", "the", "two"]
 
 MEASURE = r"""
 import json, resource, sys, time
+start = time.perf_counter()
 mode, path = sys.argv[1], sys.argv[2]
 if mode == "import":
     from annotate.ls_import import import_export
 rest = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
-if mode == "json":
+if mode == "cli":  # the whole command, interpreter and library imports included
+    import tempfile
+    from annotate.cli import main
+    with tempfile.TemporaryDirectory() as out:
+        main(["import", path, "--out", out, "--images-root", "/nonexistent"])
+    t0, rest, n = start, 0, 0
+elif mode == "json":
     with open(path, encoding="utf-8") as handle:
         data = json.load(handle)
     n = len(data)
@@ -39,7 +47,8 @@ else:
     n = len(ts.boxes)
 seconds = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"seconds": seconds, "peak_mb": (peak - rest) / 1024, "rows": n}))
+print(json.dumps({"seconds": seconds, "peak_mb": (peak - rest) / 1024, "rows": n,
+                  "process_mb": peak / 1024, "process_seconds": time.perf_counter() - start}))
 """
 
 
@@ -65,7 +74,8 @@ def _annotation(rng: random.Random, task: int, k: int, user: int) -> dict:
     return {"id": aid, "completed_by": {"id": user, "email": f"annotator{user}@example.com",
                                         "first_name": "", "last_name": ""},
             "result": result, "was_cancelled": False, "ground_truth": False, "created_at": stamp,
-            "updated_at": stamp, "draft_created_at": None, "lead_time": round(rng.uniform(3, 60), 3),
+            "updated_at": stamp, "draft_created_at": None,
+            "lead_time": round(rng.uniform(3, 60), 3),
             "prediction": {}, "result_count": len(result),
             "unique_id": f"{rng.getrandbits(128):032x}", "import_id": None, "last_action": None,
             "bulk_created": False, "task": task, "project": 1, "updated_by": user,
@@ -124,15 +134,21 @@ def main() -> None:
         size_mb = path.stat().st_size / 2**20
         print(f"export: {path} ({size_mb:.0f} MB)")
         results = {}
-        for mode in ("json", "import"):
+        for mode in ("json", "import", "cli"):
             runs = [measure(mode, path) for _ in range(args.repeats)]
             results[mode] = min(runs, key=lambda r: r["seconds"])
             r = results[mode]
-            print(f"{mode:>7}: {r['seconds']:6.2f} s, peak {r['peak_mb']:6.0f} MB "
-                  f"({r['peak_mb'] / size_mb:.2f}x the file), {r['rows']} rows")
+            print(f"{mode:>7}: {r['seconds']:6.2f} s, peak {r['peak_mb']:6.0f} MB above rest "
+                  f"({r['peak_mb'] / size_mb:.2f}x the file); whole process "
+                  f"{r['process_seconds']:6.2f} s, {r['process_mb']:6.0f} MB "
+                  f"({r['process_mb'] / size_mb:.2f}x)")
         ratio = results["import"]["seconds"] / results["json"]["seconds"]
         print(f"import / json.load time: {ratio:.2f}x; import peak memory "
               f"{results['import']['peak_mb'] / size_mb:.2f}x the file size")
+        cli, bare = results["cli"], results["json"]
+        print(f"`annotate import` command / `python -c json.load` process: "
+              f"{cli['process_seconds'] / bare['process_seconds']:.2f}x time, "
+              f"{cli['process_mb'] / size_mb:.2f}x the file in peak memory")
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ class Pipeline:
 
     # ----------------------------------------------------------------- the chain
     def run(self) -> Path:
-        from annotate.readers import import_file
+        from annotate.readers import import_set
 
         self.out.mkdir(parents=True, exist_ok=True)
         o, seed, run = self.settings.options, self.settings.seed, self.out
@@ -146,15 +146,11 @@ class Pipeline:
         tables = workspace.path(run, "tables")
 
         def do_import() -> dict:
-            if data.is_dir():
-                ts = read_tables(data)
-                summary = None
+            if (data / store.META).is_file():  # a saved table set (e.g. from `annotate pull`)
+                store.save(read_tables(data), tables)
             else:
-                ts, summary = import_file(data)
-            store.save(ts, tables)
-            if summary is not None:
-                write_json(tables / "import_summary.json", summary.to_dict())
-            return ts.counts()
+                import_set(data, tables)
+            return store.load(tables).counts()
 
         # the tables' version names the experiment, so import runs before tracking starts
         self.mlflow, self.tags = _NoTracking(), {}

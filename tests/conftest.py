@@ -50,3 +50,16 @@ def frames_equal(left: pd.DataFrame, right: pd.DataFrame, keys: list[str]) -> No
         left.sort_values(keys).reset_index(drop=True)[sorted(left.columns)],
         right.sort_values(keys).reset_index(drop=True)[sorted(right.columns)],
         check_exact=False, rtol=1e-9, atol=1e-9)
+
+REALDATA = REPO.parent / "shared" / "realdata"
+
+
+@pytest.fixture
+def realdata() -> Path:
+    """`../shared/realdata` (public files nobody here wrote). A user's clone lacks it: the test
+    skips with the reason; CI sets TWOSTAGE_REQUIRE_REALDATA=1 so that it fails instead."""
+    if not REALDATA.is_dir():
+        if os.environ.get("TWOSTAGE_REQUIRE_REALDATA") == "1":
+            pytest.fail(f"{REALDATA} is missing and TWOSTAGE_REQUIRE_REALDATA=1")
+        pytest.skip(f"{REALDATA} is not here (it sits beside the project in CI)")
+    return REALDATA

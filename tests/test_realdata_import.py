@@ -1,0 +1,106 @@
+"""Real files from ../shared/realdata import with the counts their README implies."""
+
+import pytest
+
+from annotate.readers import import_file
+from annotate.schema import CROWD, HUMAN
+
+
+def test_coco_instances_with_annotations_before_images(realdata):
+    ts, summary = import_file(realdata / "coco_instances/instances_val2014_100imgs.json")
+    assert summary.shape == "COCO instances" and len(ts.images) == 100
+    assert len(ts.labels) == 80 and sum(summary.rejected.values()) == 0
+    assert (ts.boxes.source == HUMAN).sum() == 830 and (ts.boxes.source == CROWD).sum() == 9
+    assert "1146" in set(ts.images.image_id)  # ids as given, not "1146.0"
+
+
+def test_coco_captions_file(realdata):
+    ts, summary = import_file(realdata / "coco_captions/captions_val2014_fakecap1000_refs.json")
+    assert summary.shape == "COCO captions"
+    assert len(ts.images) == 1000 and len(ts.captions) == 5005
+    per_image = ts.captions.groupby("image_id").annotator
+    assert per_image.size().between(5, 6).all() and (per_image.nunique() == per_image.size()).all()
+
+
+def test_coco_annotator_export_with_string_booleans(realdata):
+    ts, summary = import_file(realdata / "coco_instances/coco_annotator_style_string_booleans.json")
+    assert sorted(ts.images.image_id) == ["0", "1"] and len(ts.boxes) == 2
+    assert sum(summary.rejected.values()) == 0 and (ts.boxes.source == HUMAN).all()
+
+
+@pytest.mark.parametrize(("name", "images", "boxes"), [
+    ("kalphacv_fruits", 1, 9), ("kalphacv_landscape_annotations", 1, 30),
+    ("kalphacv_smile_fruits", 1, 12), ("kalphacv_test_annotation", 3, 29)])
+def test_kalphacv_three_annotators_per_image(realdata, name, images, boxes):
+    ts, summary = import_file(realdata / f"multi_annotator_boxes/{name}.json")
+    assert len(ts.images) == images and len(ts.boxes) == boxes
+    assert (ts.annotations.groupby("image_id").annotator.nunique() == 3).all()
+    assert len(ts.annotations) == 3 * images and sum(summary.rejected.values()) == 0
+
+
+def test_kalos_yolo_three_labelers(realdata):
+    folder = realdata / "multi_annotator_boxes/kalos_yolo_3labelers"
+    with pytest.raises(Exception, match="pass --image-size"):
+        import_file(folder)
+    ts, summary = import_file(folder, image_size=(1000, 1000))
+    assert len(ts.images) == 4 and len(ts.annotations) == 12
+    assert sorted(ts.annotations.annotator.unique()) == ["labeler1", "labeler2", "labeler3"]
+    assert ts.labels[0] == "Flood lv0" and sum(summary.rejected.values()) == 0
+
+
+def test_evalme_export(realdata):
+    ts, summary = import_file(realdata / "labelstudio/evalme_highway_5tasks_3annotators.json")
+    assert summary.tasks_kept == 5 and summary.annotations_kept == 15
+    assert ts.annotations.annotator.nunique() == 3 and summary.predictions == 5
+    model = ts.boxes[ts.boxes.source != HUMAN]
+    assert len(model) == 30 and model.score.between(0, 1).all()
+
+
+def test_sdk_two_annotators_by_id(realdata):
+    ts, summary = import_file(realdata / "labelstudio/sdk_yolo_2annotators.json",
+                              labels=["parasites", "white"])
+    assert summary.tasks_kept == 2 and summary.annotations_kept == 3
+    assert sorted(ts.annotations.annotator) == ["1", "1", "2"]
+
+
+def test_sdk_annotation_plus_prediction(realdata):
+    ts, summary = import_file(realdata / "labelstudio/sdk_annotation_plus_prediction.json")
+    assert summary.tasks_kept == 2 and summary.annotations_kept == 2 and summary.predictions == 2
+    # one region of the model reaches 1.57% past the bottom edge, in the annotation (which
+    # copied the prediction) and in the prediction: rejected as outside, counted
+    assert summary.rejected == {"box: outside the image by more than 1%": 2}
+
+
+def test_sdk_rect_textarea_cancelled(realdata, tmp_path):
+    from PIL import Image
+
+    for i in (1, 2, 3):
+        Image.new("RGB", (200, 100)).save(tmp_path / f"page-{i}.png")
+    ts, summary = import_file(realdata / "labelstudio/sdk_rect_textarea_cancelled.json",
+                              images_root=tmp_path)
+    assert summary.tasks_kept == 3 and summary.skipped == 1
+    assert summary.rejected["annotation: no completed_by (annotator unknown)"] == 2
+    assert len(ts.annotations) == 0
+
+
+def test_sdk_rotated_boxes_are_rejected_not_straightened(realdata):
+    ts, summary = import_file(realdata / "labelstudio/sdk_rotated_boxes_obb.json")
+    assert summary.tasks_kept == 3 and len(ts.boxes) == 0
+    (reason,) = summary.rejected
+    assert "rotated rectangle" in reason and summary.rejected[reason] == 25
+
+
+def test_sdk_repeater_has_no_single_image(realdata):
+    with pytest.raises(Exception, match="nothing imported") as err:
+        import_file(realdata / "labelstudio/sdk_repeater_rect_taxonomy.json")
+    assert "no 'image' field" in str(err.value)
+    with pytest.raises(Exception, match="nothing imported") as err:
+        import_file(realdata / "labelstudio/sdk_repeater_rect_taxonomy.json", image_field="images")
+    assert "data.images is not a non-empty string" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["coco_instances/instances_val2014_fakebbox100_results.json",
+                                  "coco_captions/captions_val2014_fakecap_results.json"])
+def test_results_files_are_named_not_misread(realdata, name):
+    with pytest.raises(Exception, match="COCO .* results file"):
+        import_file(realdata / name)
