@@ -165,3 +165,41 @@ def test_clear_errors_that_never_show_the_key(server, capsys):
                  "--api-key", server.token]) == 2
     err = capsys.readouterr().err
     assert "no project titled" in err and server.token not in err
+
+
+def test_pasted_inline_image_comes_back_as_a_file(server, tmp_path):
+    """A task whose image is a data: URL (how Label Studio keeps a pasted image) is exported by
+    the real server as is, and pulled into a set whose image is a file under the set."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from annotate.ls_export import labeling_config
+
+    raw = io.BytesIO()
+    Image.new("RGB", (40, 30), "blue").save(raw, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(raw.getvalue()).decode()
+    connection = connect(server.url, server.token)
+    client = connection.client
+    project = client.projects.create(title="inline image",
+                                     label_config=labeling_config(["cat", "dog"]))
+    client.projects.import_tasks(id=project.id, request=[{"image": url}])
+    (task,) = client.tasks.list(project=project.id, fields="all")
+    user = client.users.create(username="inline", email="inline@example.com",
+                               password="pass-12345!")
+    region = {"id": "r1", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+              "original_width": 40, "original_height": 30,
+              "value": {"x": 25, "y": 10, "width": 50, "height": 50, "rotation": 0,
+                        "rectanglelabels": ["cat"]}}
+    client.annotations.create(id=task.id, result=[region], completed_by=user.id)
+    pulled, summary, _ = pull(connection, "inline image", tmp_path / "pulled", progress=False)
+    assert summary.images_inline == 1 and sum(summary.rejected.values()) == 0
+    image = pulled.images.iloc[0]
+    assert (image.width, image.height) == (40, 30)
+    assert image.path.startswith(str((tmp_path / "pulled" / "media").resolve()))
+    with open(image.path, "rb") as handle:
+        assert handle.read() == raw.getvalue()
+    box = pulled.boxes.iloc[0]
+    assert (box.annotator, box.label, box.x0, box.y0, box.x1, box.y1) == (
+        "inline@example.com", "cat", 10, 3, 30, 18)
