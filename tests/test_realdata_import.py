@@ -2,6 +2,7 @@
 
 import pytest
 
+from annotate.jsonio import ExportError
 from annotate.readers import import_file
 from annotate.schema import CROWD, HUMAN
 
@@ -40,7 +41,7 @@ def test_kalphacv_three_annotators_per_image(realdata, name, images, boxes):
 
 def test_kalos_yolo_three_labelers(realdata):
     folder = realdata / "multi_annotator_boxes/kalos_yolo_3labelers"
-    with pytest.raises(Exception, match="pass --image-size"):
+    with pytest.raises(ExportError, match="pass --image-size"):
         import_file(folder)
     ts, summary = import_file(folder, image_size=(1000, 1000))
     assert len(ts.images) == 4 and len(ts.annotations) == 12
@@ -64,7 +65,7 @@ def test_sdk_two_annotators_by_id(realdata):
 
 
 def test_sdk_annotation_plus_prediction(realdata):
-    ts, summary = import_file(realdata / "labelstudio/sdk_annotation_plus_prediction.json")
+    _, summary = import_file(realdata / "labelstudio/sdk_annotation_plus_prediction.json")
     assert summary.tasks_kept == 2 and summary.annotations_kept == 2 and summary.predictions == 2
     # one region of the model reaches 1.57% past the bottom edge, in the annotation (which
     # copied the prediction) and in the prediction: rejected as outside, counted
@@ -91,10 +92,10 @@ def test_sdk_rotated_boxes_are_rejected_not_straightened(realdata):
 
 
 def test_sdk_repeater_has_no_single_image(realdata):
-    with pytest.raises(Exception, match="nothing imported") as err:
+    with pytest.raises(ExportError, match="nothing imported") as err:
         import_file(realdata / "labelstudio/sdk_repeater_rect_taxonomy.json")
     assert "no 'image' field" in str(err.value)
-    with pytest.raises(Exception, match="nothing imported") as err:
+    with pytest.raises(ExportError, match="nothing imported") as err:
         import_file(realdata / "labelstudio/sdk_repeater_rect_taxonomy.json", image_field="images")
     assert "data.images is not a non-empty string" in str(err.value)
 
@@ -102,5 +103,5 @@ def test_sdk_repeater_has_no_single_image(realdata):
 @pytest.mark.parametrize("name", ["coco_instances/instances_val2014_fakebbox100_results.json",
                                   "coco_captions/captions_val2014_fakecap_results.json"])
 def test_results_files_are_named_not_misread(realdata, name):
-    with pytest.raises(Exception, match="COCO .* results file"):
+    with pytest.raises(ExportError, match=r"COCO .* results file"):
         import_file(realdata / name)
