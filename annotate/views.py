@@ -2,20 +2,55 @@
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from .errors import UserError
 from .schema import CONSENSUS, HUMAN, TRUTH, TableSet
 
+log = logging.getLogger(__name__)
+GOLD_CHOICES = "consensus (default), truth, or an annotator's name"
+
+
+def gold_view(ts: TableSet, gold: str | None = None) -> tuple[str, str | None]:
+    """(source, annotator) of the gold boxes: `gold` names 'consensus', 'truth' or one human
+    annotator; by default consensus, which must exist. The one definition of "gold" for
+    training and evaluation.
+
+    All human boxes merged are not offered: three annotators' boxes of one object would teach a
+    detector to fire three times; `quality consensus` is the merge that makes sense.
+    """
+    gold = gold or CONSENSUS
+    if gold in (CONSENSUS, TRUTH):
+        if not (ts.boxes.source == gold).any():
+            hint = " (run `quality consensus` first)" if gold == CONSENSUS else ""
+            raise UserError(f"no {gold} boxes in the set{hint}; choose gold from {GOLD_CHOICES}")
+        return gold, None
+    annotators = set(ts.annotations.annotator[ts.annotations.source == HUMAN])
+    if gold not in annotators:
+        raise UserError(f"gold {gold!r} is not an annotator of this set; choose from "
+                        f"{GOLD_CHOICES} ({', '.join(sorted(annotators)[:5])}...)")
+    return HUMAN, gold
+
+
+def gold_boxes(ts: TableSet, gold: str | None = None) -> pd.DataFrame:
+    """The gold boxes `gold_view` names."""
+    source, annotator = gold_view(ts, gold)
+    boxes = ts.boxes[ts.boxes.source == source]
+    return boxes if annotator is None else boxes[boxes.annotator == annotator]
+
 
 def reference_boxes(ts: TableSet) -> pd.DataFrame:
-    """One view of what each image contains: consensus boxes when the set has them, else the
-    known truth, else each image's human boxes from its first annotator (alphabetically)."""
-    boxes = ts.boxes
+    """What each image contains, for stratifying splits and comparing layouts (never for
+    training or evaluation, which use `gold_boxes`): consensus, else truth, else, as a logged
+    fallback, each image's boxes from its alphabetically first annotator."""
     for source in (CONSENSUS, TRUTH):
-        if (boxes.source == source).any():
-            return boxes[boxes.source == source]
-    human = boxes[boxes.source == HUMAN]
+        if (ts.boxes.source == source).any():
+            return ts.boxes[ts.boxes.source == source]
+    log.warning("no consensus or truth boxes: each image's first annotator (alphabetically) "
+                "stands in for stratification and layout checks; run `quality consensus`")
+    human = ts.boxes[ts.boxes.source == HUMAN]
     first = human.groupby("image_id").annotator.transform("min")
     return human[human.annotator == first]
 

@@ -8,41 +8,32 @@ from __future__ import annotations
 import argparse
 import sys
 
-from annotate import store
-from annotate.atomic import write_json, write_text
+import pandas as pd
+
+from annotate.atomic import write_json
 from annotate.cliutil import run_command
 from annotate.errors import UserError
 from annotate.readers import read_tables
 
-from .adequacy import adequacy
-from .audit import (
-    DEFAULT_MIN_CORRELATION,
-    DEFAULT_PHASH_DISTANCE,
-    IMAGE_KINDS,
-    KINDS,
-    audit,
-    repair,
-)
+from .audit import DEFAULT_MIN_CORRELATION, DEFAULT_PHASH_DISTANCE, IMAGE_KINDS, KINDS
 from .ceiling import human_ceiling
-from .consensus import TIES, build_consensus
-from .leakage import identifier_leaks, input_leaks
-from .reliability import reliability
-from .splits import fold_set, split_report, split_set
+from .consensus import TIES
+from .jobs import (
+    CONSENSUS_FLAGS,
+    REPAIR_MOVES,
+    SPLIT_REPORT,
+    audit_job,
+    consensus_job,
+    reliability_job,
+    split_job,
+)
 from .units import DEFAULT_IOU
 
 
 def cmd_reliability(args: argparse.Namespace) -> None:
-    ts = read_tables(args.dir)
-    result = reliability(ts, args.iou, args.n_boot, args.seed, args.top)
-    report = result.to_dict()
-    if args.ceiling:
-        report["human_ceiling"] = human_ceiling(ts, args.n_boot, args.seed)
-    if args.json:
-        write_json(args.json, report)
-    if args.plot:
-        from .plots import reliability_figure, save_figure  # matplotlib only when asked
-
-        save_figure(reliability_figure(result), args.plot)
+    _, result = reliability_job(read_tables(args.dir), args.json, iou=args.iou,
+                                n_boot=args.n_boot, seed=args.seed, top=args.top,
+                                ceiling=args.ceiling, plot=args.plot)
     print(f"{'':10} {'alpha':>7} {'95% CI':>17} {'units':>7} {'values':>7}")
     for kind, a in result.alphas.items():
         if not a.n_units:
@@ -61,15 +52,12 @@ def cmd_reliability(args: argparse.Namespace) -> None:
 
 
 def cmd_consensus(args: argparse.Namespace) -> None:
-    result = build_consensus(read_tables(args.dir), iou_threshold=args.iou, tie=args.tie)
-    out = store.save(result.tables, args.out)
-    write_text(out / "consensus_flags.csv", result.flags.to_csv(index=False))
-    kept = result.clusters.kept
-    print(f"{int(kept.sum())} consensus boxes from {len(kept)} box clusters; "
-          f"{(result.tables.captions.source == 'consensus').sum()} consensus captions")
-    counts = result.flags.kind.value_counts()
-    print("flagged for review: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "none"))
-    print(f"wrote {out} (flags: {out / 'consensus_flags.csv'})")
+    figures = consensus_job(read_tables(args.dir), args.out, iou=args.iou, tie=args.tie)
+    print(f"{figures['consensus_boxes']} consensus boxes from {figures['box_clusters']} box "
+          f"clusters; {figures['consensus_captions']} consensus captions")
+    flags = figures["flags"]
+    print("flagged for review: " + (", ".join(f"{n} {k}" for k, n in flags.items()) or "none"))
+    print(f"wrote {args.out} (flags: {args.out}/{CONSENSUS_FLAGS})")
 
 
 def cmd_ceiling(args: argparse.Namespace) -> None:
@@ -86,64 +74,48 @@ def cmd_ceiling(args: argparse.Namespace) -> None:
 
 
 def cmd_split(args: argparse.Namespace) -> None:
-    ts = read_tables(args.dir)
-    if args.folds:
-        result, column, asked = fold_set(ts, args.folds, args.seed), "fold", None
-    else:
-        result, column = split_set(ts, args.val, args.test, args.seed), "split"
-        asked = {"train": 1 - args.val - args.test, "val": args.val, "test": args.test}
-    report = split_report(result, column, asked)
-    summary = {**report.to_dict(), "settings": {"val": args.val, "test": args.test,
-                                                "folds": args.folds, "seed": args.seed}}
-    if column == "split":
-        summary["adequacy"] = adequacy(result, n_boot=args.n_boot, seed=args.seed)
-    out = store.save(result, args.out)
-    write_json(out / "split_report.json", summary)
-    print(report.table.to_string())
+    summary = split_job(read_tables(args.dir), args.out, val=args.val, test=args.test,
+                        folds=args.folds, seed=args.seed, n_boot=args.n_boot)
+    column = "fold" if args.folds else "split"
+    print(pd.DataFrame(summary["splits"]).to_string(index=False))
     print(f"largest class-share difference between {column}s: "
-          f"{report.max_class_share_gap:.3f}; size error {report.max_size_error_pp:.2f} pp")
+          f"{summary['max_class_share_gap']:.3f}; size error "
+          f"{summary['max_size_error_pp']:.2f} pp")
     for name, figures in summary.get("adequacy", {}).items():
         widths = ", ".join(f"{m} +-{v['ci_width'] / 2:.3f}" for m, v in figures.items()
                            if isinstance(v, dict))
         print(f"{name} ({figures['images']} images): 95% CI {widths} (human captions)")
-    print(f"wrote {out} and {out / 'split_report.json'}")
+    print(f"wrote {args.out} and {args.out}/{SPLIT_REPORT}")
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
-    ts = read_tables(args.dir)
-    found = audit(ts, args.phash_distance, args.min_correlation,
-                  check_images=not args.no_images, progress=True)
-    report = {**found.to_dict(), "input_leaks": input_leaks(ts).to_dict("records"),
-              "identifier_leaks": identifier_leaks(ts).to_dict("records")}
-    for kind, n in found.counts().items():
+    if args.repair and not args.out:
+        raise UserError("--repair needs --out (a folder for the repaired set)")
+    kinds = KINDS if args.repair_kinds == "all" else tuple(args.repair_kinds.split(","))
+    report, found = audit_job(read_tables(args.dir), args.json,
+                              phash_distance=args.phash_distance,
+                              min_correlation=args.min_correlation,
+                              check_images=not args.no_images,
+                              repair_out=args.out if args.repair else None, repair_kinds=kinds,
+                              progress=True)
+    for kind, n in report["counts"].items():
         print(f"{kind:24} {n}")
-    print(f"{'input_leaks':24} {len(report['input_leaks'])}")
-    print(f"{'identifier_leaks':24} {len(report['identifier_leaks'])}")
     if len(found.unreadable):
         print(f"{len(found.unreadable)} images could not be read (no near-duplicate check)")
     if len(found.findings):
         print(found.findings.head(args.top).to_string(index=False))
-    if args.repair:
-        kinds = KINDS if args.repair_kinds == "all" else tuple(args.repair_kinds.split(","))
-        unknown = set(kinds) - set(KINDS)
-        if unknown:
-            raise UserError(f"unknown --repair-kinds {sorted(unknown)}: use {KINDS} or all")
-        repaired, moves = repair(ts, found, kinds)
-        out = store.save(repaired, args.out)
-        write_text(out / "repair_moves.csv", moves.to_csv(index=False))
-        report["repair"] = {"moved": len(moves), "out": str(out)}
-        print(f"repair: moved {len(moves)} images; wrote {out} ({out / 'repair_moves.csv'})")
+    if "repair" in report:
+        print(f"repair: moved {report['repair']['moved']} images; wrote {args.out} "
+              f"({args.out}/{REPAIR_MOVES})")
     if args.json:
-        write_json(args.json, report)
         print(f"wrote {args.json}")
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
     from . import workspace
-    from .robustness import analyse_run
+    from .robustness import robustness_job
 
-    figures = analyse_run(args.dir, args.n_boot, args.seed, perturb=not args.no_perturbation)
-    write_json(workspace.path(args.dir, "robustness"), figures)
+    figures = robustness_job(args.dir, args.n_boot, args.seed, perturb=not args.no_perturbation)
     for name, entry in figures["variants"].items():
         for metric, f in entry["figures"].items():
             if isinstance(f, dict):
@@ -155,8 +127,23 @@ def cmd_robustness(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import build
 
-    page = build(args.dir, args.out, args.n_boot, args.seed, overfit=not args.no_overfit)
+    page = build(args.dir, args.out)
     print(f"wrote {page} and {page.with_name('report.json')}")
+
+
+def cmd_sanity(args: argparse.Namespace) -> None:
+    from .sanity import sanity_job
+
+    figures = sanity_job(read_tables(args.dir), args.json, overfit=not args.no_overfit)
+    for key, value in figures.items():
+        if not isinstance(value, dict):
+            print(f"{key:32} {value}")
+    check = figures.get("overfit_tiny_batch")
+    if check:
+        print(f"overfit 8 examples: loss {check['first_loss']:.3f} -> {check['final_loss']:.4f} "
+              f"({'passed' if check['passed'] else 'FAILED: a bug, not a data problem'})")
+    if args.json:
+        print(f"wrote {args.json}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,11 +190,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-perturbation", action="store_true", help="skip the curves (faster)")
     p.set_defaults(func=cmd_robustness)
 
-    p = sub.add_parser("report", parents=[common],
-                       help="one static HTML page + report.json from a run folder")
+    p = sub.add_parser("report", help="one static HTML page + report.json from the artifacts "
+                                      "of a run folder (reads only; computes nothing)")
+    p.add_argument("dir", help="run folder")
     p.add_argument("--out", required=True, help="folder for report.html and report.json")
-    p.add_argument("--no-overfit", action="store_true", help="skip the overfit check (~10 s)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("sanity", help="label sanity counts and the overfit-a-tiny-batch check")
+    p.add_argument("dir", help="table set folder or export file")
+    p.add_argument("--json", help="write the figures here (the report reads DIR/sanity.json)")
+    p.add_argument("--no-overfit", action="store_true", help="skip the overfit check (~10 s)")
+    p.set_defaults(func=cmd_sanity)
 
     p = sub.add_parser("audit", help="duplicates and split groups across splits; --repair")
     p.add_argument("dir", help="table set folder or export file")

@@ -174,41 +174,30 @@ class Pipeline:
         return run / "report" / "report.html"
 
     def _quality_steps(self, o: dict, seed: int) -> None:
-        from .audit import audit
-        from .ceiling import human_ceiling
-        from .consensus import build_consensus
-        from .reliability import reliability
-        from .splits import split_report, split_set
+        from .jobs import audit_job, consensus_job, reliability_job, split_job
 
         run = self.out
         tables, gold, split = (workspace.path(run, n) for n in ("tables", "gold", "split"))
 
         def do_reliability() -> dict:
-            ts = store.load(tables)
-            figures = reliability(ts, n_boot=o["n_boot"], seed=seed).to_dict()
-            figures["human_ceiling"] = human_ceiling(ts, o["n_boot"], seed)
-            write_json(workspace.path(run, "reliability"), figures)
+            figures, _ = reliability_job(store.load(tables), workspace.path(run, "reliability"),
+                                         n_boot=o["n_boot"], seed=seed)
             return {f"alpha_{k}": figures[k]["alpha"] for k in ("labels", "boxes", "captions")
                     if figures[k]["alpha"] is not None}
 
         def do_consensus() -> dict:
-            result = build_consensus(store.load(tables))
-            store.save(result.tables, gold)
-            return {"consensus_boxes": int(result.clusters.kept.sum()),
-                    "flags": len(result.flags)}
+            figures = consensus_job(store.load(tables), gold)
+            return {"consensus_boxes": figures["consensus_boxes"],
+                    "flags": sum(figures["flags"].values())}
 
         def do_split() -> dict:
-            result = split_set(store.load(gold), o["val"], o["test"], seed)
-            store.save(result, split)
-            report = split_report(result, asked={"train": 1 - o["val"] - o["test"],
-                                                 "val": o["val"], "test": o["test"]})
-            write_json(split / "split_report.json", report.to_dict())
-            return {"max_class_share_gap": report.max_class_share_gap}
+            summary = split_job(store.load(gold), split, val=o["val"], test=o["test"],
+                                seed=seed, n_boot=o["n_boot"])
+            return {"max_class_share_gap": summary["max_class_share_gap"]}
 
         def do_audit() -> dict:
-            found = audit(store.load(split))
-            write_json(workspace.path(run, "audit"), found.to_dict())
-            return found.counts()
+            report, _ = audit_job(store.load(split), workspace.path(run, "audit"))
+            return report["counts"]
 
         self._step("reliability", [tables], [workspace.path(run, "reliability")],
                    do_reliability)
@@ -217,10 +206,8 @@ class Pipeline:
         self._step("audit", [split], [workspace.path(run, "audit")], do_audit)
 
     def _stage1_steps(self, o: dict, seed: int) -> None:
-        from annotate.views import reference_boxes
         from stage1_detect.crossfit import crossfit
-        from stage1_detect.evaluate import error_rates, map_scores, match_errors
-        from stage1_detect.predict import predict
+        from stage1_detect.jobs import evaluate_job, predict_job
         from stage1_detect.train import DetectorConfig, train
 
         run = self.out
@@ -235,31 +222,21 @@ class Pipeline:
 
         def do_predict() -> dict:
             ts = store.load(split)
-            counts = {}
-            for part in ("val", "test"):
-                images = ts.images[ts.images.split == part]
-                boxes = predict(stage1, images, imgsz=o["imgsz"])
-                boxes.to_parquet(stage1 / f"predicted_{part}.parquet")
-                counts[f"boxes_{part}"] = len(boxes)
-            return counts
+            return {f"boxes_{part}": len(predict_job(stage1, ts, stage1 / f"predicted_{part}"
+                                                     ".parquet", split=part, imgsz=o["imgsz"]))
+                    for part in ("val", "test")}
 
         def do_evaluate() -> dict:
             ts = store.load(split)
-            gold = reference_boxes(ts)
-            errors = {}
             for part in ("val", "test"):  # val errors calibrate noise; test errors are reported
-                images = ts.images[ts.images.split == part]
-                predicted = pd.read_parquet(stage1 / f"predicted_{part}.parquet")
-                errors[part] = match_errors(gold, predicted, images.image_id)
-                errors[part].to_parquet(stage1 / f"errors_{part}.parquet")
-            data_yaml = Path(json.loads((stage1 / "run.json").read_text())["data_yaml"])
-            scores = map_scores(stage1, data_yaml, "test", o["imgsz"])
-            rates = error_rates(errors["test"])
-            write_json(workspace.path(run, "evaluate"), {
-                "map": scores, "errors": rates.reset_index(names="class").to_dict("records"),
-                "images": int((ts.images.split == "test").sum())})
-            return {**scores, "test_miss_rate": rates.loc["all", "miss_rate"],
-                    "test_spurious_rate": rates.loc["all", "spurious_rate"]}
+                report, _ = evaluate_job(
+                    ts, pd.read_parquet(stage1 / f"predicted_{part}.parquet"),
+                    run=stage1 if part == "test" else None, split=part, imgsz=o["imgsz"],
+                    errors_path=stage1 / f"errors_{part}.parquet",
+                    json_path=workspace.path(run, "evaluate") if part == "test" else None)
+            overall = next(r for r in report["errors"] if r["class"] == "all")
+            return {**report["map"], "test_miss_rate": overall["miss_rate"],
+                    "test_spurious_rate": overall["spurious_rate"]}
 
         def do_crossfit() -> dict:
             ts = store.load(split)
@@ -285,19 +262,19 @@ class Pipeline:
             ts = store.load(split)
             record = train(ts, weak, DetectorConfig(model=o["detector"], epochs=o["weak_epochs"],
                                                     imgsz=o["imgsz"], seed=seed))
-            test = ts.images[ts.images.split == "test"]
-            boxes = predict(weak, test, imgsz=o["imgsz"])
-            boxes.to_parquet(run / workspace.WEAK_PREDICTED)
-            errors = match_errors(reference_boxes(ts), boxes, test.image_id)
-            errors.to_parquet(run / workspace.WEAK_ERRORS)
-            return {**record["val"], **{f"test_{k}": v for k, v in
-                                        error_rates(errors).loc["all"].to_dict().items()}}
+            boxes = predict_job(weak, ts, run / workspace.WEAK_PREDICTED, split="test",
+                                imgsz=o["imgsz"])
+            report, _ = evaluate_job(ts, boxes, split="test",
+                                     errors_path=run / workspace.WEAK_ERRORS)
+            overall = next(r for r in report["errors"] if r["class"] == "all")
+            return {**record["val"], **{f"test_{k}": v for k, v in overall.items()
+                                        if k != "class"}}
 
         self._step("stage1 weak", [split], [run / workspace.WEAK_ERRORS], do_weak,
                    {"epochs": o["weak_epochs"]})
 
     def _stage2_steps(self, o: dict, seed: int) -> None:
-        from annotate.views import reference_boxes
+        from annotate.views import gold_boxes
         from stage2_generate.generate import generate_captions
         from stage2_generate.noise import Noise, calibrate
         from stage2_generate.train import TrainConfig, train
@@ -322,7 +299,7 @@ class Pipeline:
                     preset=o["stage2_preset"], epochs=o["stage2_epochs"], seed=seed,
                     noise=noise, extra_share=share, patience=5, progress=False), extra)
                 test = ts.images[ts.images.split == "test"]
-                generate_captions(folder, reference_boxes(ts), test).to_parquet(
+                generate_captions(folder, gold_boxes(ts), test).to_parquet(
                     folder / workspace.CAPTIONS_GOLD)
                 generate_captions(folder, pd.read_parquet(workspace.path(run, "predicted")),
                                   test).to_parquet(folder / workspace.CAPTIONS_PREDICTED)
@@ -338,15 +315,15 @@ class Pipeline:
 
     def _report_steps(self, o: dict, seed: int) -> None:
         from .report import build
-        from .robustness import analyse_run
+        from .robustness import robustness_job
+        from .sanity import sanity_job
 
         run = self.out
         variants = [workspace.path(run, "stage2") / v / workspace.CAPTIONS_PREDICTED
                     for v in ("gold", "noise", "oof")]
 
         def do_robustness() -> dict:
-            figures = analyse_run(run, o["n_boot"], seed, perturb=o["perturbation"])
-            write_json(workspace.path(run, "robustness"), figures)
+            figures = robustness_job(run, o["n_boot"], seed, perturb=o["perturbation"])
             out = {}
             for name, entry in figures["variants"].items():
                 for metric, f in entry["figures"].items():
@@ -354,14 +331,21 @@ class Pipeline:
                         out[f"{name}_{metric}_drop"] = f["drop"]
             return out
 
+        def do_sanity() -> dict:
+            figures = sanity_job(store.load(workspace.path(run, "split")),
+                                 workspace.path(run, "sanity"))
+            return {"overfit_final_loss": figures["overfit_tiny_batch"]["final_loss"]}
+
         def do_report() -> dict:
-            build(run, run / "report", o["n_boot"], seed)
+            build(run, run / "report")
             return {}
 
         self._step("robustness", [workspace.path(run, "errors"), run / workspace.WEAK_ERRORS,
                                   *variants],
                    [workspace.path(run, "robustness")], do_robustness)
-        self._step("report", [workspace.path(run, "robustness"),
+        self._step("sanity", [workspace.path(run, "split")], [workspace.path(run, "sanity")],
+                   do_sanity)
+        self._step("report", [workspace.path(run, "robustness"), workspace.path(run, "sanity"),
                               workspace.path(run, "reliability"), workspace.path(run, "audit"),
                               workspace.path(run, "evaluate")],
                    [run / "report" / "report.html"], do_report)
@@ -402,12 +386,12 @@ class _NoTracking:
 STEPS = ["import", "reliability", "consensus", "split", "audit", "stage1 train",
          "stage1 predict", "stage1 evaluate", "stage1 crossfit", "stage1 weak", "stage2 gold",
          "stage2 noise",
-         "stage2 oof", "robustness", "report"]
+         "stage2 oof", "robustness", "sanity", "report"]
 NOMINAL = {
     "smoke": dict.fromkeys(STEPS, 8),
     "demo": {"import": 3, "reliability": 8, "consensus": 2, "split": 3, "audit": 3,
              "stage1 train": 150, "stage1 predict": 5, "stage1 evaluate": 8,
              "stage1 crossfit": 200, "stage1 weak": 20, "stage2 gold": 30, "stage2 noise": 30,
-             "stage2 oof": 30, "robustness": 10, "report": 5},
+             "stage2 oof": 30, "robustness": 10, "sanity": 10, "report": 5},
     "full": dict.fromkeys(STEPS, 300),
 }

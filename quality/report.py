@@ -25,8 +25,6 @@ from annotate.atomic import write_json, write_text
 from annotate.schema import HUMAN
 
 from . import workspace
-from .robustness import analyse_run
-from .sanity import label_sanity, overfit_check
 
 COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
 HEADLINE_METRICS = ("cider_d", "rouge_l", "content", "bleu")
@@ -36,10 +34,9 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def collect(run: str | os.PathLike, n_boot: int = 1000, seed: int = 0,
-            overfit: bool = True) -> dict:
-    """Every figure the report shows, from what exists in `run` (robustness computed and saved
-    when its inputs exist but it does not)."""
+def collect(run: str | os.PathLike) -> dict:
+    """Every figure the report shows, read from the artifacts in `run`; for each one that is
+    missing, the command that makes it. Nothing is computed here."""
     run = Path(run)
     figures: dict = {"run": str(run.resolve()), "missing": {}}
 
@@ -55,9 +52,7 @@ def collect(run: str | os.PathLike, n_boot: int = 1000, seed: int = 0,
         figures["split"] = _read_json(workspace.path(run, "split") / "split_report.json")
     if need("audit"):
         audit = _read_json(workspace.path(run, "audit"))
-        figures["audit"] = {"counts": audit["counts"], "settings": audit["settings"],
-                            "input_leaks": len(audit.get("input_leaks", [])),
-                            "identifier_leaks": len(audit.get("identifier_leaks", []))}
+        figures["audit"] = {"counts": audit["counts"], "settings": audit["settings"]}
     if need("stage1"):
         record = _read_json(workspace.path(run, "stage1"))
         figures["stage1"] = {"val": record.get("val", {}), "config": record.get("config", {}),
@@ -65,30 +60,16 @@ def collect(run: str | os.PathLike, n_boot: int = 1000, seed: int = 0,
                              "source_version": record.get("source_version")}
         if need("evaluate"):
             figures["stage1"]["test"] = _read_json(workspace.path(run, "evaluate"))
-    if workspace.exists(run, "robustness"):
+    if need("robustness"):
         figures["robustness"] = _read_json(workspace.path(run, "robustness"))
-    elif workspace.exists(run, "split") and workspace.exists(run, "errors") and \
-            workspace.variants(run):
-        figures["robustness"] = analyse_run(run, n_boot, seed)
-        write_json(workspace.path(run, "robustness"), figures["robustness"])
-    else:
-        need("errors")
-        if not workspace.variants(run):
-            figures["missing"]["stage2"] = workspace.ARTIFACTS["stage2"].command.replace(
-                "DIR", str(run))
-    tables = workspace.path(run, "split") if workspace.exists(run, "split") else (
-        workspace.path(run, "tables") if need("tables") else None)
-    if tables is not None:
-        figures["sanity"] = label_sanity(store.load(tables))
-    if overfit:
-        figures.setdefault("sanity", {})["overfit_tiny_batch"] = overfit_check()
+    if need("sanity"):
+        figures["sanity"] = _read_json(workspace.path(run, "sanity"))
     return figures
 
 
-def build(run: str | os.PathLike, out: str | os.PathLike, n_boot: int = 1000, seed: int = 0,
-          overfit: bool = True) -> Path:
-    """Write OUT/report.html and OUT/report.json; return the HTML path."""
-    figures = collect(run, n_boot, seed, overfit)
+def build(run: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write OUT/report.html and OUT/report.json from the run's artifacts; return the HTML."""
+    figures = collect(run)
     page = render(figures, Path(run))
     out = Path(out)
     write_json(out / "report.json", figures)
@@ -276,10 +257,11 @@ def _split_section(figures: dict) -> str:
         out.append(_missing(figures, "audit"))
     else:
         counts = audit["counts"]
+        absent = [k for k in ("input_leaks", "identifier_leaks") if k not in counts]
         out.append(_table(["leakage finding", "count"], [
-            [k, _fig(f"audit.counts.{k}", v)] for k, v in counts.items()]
-            + [["input leaks", _fig("audit.input_leaks", audit["input_leaks"])],
-               ["identifier leaks", _fig("audit.identifier_leaks", audit["identifier_leaks"])]]))
+            [k.replace("_", " "), _fig(f"audit.counts.{k}", v)] for k, v in counts.items()]
+            + [[k.replace("_", " "), "not computed: rerun <code>quality audit</code>"]
+               for k in absent]))
     return "".join(out) + "</section>"
 
 

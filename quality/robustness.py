@@ -141,7 +141,7 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
     gold-vs-predicted comparison and its attribution to stage-1 errors; perturbation curves of
     the first (gold-trained) variant. Writes nothing; returns JSON-ready figures."""
     from annotate import store
-    from annotate.views import reference_boxes
+    from annotate.views import gold_boxes
     from stage2_generate.generate import generate_captions
 
     from . import workspace
@@ -153,7 +153,7 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
         raise MissingFileError("robustness needs " + "; ".join(
             f"{n} ({workspace.ARTIFACTS[n].command})" for n in needs))
     ts = store.load(workspace.path(run, "split"))
-    gold = reference_boxes(ts)
+    gold = gold_boxes(ts)
     errors = pd.read_parquet(workspace.path(run, "errors"))
     out: dict = {"variants": {}, "mislocated_iou": MISLOCATED_IOU}
     weak_errors = Path(run) / workspace.WEAK_ERRORS
@@ -180,3 +180,14 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
             seed=seed)
         out["perturbation"] = {"variant": model.name, "curves": curves.to_dict("records")}
     return out
+
+
+def robustness_job(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) -> dict:
+    """`analyse_run` written to the run's `robustness.json` (what the report reads)."""
+    from annotate.atomic import write_json
+
+    from . import workspace
+
+    figures = analyse_run(run, n_boot, seed, perturb)
+    write_json(workspace.path(run, "robustness"), figures)
+    return figures

@@ -3,9 +3,12 @@ stage-2 model can overfit a tiny batch (the first implementation check)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
+from annotate.atomic import write_json
 from annotate.schema import HUMAN, TableSet
 
 TINY_SIDE_PX = 4
@@ -76,6 +79,18 @@ def overfit_check(steps: int = 300, seed: int = 0) -> dict:
     final = loss.item()
     return {"examples": 8, "steps": steps, "first_loss": first, "final_loss": final,
             "passed": final < 0.05}
+
+
+def sanity_job(ts: TableSet, json_path: str | os.PathLike | None = None, overfit: bool = True
+               ) -> dict:
+    """Label sanity counts of `ts` and (with `overfit`) the overfit-a-tiny-batch check, written
+    to `json_path`: the report shows them, it does not compute them."""
+    figures = label_sanity(ts)
+    if overfit:
+        figures["overfit_tiny_batch"] = overfit_check()
+    if json_path is not None:
+        write_json(json_path, figures)
+    return figures
 
 
 def summarise(frame: pd.DataFrame) -> dict:

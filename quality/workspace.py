@@ -32,6 +32,7 @@ ARTIFACTS = {
     "stage2": Artifact("stage2", "stage2-generate train DIR/split --out DIR/stage2/gold "
                                  "(and other variants: DIR/stage2/noise, DIR/stage2/oof)"),
     "robustness": Artifact("robustness.json", "quality robustness DIR"),
+    "sanity": Artifact("sanity.json", "quality sanity DIR/split --json DIR/sanity.json"),
 }
 #: Captions of a stage-2 variant folder, from gold and from predicted layouts.
 CAPTIONS_GOLD = "captions_gold.parquet"

@@ -12,16 +12,15 @@ import sys
 
 import pandas as pd
 
-from annotate.atomic import write_json, write_parquet
+from annotate.atomic import write_parquet
 from annotate.cliutil import run_command
 from annotate.readers import read_tables
 from annotate.schema import coerce
-from annotate.views import split_images
-from annotate.yolo import select_view
+from annotate.views import GOLD_CHOICES, split_images
 
 from .crossfit import crossfit
-from .dataset import GOLD_CHOICES, build_dataset, gold_source
-from .evaluate import DEFAULT_IOU, error_rates, map_scores, match_errors
+from .evaluate import DEFAULT_IOU
+from .jobs import evaluate_job, predict_job
 from .predict import predict
 from .train import DetectorConfig, train
 
@@ -39,35 +38,26 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    ts = read_tables(args.dir)
-    boxes = predict(args.run, split_images(ts, args.split), conf=args.conf, imgsz=args.imgsz,
-                    batch=args.batch, device=args.device, progress=True)
-    write_parquet(args.out, boxes)
+    boxes = predict_job(args.run, read_tables(args.dir), args.out, split=args.split,
+                        conf=args.conf, imgsz=args.imgsz, batch=args.batch, device=args.device,
+                        progress=True)
     print(f"wrote {len(boxes)} boxes ({boxes.source.iloc[0] if len(boxes) else 'none'}) "
           f"to {args.out}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     ts = read_tables(args.dir)
-    images = split_images(ts, args.split)
-    source, annotator = gold_source(ts, args.gold)
-    gold = select_view(ts, source, annotator)
     predicted = (coerce("boxes", pd.read_parquet(args.boxes)) if args.boxes else
-                 predict(args.run, images, conf=args.conf, device=args.device, progress=True))
-    errors = match_errors(gold, predicted, images.image_id, args.iou)
-    rates = error_rates(errors)
-    report = {"errors": rates.reset_index(names="class").to_dict("records")}
-    if args.run:
-        data_yaml = build_dataset(ts, os.path.join(args.run, "eval_dataset"), args.gold)
-        report["map"] = map_scores(args.run, data_yaml, args.split or "val",
-                                   device=args.device)
+                 predict(args.run, split_images(ts, args.split), conf=args.conf,
+                         device=args.device, progress=True))
+    report, _ = evaluate_job(ts, predicted, run=args.run, split=args.split, gold=args.gold,
+                             iou=args.iou, imgsz=args.imgsz, device=args.device,
+                             errors_path=args.errors, json_path=args.json)
+    if "map" in report:
         print(f"mAP50 {report['map']['map50']:.3f}  mAP50-95 {report['map']['map50_95']:.3f}")
-    print(rates.round(3).to_string())
+    print(pd.DataFrame(report["errors"]).set_index("class").round(3).to_string())
     if args.errors:
-        write_parquet(args.errors, errors)
         print(f"wrote the error table to {args.errors}")
-    if args.json:
-        write_json(args.json, report)
 
 
 def cmd_crossfit(args: argparse.Namespace) -> None:
@@ -120,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gold", help=f"gold boxes: {GOLD_CHOICES}")
     p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match")
     p.add_argument("--conf", type=float, default=0.25)
+    p.add_argument("--imgsz", type=int, help="mAP image size (default: the training size)")
     p.add_argument("--device")
     p.add_argument("--errors", help="write the error table (Parquet) here")
     p.add_argument("--json", help="write the figures here")

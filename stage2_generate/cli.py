@@ -16,7 +16,7 @@ from annotate.atomic import write_json, write_parquet
 from annotate.cliutil import run_command
 from annotate.readers import read_tables
 from annotate.schema import HUMAN, coerce
-from annotate.views import reference_boxes, split_images
+from annotate.views import gold_boxes, split_images
 
 from .content import content_score
 from .generate import generate_captions
@@ -42,7 +42,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> None:
     ts = read_tables(args.dir)
-    boxes = coerce("boxes", pd.read_parquet(args.boxes)) if args.boxes else reference_boxes(ts)
+    boxes = coerce("boxes", pd.read_parquet(args.boxes)) if args.boxes else gold_boxes(ts)
     captions = generate_captions(args.model, boxes, split_images(ts, args.split),
                                  args.batch_size, args.beams, progress=True)
     write_parquet(args.out, captions)
@@ -61,7 +61,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     scores = caption_scores(captions.caption.astype(object).tolist(),
                             refs.loc[captions.image_id].tolist(), n_boot=args.n_boot)
     if ts.labels:
-        scores["content"] = content_score(captions, reference_boxes(ts), ts.labels, args.n_boot)
+        scores["content"] = content_score(captions, gold_boxes(ts), ts.labels, args.n_boot)
     scores["n_images"] = len(captions)
     if args.json:
         write_json(args.json, scores)

@@ -27,7 +27,7 @@ from transformers import (
 from annotate.atomic import write_json
 from annotate.errors import UserError
 from annotate.schema import HUMAN, TableSet
-from annotate.views import reference_boxes
+from annotate.views import gold_boxes
 
 from .layout import DEFAULT_BINS, EMPTY, encode_layouts
 from .model import build_model, load
@@ -109,7 +109,7 @@ def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
     set_seed(config.seed)
     torch.set_num_threads(os.cpu_count() or 1)
     out = Path(out)
-    gold = reference_boxes(ts)
+    gold = gold_boxes(ts)
     train_pairs, val_pairs = caption_pairs(ts, "train"), caption_pairs(ts, "val")
     if train_pairs.empty or val_pairs.empty:
         raise UserError(f"need human captions in train and val (have {len(train_pairs)} and "

@@ -28,7 +28,9 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def report(run, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    assert main(["report", str(run), "--out", str(out), "--n-boot", "50"]) == 0
+    assert main(["robustness", str(run), "--n-boot", "50"]) == 0
+    assert main(["sanity", str(run / "split"), "--json", str(run / "sanity.json")]) == 0
+    assert main(["report", str(run), "--out", str(out)]) == 0
     return out
 
 
@@ -51,16 +53,18 @@ def test_every_figure_on_the_page_is_the_one_in_report_json(report):
     assert page.count('<img class="plot"') >= 4 and "http://" not in page.split("<body>")[1]
     assert figures["robustness"]["variants"].keys() == {"gold", "noise"}
     assert figures["sanity"]["overfit_tiny_batch"]["passed"]
-    assert workspace.path(report.parent, "robustness") is not None
+    assert figures["missing"] == {}  # every artifact of the fixture run was read
 
 
 def test_missing_inputs_are_explained_not_a_crash(run, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(run / "tables", partial / "tables")
-    assert main(["report", str(partial), "--out", str(tmp_path / "r"), "--no-overfit"]) == 0
+    assert main(["report", str(partial), "--out", str(tmp_path / "r")]) == 0
     page = (tmp_path / "r" / "report.html").read_text()
     figures = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert {"reliability", "split", "audit", "stage1", "stage2"} <= set(figures["missing"])
+    assert set(figures["missing"]) == {"reliability", "split", "audit", "stage1", "robustness",
+                                       "sanity"}
+    assert not (partial / "robustness.json").exists()  # the report computed nothing
     assert page.count('class="missing"') >= 4
     assert "stage1-detect train" in page and "quality reliability" in page
     assert main(["robustness", str(partial)]) == 2

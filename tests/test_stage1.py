@@ -12,10 +12,11 @@ import yaml
 
 from annotate.ls_import import import_export
 from annotate.schema import TableSet
+from annotate.views import gold_view
 from quality.consensus import build_consensus
 from quality.splits import split_set
 from stage1_detect.cli import main
-from stage1_detect.dataset import build_dataset, gold_source
+from stage1_detect.dataset import build_dataset
 from stage1_detect.evaluate import error_rates, match_errors
 from stage1_detect.predict import predict
 from stage1_detect.train import DetectorConfig, train
@@ -83,16 +84,16 @@ def test_hungarian_beats_greedy_on_overlapping_boxes():
 
 
 def test_gold_view_is_explicit(small_demo):
-    assert gold_source(small_demo) == ("consensus", None)
+    assert gold_view(small_demo) == ("consensus", None)
     annotator = small_demo.annotations.annotator.iloc[0]
-    assert gold_source(small_demo, annotator) == ("human", annotator)
+    assert gold_view(small_demo, annotator) == ("human", annotator)
     human_only = TableSet(small_demo.images, small_demo.annotations,
                           small_demo.boxes[small_demo.boxes.source == "human"],
                           small_demo.captions, small_demo.labels)
     with pytest.raises(ValueError, match="run `quality consensus` first"):
-        gold_source(human_only)
+        gold_view(human_only)
     with pytest.raises(ValueError, match="not an annotator"):
-        gold_source(small_demo, "nobody")
+        gold_view(small_demo, "nobody")
 
 
 def test_dataset_keeps_the_label_map(small_demo, tmp_path):
