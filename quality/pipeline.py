@@ -27,6 +27,7 @@ from annotate.readers import read_tables
 from annotate.versions import data_version
 
 from . import workspace
+from .capture import captured
 
 #: Nominal step durations (seconds, 2 CPU cores) per preset, for the time-left estimate.
 PRESETS: dict[str, dict] = {
@@ -86,6 +87,10 @@ class Pipeline:
         self.mlflow = None
 
     # ----------------------------------------------------------------- plumbing
+    def log_path(self, step: str) -> Path:
+        """Where a step's own output (library logs, warnings, progress bars) goes."""
+        return self.out / "logs" / f"{step.replace(' ', '_')}.log"
+
     def _start_tracking(self, version: str) -> None:
         import mlflow
 
@@ -119,7 +124,8 @@ class Pipeline:
             self.echo(f"[{index:2d}/{len(STEPS)}] {name:22} cached")
             return
         started = time.perf_counter()
-        with self.mlflow.start_run(run_name=name, nested=True, tags=self.tags) as child:
+        with captured(self.log_path(name)), \
+                self.mlflow.start_run(run_name=name, nested=True, tags=self.tags) as child:
             if params:
                 self.mlflow.log_params(params)
             metrics = work() or {}
@@ -156,7 +162,8 @@ class Pipeline:
         self.mlflow, self.tags = _NoTracking(), {}
         self._step("import", [data], [tables], do_import)
         imported = store.load(tables)
-        self._start_tracking(data_version(imported))
+        with captured(self.log_path("mlflow")):
+            self._start_tracking(data_version(imported))
         try:
             with self.mlflow.start_run(run_name="import", nested=True, tags=self.tags) as child:
                 self.mlflow.log_params({"data": str(data)})
@@ -170,7 +177,8 @@ class Pipeline:
             self.mlflow.log_artifact(str(run / "report" / "report.json"))
             self._attach_run_ids()
         finally:
-            self.mlflow.end_run()
+            with captured(self.log_path("mlflow")):
+                self.mlflow.end_run()
         return run / "report" / "report.html"
 
     def _quality_steps(self, o: dict, seed: int) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from annotate.cliutil import run_command
 
@@ -34,7 +36,36 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> None:
     settings = Settings(data=args.data, preset=args.preset, seed=args.seed,
                         tracking_uri=args.tracking_uri)
-    print(f"report: {Pipeline(args.out, settings).run()}")
+    page = Pipeline(args.out, settings).run()
+    for line in headline(json.loads(page.with_name("report.json").read_text())):
+        print(line)
+    print(f"report: {page} (step logs: {Path(args.out) / 'logs'})")
+
+
+def headline(report: dict) -> list[str]:
+    """The figures a reader wants first, from report.json: the cascade's drop (gold vs
+    predicted input, with its paired CI) per detector, the perfect-input score and the human
+    ceiling, on CIDEr-D."""
+    lines = []
+    test = report.get("stage1", {}).get("test", {})
+    if "map" in test:
+        lines.append(f"detector: mAP50 {test['map']['map50']:.3f}, mAP50-95 "
+                     f"{test['map']['map50_95']:.3f} on {test.get('images', '?')} test images")
+    for name, entry in report.get("robustness", {}).get("variants", {}).items():
+        if not name.startswith("gold"):
+            continue
+        f = entry["figures"]["cider_d"]
+        detector = name.removeprefix("gold").strip(", ") or "trained detector"
+        lines.append(f"CIDEr-D, stage 2 trained on gold ({detector}): perfect input "
+                     f"{f['gold']:.3f}, predicted "
+                     f"{f['predicted']:.3f}, drop {f['drop']:.3f} [{f['ci_low']:.3f}, "
+                     f"{f['ci_high']:.3f}]")
+    ceiling = report.get("reliability", {}).get("human_ceiling", {}).get("pooled", {})
+    if "cider_d" in ceiling:
+        c = ceiling["cider_d"]
+        lines.append(f"human ceiling CIDEr-D {c['score']:.3f} [{c['ci_low']:.3f}, "
+                     f"{c['ci_high']:.3f}] (each annotator against the others)")
+    return lines
 
 
 if __name__ == "__main__":

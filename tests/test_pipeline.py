@@ -4,8 +4,10 @@ same figures from the same seed twice."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import mlflow
+import pandas as pd
 import pytest
 
 from quality.pipeline_cli import main
@@ -65,3 +67,110 @@ def test_bad_data_is_a_clear_error(tmp_path, capsys):
     assert main(["--data", str(tmp_path / "missing.json"), "--out", str(tmp_path / "r"),
                  "--preset", "smoke"]) == 2
     assert "evaluate-pipeline: error:" in capsys.readouterr().err
+
+
+def test_each_job_gives_the_same_artifact_through_its_cli_and_the_pipeline(two_runs, tmp_path):
+    """Parity: every job, run by hand with its CLI on the pipeline's own inputs (smoke preset
+    settings), writes exactly what the pipeline's step wrote."""
+    from annotate import store
+    from quality.cli import main as quality
+    from stage1_detect.cli import main as stage1
+    from tests.conftest import frames_equal
+
+    run, out = two_runs[0], tmp_path
+
+    def same_json(made, written, drop=()):
+        a, b = json.loads(made.read_text()), json.loads(written.read_text())
+        for key in drop:
+            a.pop(key, None)
+            b.pop(key, None)
+        assert a == b, made
+
+    def same_set(made, written):
+        a, b = store.load(made), store.load(written)
+        keys = {"images": ["image_id"], "annotations": ["image_id", "annotator", "source"],
+                "boxes": ["image_id", "annotator", "source", "object_id"],
+                "captions": ["image_id", "annotator", "source", "caption"]}
+        for name, columns in keys.items():
+            frames_equal(getattr(a, name), getattr(b, name), columns)
+        assert a.labels == b.labels
+
+    smoke = ["--n-boot", "100", "--seed", "0"]
+    assert quality(["reliability", str(run / "tables"), "--json", str(out / "rel.json"),
+                    "--ceiling", *smoke]) == 0
+    same_json(out / "rel.json", run / "reliability.json")
+    assert quality(["consensus", str(run / "tables"), "--out", str(out / "gold")]) == 0
+    same_set(out / "gold", run / "gold")
+    assert quality(["split", str(run / "gold"), "--out", str(out / "split"), "--val", "0.15",
+                    "--test", "0.15", *smoke]) == 0
+    same_set(out / "split", run / "split")
+    same_json(out / "split" / "split_report.json", run / "split" / "split_report.json")
+    assert quality(["audit", str(run / "split"), "--json", str(out / "audit.json")]) == 0
+    same_json(out / "audit.json", run / "audit.json")
+    assert stage1(["evaluate", str(run / "stage1"), str(run / "split"), "--split", "test",
+                   "--boxes", str(run / "stage1" / "predicted_test.parquet"), "--imgsz", "64",
+                   "--errors", str(out / "errors.parquet"), "--json", str(out / "eval.json")]) == 0
+    same_json(out / "eval.json", run / "stage1" / "evaluate.json")
+    frames_equal(pd.read_parquet(out / "errors.parquet"),
+                 pd.read_parquet(run / "stage1" / "errors_test.parquet"),
+                 ["image_id", "status", "gold_object_id", "pred_object_id"])
+    assert quality(["sanity", str(run / "split"), "--json", str(out / "sanity.json")]) == 0
+    same_json(out / "sanity.json", run / "sanity.json", drop=("overfit_tiny_batch",))
+
+
+@pytest.fixture(scope="module")
+def leaky_run(tmp_path_factory):
+    """The demo with two planted leaks: images showing a green triangle are named
+    `triangle_*.jpg` (an identifier leak), and annotator eve is renamed "circle", a word of the
+    stage-2 input (an input leak)."""
+    from tests.conftest import REPO
+
+    root = tmp_path_factory.mktemp("leaky")
+    data = root / "demo"
+    shutil.copytree(REPO / "data/demo", data, ignore=shutil.ignore_patterns("truth"))
+    tasks = json.loads((data / "export.json").read_text())
+    for task in tasks:
+        votes = sum(any("green triangle" in r.get("value", {}).get("rectanglelabels", [])
+                        for r in a["result"]) for a in task["annotations"])
+        if votes >= 2:
+            old = task["data"]["image"].rsplit("/", 1)[1]
+            (data / "images" / old).rename(data / "images" / f"triangle_{old}")
+            task["data"]["image"] = task["data"]["image"].replace(old, f"triangle_{old}")
+        for a in task["annotations"]:
+            if a["completed_by"]["email"] == "eve@example.com":
+                a["completed_by"]["email"] = "circle"
+    (data / "export.json").write_text(json.dumps(tasks))
+    run = root / "run"
+    assert main(["--data", str(data / "export.json"), "--preset", "smoke", "--out", str(run)]) == 0
+    return run
+
+
+def test_planted_leaks_reach_the_report_with_the_audit_counts(leaky_run, tmp_path):
+    from quality.cli import main as quality
+
+    report = json.loads((leaky_run / "report" / "report.json").read_text())
+    counts = report["audit"]["counts"]
+    assert counts["identifier_leaks"] > 0 and counts["input_leaks"] > 0
+    assert quality(["audit", str(leaky_run / "split"), "--json", str(tmp_path / "a.json")]) == 0
+    by_hand = json.loads((tmp_path / "a.json").read_text())
+    assert by_hand["counts"] == counts
+    assert any(leak["token"] == "triangle" for leak in by_hand["identifier_leaks"])
+    assert {leak["evidence"] for leak in by_hand["input_leaks"]} == {"circle"}
+    page = (leaky_run / "report" / "report.html").read_text()
+    for kind in ("identifier_leaks", "input_leaks"):
+        assert (f'data-key="audit.counts.{kind}">{counts[kind]}</span>') in page
+
+
+def test_the_main_job_is_quiet(tmp_path, capfd):
+    """Only step lines and the closing summary reach the terminal; library output (training
+    tables, warnings, MLflow messages) is in the step logs."""
+    assert main(["--preset", "smoke", "--out", str(tmp_path / "run")]) == 0
+    out, err = capfd.readouterr()
+    lines = out.splitlines()
+    steps = [line for line in lines if line.startswith("[")]
+    assert len(steps) == 16 and err == ""
+    rest = [line for line in lines if not line.startswith("[")]
+    assert rest[0].startswith("detector: mAP50") and "human ceiling CIDEr-D" in out
+    assert rest[-1].startswith("report: ") and len(rest) == 5
+    logs = {p.name: p.read_text() for p in (tmp_path / "run" / "logs").iterdir()}
+    assert "Epoch" in logs["stage1_train.log"]  # ultralytics' training table went here
