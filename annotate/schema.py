@@ -53,6 +53,14 @@ COLUMNS: dict[str, dict[str, object]] = {
         "source": TEXT,
     },
 }
+#: The stage-1 error table: one row per gold object and per prediction of the evaluated images
+#: (`stage1-detect evaluate` writes it; noise calibration and robustness read it). Kept apart
+#: from the four tables: it describes a detector, not the data set.
+ERROR_COLUMNS = ["image_id", "status", "gold_label", "pred_label", "iou", "gold_object_id",
+                 "pred_object_id", "score"]
+ERROR_STATUSES = ("matched", "missed", "spurious", "wrong_label")
+#: What a reader needs (object ids and score are optional: an error table made by other tools).
+ERROR_REQUIRED = ERROR_COLUMNS[:5]
 #: Columns a table may carry beyond the required ones (added by later steps).
 OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {"images": {"split": TEXT, "fold": "Int64"}}
 TABLES: tuple[str, ...] = tuple(COLUMNS)
@@ -301,6 +309,20 @@ def _check_has_annotation(check, table: str, frame: pd.DataFrame, annotations: p
     missing.loc[human.index] = ~keys.isin(seen)
     check(table, "annotator with human rows but no annotations row for that image",
           missing, frame, cols)
+
+
+def check_errors(errors: pd.DataFrame, where: str = "error table") -> pd.DataFrame:
+    """`errors` if it is a stage-1 error table (columns, known statuses), else a `SchemaError`
+    naming what is wrong."""
+    missing = [c for c in ERROR_REQUIRED if c not in errors.columns]
+    if missing:
+        raise SchemaError([Violation("errors", "missing column", f"{where} lacks {missing}")])
+    unknown = sorted(set(errors.status.dropna().unique()) - set(ERROR_STATUSES))
+    if unknown or errors.status.isna().any():
+        raise SchemaError([Violation("errors", "unknown status",
+                                     f"{where}: statuses {unknown or ['null']}; use "
+                                     f"{ERROR_STATUSES}")])
+    return errors
 
 
 def validate(ts: TableSet) -> None:

@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 
 from annotate import store
+from annotate.layout import encode_layouts
 from annotate.views import reference_boxes
 from quality import workspace
 from stage1_detect.engine import ultralytics
 from stage1_detect.predict import predict
 from stage2_generate.generate import generate_captions
-from stage2_generate.layout import encode_layouts
 from stage2_generate.model import load
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from annotate.caption_metrics import cider_d, rouge_l
 from annotate.schema import TableSet
-from stage2_generate.metrics import cider_d, rouge_l
 
 from .ceiling import leave_one_out
 

@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 from tqdm.auto import tqdm
 
 from annotate import images as image_files
+from annotate.graphs import components
+from annotate.layout import EMPTY, encode_layouts
 from annotate.schema import HUMAN, TableSet
 from annotate.views import reference_boxes
-from stage2_generate.layout import EMPTY, encode_layouts
 
 from .neardup import hamming_pairs
 from .splits import group_codes
@@ -166,9 +165,7 @@ def _shared_values(rows: np.ndarray, codes: np.ndarray, detail) -> pd.DataFrame:
     return frame[frame._row != frame._first]
 
 
-def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    graph = sparse.coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+
 
 
 def _linked_pairs(left: np.ndarray, right: np.ndarray, details: list[str], n: int
@@ -176,7 +173,7 @@ def _linked_pairs(left: np.ndarray, right: np.ndarray, details: list[str], n: in
     """Images linked pair by pair, as clusters (connected components): each member linked to
     its cluster's first image, with the pair's detail where the two were linked directly."""
     involved = np.unique(np.r_[left, right])
-    cluster = _components(n, left, right) if len(left) else np.zeros(n, np.int64)
+    cluster = components(n, left, right) if len(left) else np.zeros(n, np.int64)
     frame = _shared_values(involved, cluster[involved], "linked through the cluster")
     direct = dict(zip(zip(np.minimum(left, right).tolist(), np.maximum(left, right).tolist(),
                           strict=True), details, strict=True))
@@ -216,7 +213,7 @@ def repair(ts: TableSet, found: Audit, kinds: tuple[str, ...] = IMAGE_KINDS
     codes = group_codes(images)
     left = np.r_[index.get_indexer(chosen.image_id), np.arange(n)]
     right = np.r_[index.get_indexer(chosen.other_image_id), n + codes]
-    merged = _components(n + codes.max() + 1, left, right)[:n]
+    merged = components(n + codes.max() + 1, left, right)[:n]
     first_name = images.group_id.astype(object).where(images.group_id.notna(),
                                                       "image:" + images.image_id.astype(str))
     names = pd.Series(first_name.to_numpy()).groupby(merged).transform("min")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from annotate.caption_metrics import caption_scores
 from annotate.schema import HUMAN, TableSet
-from stage2_generate.metrics import caption_scores
 
 
 def leave_one_out(captions: pd.DataFrame) -> pd.DataFrame:

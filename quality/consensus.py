@@ -19,12 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from annotate.caption_metrics import chrf_distance
 from annotate.errors import UserError
+from annotate.geometry import iou
 from annotate.schema import CONSENSUS, HUMAN, TableSet, coerce
-from stage2_generate.metrics import chrf_distance
 
 from .alpha import pairs_within
-from .units import COORDS, DEFAULT_IOU, Units, build_units, iou
+from .units import COORDS, DEFAULT_IOU, Units, build_units
 
 TIES = ("keep", "drop")
 #: Flag a kept cluster whose members overlap their median box less than this on average.

@@ -13,9 +13,9 @@ import re
 import numpy as np
 import pandas as pd
 
+from annotate.layout import encode_layouts
 from annotate.schema import HUMAN, TableSet
 from annotate.views import reference_boxes
-from stage2_generate.layout import encode_layouts
 
 NGRAM = 3
 MIN_SUPPORT = 5

@@ -61,10 +61,14 @@ class Settings:
 
 
 def _fingerprint(paths: list[Path]) -> str:
-    """Content hash of files and folders (relative names and bytes), for the step cache."""
+    """Content hash of files and folders (relative names and bytes), for the step cache. Of a
+    table-set folder only the tables count: a report written beside them (split_report.json)
+    is not an input of the steps that read the set."""
     digest = hashlib.sha256()
     for root in paths:
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        if root.is_dir() and (root / store.META).exists():
+            files = [f for f in files if f.suffix == ".parquet" or f.name == store.META]
         for file in files:
             if file.name.startswith(".") or file.suffix in (".html",):
                 continue
@@ -87,6 +91,10 @@ class Pipeline:
         self.mlflow = None
 
     # ----------------------------------------------------------------- plumbing
+    def _uses(self, *names: str) -> dict:
+        """The settings a step depends on (its cache key): these options and the seed."""
+        return {**{n: self.settings.options[n] for n in names}, "seed": self.settings.seed}
+
     def log_path(self, step: str) -> Path:
         """Where a step's own output (library logs, warnings, progress bars) goes."""
         return self.out / "logs" / f"{step.replace(' ', '_')}.log"
@@ -109,10 +117,9 @@ class Pipeline:
 
     def _step(self, name: str, inputs: list[Path], outputs: list[Path], work: Callable,
               params: dict | None = None) -> None:
-        """Run `work()` unless the cache says the same inputs and settings made `outputs`."""
+        """Run `work()` unless the cache says the same inputs and the same `params` (the
+        settings this step uses, and only those) made `outputs`."""
         key = hashlib.sha256(json.dumps({"step": name, "params": params or {},
-                                         "options": self.settings.options,
-                                         "seed": self.settings.seed,
                                          "inputs": _fingerprint(inputs)},
                                         sort_keys=True, default=str).encode()).hexdigest()
         record_path = self.cache / f"{name}.json"
@@ -208,9 +215,9 @@ class Pipeline:
             return report["counts"]
 
         self._step("reliability", [tables], [workspace.path(run, "reliability")],
-                   do_reliability)
+                   do_reliability, self._uses("n_boot"))
         self._step("consensus", [tables], [gold], do_consensus)
-        self._step("split", [gold], [split], do_split)
+        self._step("split", [gold], [split], do_split, self._uses("val", "test", "n_boot"))
         self._step("audit", [split], [workspace.path(run, "audit")], do_audit)
 
     def _stage1_steps(self, o: dict, seed: int) -> None:
@@ -256,12 +263,14 @@ class Pipeline:
             return {"oof_boxes": len(boxes)}
 
         self._step("stage1 train", [split], [stage1 / "run.json"], do_train, asdict(config))
-        self._step("stage1 predict", [stage1 / "train" / "weights" / "best.pt", split],
-                   [workspace.path(run, "predicted")], do_predict)
-        self._step("stage1 evaluate", [workspace.path(run, "predicted"), split],
-                   [workspace.path(run, "errors")], do_evaluate)
+        weights = stage1 / "train" / "weights" / "best.pt"
+        self._step("stage1 predict", [weights, split], [workspace.path(run, "predicted")],
+                   do_predict, self._uses("imgsz"))
+        self._step("stage1 evaluate", [weights, split, stage1 / "predicted_val.parquet",
+                                       workspace.path(run, "predicted")],
+                   [workspace.path(run, "errors")], do_evaluate, self._uses("imgsz"))
         self._step("stage1 crossfit", [split], [run / "oof" / "oof_boxes.parquet"],
-                   do_crossfit)
+                   do_crossfit, self._uses("folds", "oof_epochs", "detector", "imgsz"))
 
         weak = run / "stage1_weak"
 
@@ -279,7 +288,7 @@ class Pipeline:
                                         if k != "class"}}
 
         self._step("stage1 weak", [split], [run / workspace.WEAK_ERRORS], do_weak,
-                   {"epochs": o["weak_epochs"]})
+                   self._uses("weak_epochs", "detector", "imgsz"))
 
     def _stage2_steps(self, o: dict, seed: int) -> None:
         from annotate.views import gold_boxes
@@ -319,7 +328,8 @@ class Pipeline:
 
             self._step(f"stage2 {name}", [*inputs, workspace.path(run, "predicted"),
                                           run / workspace.WEAK_PREDICTED],
-                       [folder / workspace.CAPTIONS_PREDICTED], do_variant)
+                       [folder / workspace.CAPTIONS_PREDICTED], do_variant,
+                       self._uses("stage2_preset", "stage2_epochs"))
 
     def _report_steps(self, o: dict, seed: int) -> None:
         from .report import build
@@ -348,14 +358,16 @@ class Pipeline:
             build(run, run / "report")
             return {}
 
-        self._step("robustness", [workspace.path(run, "errors"), run / workspace.WEAK_ERRORS,
-                                  *variants],
-                   [workspace.path(run, "robustness")], do_robustness)
+        self._step("robustness", [workspace.path(run, "split"), workspace.path(run, "errors"),
+                                  run / workspace.WEAK_ERRORS, *variants],
+                   [workspace.path(run, "robustness")], do_robustness,
+                   self._uses("n_boot", "perturbation"))
         self._step("sanity", [workspace.path(run, "split")], [workspace.path(run, "sanity")],
                    do_sanity)
         self._step("report", [workspace.path(run, "robustness"), workspace.path(run, "sanity"),
                               workspace.path(run, "reliability"), workspace.path(run, "audit"),
-                              workspace.path(run, "evaluate")],
+                              workspace.path(run, "evaluate"), workspace.path(run, "stage1"),
+                              workspace.path(run, "split") / "split_report.json"],
                    [run / "report" / "report.html"], do_report)
 
     def _attach_run_ids(self) -> None:

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from annotate.caption_metrics import chrf_distance
 from annotate.errors import UserError
+from annotate.geometry import box_distance
 from annotate.schema import HUMAN, TableSet
-from stage2_generate.metrics import chrf_distance
 
 from .alpha import Alpha, alpha
 from .consensus import cluster_decisions
-from .units import ABSENT, COORDS, DEFAULT_IOU, Units, box_distance, build_units
+from .units import ABSENT, COORDS, DEFAULT_IOU, Units, build_units
 
 KINDS = ("labels", "boxes", "captions", "counts")
 

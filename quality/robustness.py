@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import sacrebleu
 
+from annotate.caption_metrics import cider_d, reference_streams, rouge_l
 from annotate.errors import MissingFileError
-from annotate.schema import HUMAN, TableSet
+from annotate.schema import HUMAN, TableSet, check_errors
 from stage2_generate.content import content_scores
-from stage2_generate.metrics import cider_d, reference_streams, rouge_l
 from stage2_generate.noise import Noise, corrupt
 
 #: A matched box with IoU below this counts as mislocated.
@@ -154,7 +154,8 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
             f"{n} ({workspace.ARTIFACTS[n].command})" for n in needs))
     ts = store.load(workspace.path(run, "split"))
     gold = gold_boxes(ts)
-    errors = pd.read_parquet(workspace.path(run, "errors"))
+    errors = check_errors(pd.read_parquet(workspace.path(run, "errors")),
+                          str(workspace.path(run, "errors")))
     out: dict = {"variants": {}, "mislocated_iou": MISLOCATED_IOU}
     weak_errors = Path(run) / workspace.WEAK_ERRORS
     for folder in found:

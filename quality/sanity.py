@@ -19,7 +19,7 @@ def label_sanity(ts: TableSet) -> dict:
     """Counts a person should glance at: boxes per class and source, tiny boxes, boxes on the
     image border, near-identical boxes from one annotator, images without human boxes, short
     captions."""
-    from .units import iou
+    from annotate.geometry import iou
 
     boxes = ts.boxes
     human = boxes[boxes.source == HUMAN]

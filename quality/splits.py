@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from annotate.errors import UserError
+from annotate.graphs import components
 from annotate.schema import SPLITS, TableSet
 from annotate.views import reference_boxes
 
@@ -54,11 +54,9 @@ def group_codes(images: pd.DataFrame, merge_copies: bool = False) -> np.ndarray:
         return codes
     copy = pd.factorize(images.sha256.astype(object))[0]  # -1 where unknown
     n, known = len(codes), copy >= 0
-    graph = sparse.coo_matrix((np.ones(known.sum() * 2), (
-        np.r_[np.flatnonzero(known), np.flatnonzero(known)],
-        np.r_[n + codes[known], n + codes.max() + 1 + copy[known]])),
-        shape=(2 * n + codes.max() + 2, 2 * n + codes.max() + 2))
-    linked = connected_components(graph, directed=False)[1]
+    linked = components(2 * n + codes.max() + 2,
+                        np.r_[np.flatnonzero(known), np.flatnonzero(known)],
+                        np.r_[n + codes[known], n + codes.max() + 1 + copy[known]])
     return pd.factorize(linked[n + codes])[0]
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from annotate.errors import UserError
+from annotate.geometry import iou
+from annotate.graphs import components
 from annotate.schema import HUMAN, TableSet
 
 from .alpha import pairs_within
@@ -39,29 +39,6 @@ class Units:
     #: image_id, annotator: who completed which image (human annotations).
     seen: pd.DataFrame
     iou_threshold: float
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise IoU of two (n, 4) arrays of x0, y0, x1, y1 boxes."""
-    width = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    height = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = width * height
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a + area_b - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-def box_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """1 - IoU over rows of (present, x0, y0, x1, y1): absent vs absent 0, absent vs a box 1."""
-    present_a, present_b = a[:, 0] > 0, b[:, 0] > 0
-    d = 1 - iou(np.nan_to_num(a[:, 1:]), np.nan_to_num(b[:, 1:]))
-    d = np.where(present_a & present_b, d, 1.0)
-    return np.where(~present_a & ~present_b, 0.0, d)
-
-
-box_distance.__name__ = "1-IoU"
 
 
 def human_seen(ts: TableSet) -> pd.DataFrame:
@@ -94,8 +71,7 @@ def _cluster(boxes: pd.DataFrame, threshold: float) -> np.ndarray:
     good = overlap >= threshold
     left, right, overlap = left[good], right[good], overlap[good]
     a_left, a_right = _greedy_matches(left, right, overlap, annotator)
-    graph = sparse.coo_matrix((np.ones(len(a_left)), (a_left, a_right)), shape=(n, n))
-    _, cluster = connected_components(graph, directed=False)
+    cluster = components(n, a_left, a_right)
     strength = _strength(a_left, a_right, coords, n)
     return _split_conflicts(cluster, annotator, strength)
 

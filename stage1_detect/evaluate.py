@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from quality.units import iou
+from annotate.geometry import iou
+from annotate.schema import ERROR_COLUMNS
 
 from .engine import device_or_auto, ultralytics
 from .train import weights_of
 
 DEFAULT_IOU = 0.5
-ERROR_COLUMNS = ["image_id", "status", "gold_label", "pred_label", "iou", "gold_object_id",
-                 "pred_object_id", "score"]
 
 
 def match_errors(gold: pd.DataFrame, predicted: pd.DataFrame, image_ids=None,

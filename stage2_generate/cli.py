@@ -13,15 +13,15 @@ import sys
 import pandas as pd
 
 from annotate.atomic import write_json, write_parquet
+from annotate.caption_metrics import caption_scores
 from annotate.cliutil import run_command
+from annotate.layout import DEFAULT_BINS
 from annotate.readers import read_tables
 from annotate.schema import HUMAN, coerce
 from annotate.views import gold_boxes, split_images
 
 from .content import content_score
 from .generate import generate_captions
-from .layout import DEFAULT_BINS
-from .metrics import caption_scores
 from .model import PRESETS
 from .noise import Noise, calibrate
 from .train import TrainConfig, train

@@ -10,9 +10,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from annotate.layout import DEFAULT_BINS, encode_layouts
 from annotate.schema import coerce, model_source
 
-from .layout import DEFAULT_BINS, encode_layouts
 from .model import load
 from .train import run_record
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from annotate.errors import UserError
+from annotate.schema import check_errors
 
-STATUSES = ("matched", "missed", "spurious", "wrong_label")
 COORDS = ["x0", "y0", "x1", "y1"]
 
 
@@ -50,12 +50,7 @@ class Noise:
 
 def calibrate(errors: pd.DataFrame) -> Noise:
     """Noise rates that reproduce a stage-1 error table (see module docstring)."""
-    missing = {"image_id", "status", "gold_label", "pred_label", "iou"} - set(errors.columns)
-    if missing:
-        raise UserError(f"error table lacks columns {sorted(missing)}")
-    unknown = set(errors.status.unique()) - set(STATUSES)
-    if unknown:
-        raise UserError(f"error table: unknown status {sorted(unknown)}; use {STATUSES}")
+    check_errors(errors)
     counts = errors.status.value_counts()
     gold = counts.get("matched", 0) + counts.get("missed", 0) + counts.get("wrong_label", 0)
     images = max(errors.image_id.nunique(), 1)

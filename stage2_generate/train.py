@@ -26,10 +26,10 @@ from transformers import (
 
 from annotate.atomic import write_json
 from annotate.errors import UserError
+from annotate.layout import DEFAULT_BINS, EMPTY, encode_layouts
 from annotate.schema import HUMAN, TableSet
 from annotate.views import gold_boxes
 
-from .layout import DEFAULT_BINS, EMPTY, encode_layouts
 from .model import build_model, load
 from .noise import Noise, corrupt
 from .tokenizer import train_tokenizer

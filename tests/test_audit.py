@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from annotate.layout import EMPTY, encode_layouts
 from annotate.ls_import import import_export
 from annotate.schema import TableSet
 from annotate.views import reference_boxes
@@ -14,7 +15,6 @@ from quality.adequacy import adequacy, ci_width
 from quality.audit import KINDS, audit, repair, thumbnail_correlation
 from quality.leakage import identifier_leaks, input_leaks
 from quality.splits import split_set
-from stage2_generate.layout import EMPTY, encode_layouts
 from tests.conftest import REPO
 
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from annotate import store
+from annotate.geometry import iou
 from annotate.ls_import import import_export
 from quality.consensus import build_consensus
-from quality.units import iou
 from tests.conftest import REPO
 from tests.quality_sets import make_set
 

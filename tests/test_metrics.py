@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from stage2_generate.metrics import CharNgrams, caption_scores, chrf_distance, cider_d, rouge_l
+from annotate.caption_metrics import CharNgrams, caption_scores, chrf_distance, cider_d, rouge_l
 
 # Pre-tokenised (lower case, no punctuation), so coco-caption's Java PTB tokenizer is not needed.
 EXAMPLES = [

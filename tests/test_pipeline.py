@@ -174,3 +174,47 @@ def test_the_main_job_is_quiet(tmp_path, capfd):
     assert rest[-1].startswith("report: ") and len(rest) == 5
     logs = {p.name: p.read_text() for p in (tmp_path / "run" / "logs").iterdir()}
     assert "Epoch" in logs["stage1_train.log"]  # ultralytics' training table went here
+
+
+def test_a_changed_setting_reruns_only_the_steps_that_use_it(two_runs, tmp_path):
+    from quality.pipeline import Pipeline, Settings
+
+    run = tmp_path / "run"
+    shutil.copytree(two_runs[0], run)
+
+    def rerun(**options) -> set[str]:
+        lines: list[str] = []
+        Pipeline(run, Settings(preset="smoke", options=options), echo=lines.append).run()
+        return {line[8:30].strip() for line in lines if not line.endswith("cached")}
+
+    # robustness reads n_boot; so do reliability and split (whose tables do not change, so
+    # nothing downstream of them reruns); the report reads what changed
+    assert rerun(n_boot=60) == {"reliability", "split", "robustness", "report"}
+    # a stage-2 setting reruns the three variants and what reads their captions
+    reran = rerun(n_boot=60, stage2_epochs=1)  # the report too if the figures moved
+    assert reran - {"report"} == {"stage2 gold", "stage2 noise", "stage2 oof", "robustness"}
+    assert rerun(n_boot=60, stage2_epochs=1) == set()
+
+
+def test_a_changed_input_reruns_its_step_and_the_steps_after_it(two_runs, tmp_path):
+    """The detector's test predictions change (as if predicted again): evaluation, the stage-2
+    captions from them and what reads those rerun; training and everything before do not."""
+    from quality.pipeline import Pipeline, Settings
+
+    run = tmp_path / "run"
+    shutil.copytree(two_runs[0], run)
+    from annotate import store
+    from annotate.schema import coerce
+
+    split = store.load(run / "split")
+    image = split.images[split.images.split == "test"].image_id.iloc[0]
+    predicted = run / "stage1" / "predicted_test.parquet"
+    extra = coerce("boxes", [{"image_id": image, "annotator": "model:edit", "object_id": "e1",
+                              "label": split.labels[0], "x0": 10, "y0": 10, "x1": 50, "y1": 50,
+                              "score": 0.9, "source": "model:edit"}])
+    pd.concat([pd.read_parquet(predicted), extra]).to_parquet(predicted)
+    lines: list[str] = []
+    Pipeline(run, Settings(preset="smoke"), echo=lines.append).run()
+    reran = {line[8:30].strip() for line in lines if not line.endswith("cached")}
+    assert reran - {"report"} == {"stage1 evaluate", "stage2 gold", "stage2 noise",
+                                  "stage2 oof", "robustness"}

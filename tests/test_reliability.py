@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import sacrebleu
 
+from annotate.caption_metrics import caption_scores
 from annotate.ls_import import import_export
 from quality.ceiling import human_ceiling, leave_one_out
 from quality.consensus import build_consensus
 from quality.reliability import reliability
-from stage2_generate.metrics import caption_scores
 from tests.conftest import LS_1_23, REPO
 from tests.quality_sets import make_set
 from tests.test_alpha import KRIPPENDORFF_2011

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quality.units import ABSENT, _greedy_matches, box_distance, build_units, iou
+from annotate.geometry import box_distance, iou
+from quality.units import ABSENT, _greedy_matches, build_units
 from tests.quality_sets import make_set
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from annotate.errors import UserError
+from .errors import UserError
 
 EMPTY = "<empty>"
 SEPARATOR = " ; "
