@@ -18,6 +18,8 @@ import pandas as pd
 import sacrebleu
 from scipy import sparse
 
+from .bootstrap import draws, percentile_interval
+
 CHRF_ORDER = 6
 CHRF_BETA = 2
 CIDER_N = 4
@@ -48,9 +50,9 @@ def caption_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, n_boot
     if not hyps:
         return {name: {"score": math.nan, "ci_low": math.nan, "ci_high": math.nan}
                 for name in METRICS}
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(hyps), (max(n_boot, 0), len(hyps)))
-    weights = np.stack([np.bincount(d, minlength=len(hyps)) for d in draws]) if n_boot else None
+    resampled = draws(len(hyps), n_boot, seed)  # captions (items) are the resampled units
+    weights = (np.stack([np.bincount(d, minlength=len(hyps)) for d in resampled])
+               if len(resampled) else None)
     out = {}
     for name, metric in (("bleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF())):
         streams = reference_streams(refs)
@@ -72,11 +74,8 @@ def reference_streams(refs: Sequence[Sequence[str]]) -> list[list[str | None]]:
 
 
 def _with_interval(score: float, boot, confidence: float) -> dict[str, float]:
-    if len(boot) == 0:
-        return {"score": score, "ci_low": math.nan, "ci_high": math.nan}
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(np.asarray(boot, np.float64), [tail, 100 - tail])
-    return {"score": float(score), "ci_low": float(low), "ci_high": float(high)}
+    low, high = percentile_interval(boot, confidence)
+    return {"score": float(score), "ci_low": low, "ci_high": high}
 
 
 def _ngrams(tokens: list[str], n: int) -> Counter:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from annotate.bootstrap import draws, percentile_interval
 from annotate.caption_metrics import cider_d, rouge_l
 from annotate.schema import TableSet
 
@@ -22,11 +23,9 @@ def ci_width(scores: np.ndarray, n: int, n_boot: int = 1000, confidence: float =
     scores = np.asarray(scores, np.float64)
     if len(scores) == 0 or n < 1:
         return float("nan")
-    rng = np.random.default_rng(seed)
-    means = np.array([scores[rng.integers(0, len(scores), n)].mean() for _ in range(n_boot)])
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(high - low)
+    means = scores[draws(len(scores), n_boot, seed, size=n)].mean(axis=1)  # images resampled
+    low, high = percentile_interval(means, confidence)
+    return high - low
 
 
 def human_scores(ts: TableSet) -> pd.DataFrame:

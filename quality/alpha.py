@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from annotate.bootstrap import draws, percentile_interval
 from annotate.errors import UserError
 
 #: A vectorised distance: values gathered for the left and right item of each pair -> delta >= 0.
@@ -222,18 +223,16 @@ def _bootstrap(unit_observed: np.ndarray, m: np.ndarray, expected: float, n_boot
     n_units = len(m)
     if n_boot <= 0 or n_units < 2 or not expected > 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed + 1)
     if n_units * n_boot <= BOOTSTRAP_EXACT_LIMIT:
-        draws = rng.integers(0, n_units, (n_boot, n_units))
-        sums = np.stack([unit_observed[draws].sum(axis=1), m[draws].sum(axis=1)], axis=1)
+        picked = draws(n_units, n_boot, seed + 1)
+        sums = np.stack([unit_observed[picked].sum(axis=1), m[picked].sum(axis=1)], axis=1)
     else:
         both = np.stack([unit_observed, m], axis=1)
-        sums = rng.multivariate_normal(n_units * both.mean(axis=0),
-                                       n_units * np.cov(both, rowvar=False), n_boot)
+        sums = np.random.default_rng(seed + 1).multivariate_normal(
+            n_units * both.mean(axis=0), n_units * np.cov(both, rowvar=False), n_boot)
     alphas = 1 - (sums[:, 0] / sums[:, 1]) / expected
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(alphas, [tail, 100 - tail])
-    return float(low), float(min(high, 1.0))
+    low, high = percentile_interval(alphas, confidence)
+    return low, min(high, 1.0)
 
 
 def _per_coder(left_coder: np.ndarray, right_coder: np.ndarray, delta: np.ndarray,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import sacrebleu
 
+from annotate.bootstrap import draws, percentile_interval
 from annotate.caption_metrics import cider_d, reference_streams, rouge_l
 from annotate.errors import MissingFileError
 from annotate.schema import HUMAN, TableSet, check_errors
@@ -67,18 +68,17 @@ def compare(gold_captions: pd.DataFrame, predicted_captions: pd.DataFrame, ts: T
     gold = per_image(gold_captions, refs, gold_boxes, ts.labels)
     pred = per_image(predicted_captions, refs, gold_boxes, ts.labels).reindex(gold.index)
     images = gold.index.to_numpy()
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(images), (n_boot, len(images))) if len(images) else None
+    picked = draws(len(images), n_boot, seed) if len(images) else None  # images, paired
     figures = {"n_images": len(images)}
     for metric in [m for m in ITEM_METRICS if m in gold]:
         a, b = gold[metric].to_numpy(), pred[metric].to_numpy()
-        figures[metric] = _paired(a.mean(), b.mean(), (a - b)[draws].mean(axis=1)
-                                  if draws is not None else [])
+        figures[metric] = _paired(a.mean(), b.mean(), (a - b)[picked].mean(axis=1)
+                                  if picked is not None else [])
     ref_lists = refs.loc[images].tolist()
     if len(images):
         stats_a = _bleu_stats(gold.caption.tolist(), ref_lists)
         stats_b = _bleu_stats(pred.caption.tolist(), ref_lists)
-        boot = [_bleu(stats_a[d].sum(axis=0)) - _bleu(stats_b[d].sum(axis=0)) for d in draws]
+        boot = [_bleu(stats_a[d].sum(axis=0)) - _bleu(stats_b[d].sum(axis=0)) for d in picked]
         figures["bleu"] = _paired(_bleu(stats_a.sum(axis=0)), _bleu(stats_b.sum(axis=0)), boot)
     table = gold.drop(columns="caption").add_suffix("_gold").join(
         pred.drop(columns="caption").add_suffix("_predicted"))
@@ -87,10 +87,9 @@ def compare(gold_captions: pd.DataFrame, predicted_captions: pd.DataFrame, ts: T
 
 
 def _paired(gold: float, predicted: float, boot) -> dict:
-    boot = np.asarray(boot, np.float64)
-    low, high = (np.percentile(boot, [2.5, 97.5]) if len(boot) else (np.nan, np.nan))
+    low, high = percentile_interval(boot)
     return {"gold": float(gold), "predicted": float(predicted), "drop": float(gold - predicted),
-            "ci_low": float(low), "ci_high": float(high)}
+            "ci_low": low, "ci_high": high}
 
 
 def error_buckets(errors: pd.DataFrame, image_ids, mislocated_iou: float = MISLOCATED_IOU

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pandas as pd
+
+from annotate.bootstrap import draws, percentile_interval
 
 COUNTS = {"a": 1, "an": 1, "one": 1, "single": 1, "another": 1, "two": 2, "three": 3,
           "four": 4, "five": 5, "six": 6}
@@ -59,8 +60,5 @@ def content_score(captions: pd.DataFrame, boxes: pd.DataFrame, labels: list[str]
     if per.empty:
         return {"score": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
     by_image = per.groupby("image_id").f1.mean().to_numpy()
-    rng = np.random.default_rng(seed)
-    boot = [by_image[rng.integers(0, len(by_image), len(by_image))].mean()
-            for _ in range(n_boot)]
-    low, high = np.percentile(boot, [2.5, 97.5]) if n_boot else (np.nan, np.nan)
-    return {"score": float(by_image.mean()), "ci_low": float(low), "ci_high": float(high)}
+    low, high = percentile_interval(by_image[draws(len(by_image), n_boot, seed)].mean(axis=1))
+    return {"score": float(by_image.mean()), "ci_low": low, "ci_high": high}
