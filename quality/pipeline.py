@@ -259,7 +259,6 @@ class Pipeline:
             boxes = crossfit(training, run / "oof", o["folds"],
                              DetectorConfig(model=o["detector"], epochs=o["oof_epochs"],
                                             imgsz=o["imgsz"], seed=seed))
-            boxes.to_parquet(run / "oof" / "oof_boxes.parquet")
             return {"oof_boxes": len(boxes)}
 
         self._step("stage1 train", [split], [stage1 / "run.json"], do_train, asdict(config))
@@ -292,7 +291,7 @@ class Pipeline:
 
     def _stage2_steps(self, o: dict, seed: int) -> None:
         from annotate.views import gold_boxes
-        from stage2_generate.generate import generate_captions
+        from stage2_generate.generate import generate_job
         from stage2_generate.noise import Noise, calibrate
         from stage2_generate.train import TrainConfig, train
 
@@ -316,12 +315,12 @@ class Pipeline:
                     preset=o["stage2_preset"], epochs=o["stage2_epochs"], seed=seed,
                     noise=noise, extra_share=share, patience=5, progress=False), extra)
                 test = ts.images[ts.images.split == "test"]
-                generate_captions(folder, gold_boxes(ts), test).to_parquet(
-                    folder / workspace.CAPTIONS_GOLD)
-                generate_captions(folder, pd.read_parquet(workspace.path(run, "predicted")),
-                                  test).to_parquet(folder / workspace.CAPTIONS_PREDICTED)
-                generate_captions(folder, pd.read_parquet(run / workspace.WEAK_PREDICTED),
-                                  test).to_parquet(folder / workspace.CAPTIONS_PREDICTED_WEAK)
+                for boxes, name in ((gold_boxes(ts), workspace.CAPTIONS_GOLD),
+                                    (pd.read_parquet(workspace.path(run, "predicted")),
+                                     workspace.CAPTIONS_PREDICTED),
+                                    (pd.read_parquet(run / workspace.WEAK_PREDICTED),
+                                     workspace.CAPTIONS_PREDICTED_WEAK)):
+                    generate_job(folder, boxes, test, folder / name)
                 return {"best_val_loss": record["best_val_loss"], **{
                     f"noise_{k}": v for k, v in noise.to_dict().items()
                     if isinstance(v, float)}}

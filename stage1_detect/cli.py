@@ -7,18 +7,16 @@ DIR is a table set folder with a `split` column (`quality split`) or an export f
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import pandas as pd
 
-from annotate.atomic import write_parquet
 from annotate.cliutil import run_command
 from annotate.readers import read_tables
 from annotate.schema import coerce
 from annotate.views import GOLD_CHOICES, split_images
 
-from .crossfit import crossfit
+from .crossfit import OOF_BOXES, crossfit
 from .evaluate import DEFAULT_IOU
 from .jobs import evaluate_job, predict_job
 from .predict import predict
@@ -63,8 +61,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_crossfit(args: argparse.Namespace) -> None:
     boxes = crossfit(read_tables(args.dir), args.out, args.folds, _config(args),
                      conf=args.conf, progress=True)
-    write_parquet(os.path.join(args.out, "oof_boxes.parquet"), boxes)
-    print(f"wrote {len(boxes)} out-of-fold boxes to {args.out}/oof_boxes.parquet")
+    print(f"wrote {len(boxes)} out-of-fold boxes to {args.out}/{OOF_BOXES}")
 
 
 def _training_args(p: argparse.ArgumentParser) -> None:

@@ -10,17 +10,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annotate.atomic import write_json
+from annotate.atomic import write_json, write_parquet
 from annotate.schema import TableSet
 from quality.splits import fold_set
 
 from .predict import predict
 from .train import DetectorConfig, train
 
+OOF_BOXES = "oof_boxes.parquet"
+
 
 def crossfit(ts: TableSet, out: str | os.PathLike, folds: int, config: DetectorConfig,
              conf: float = 0.25, progress: bool = False) -> pd.DataFrame:
-    """Boxes of every image predicted by the detector trained on the other folds.
+    """Boxes of every image predicted by the detector trained on the other folds, written to
+    `out/oof_boxes.parquet` (with `crossfit.json`).
 
     Folds come from the images' `fold` column, or are made (grouped, stratified) with `folds`.
     Each detector trains on the other folds with its last-epoch weights kept as they are (its
@@ -41,6 +44,7 @@ def crossfit(ts: TableSet, out: str | os.PathLike, folds: int, config: DetectorC
                                    imgsz=config.imgsz, device=config.device,
                                    progress=progress))
     boxes = pd.concat(predictions, ignore_index=True)
+    write_parquet(out / OOF_BOXES, boxes)
     write_json(out / "crossfit.json", {"folds": k_values, "images": len(ts.images),
                                        "boxes": len(boxes)})
     return boxes

@@ -12,18 +12,16 @@ import sys
 
 import pandas as pd
 
-from annotate.atomic import write_json, write_parquet
-from annotate.caption_metrics import caption_scores
 from annotate.cliutil import run_command
 from annotate.layout import DEFAULT_BINS
 from annotate.readers import read_tables
-from annotate.schema import HUMAN, coerce
+from annotate.schema import coerce
 from annotate.views import gold_boxes, split_images
 
-from .content import content_score
-from .generate import generate_captions
+from .generate import generate_job
 from .model import PRESETS
 from .noise import Noise, calibrate
+from .score import score_job
 from .train import TrainConfig, train
 
 
@@ -43,28 +41,15 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_generate(args: argparse.Namespace) -> None:
     ts = read_tables(args.dir)
     boxes = coerce("boxes", pd.read_parquet(args.boxes)) if args.boxes else gold_boxes(ts)
-    captions = generate_captions(args.model, boxes, split_images(ts, args.split),
-                                 args.batch_size, args.beams, progress=True)
-    write_parquet(args.out, captions)
+    captions = generate_job(args.model, boxes, split_images(ts, args.split), args.out,
+                            batch_size=args.batch_size, num_beams=args.beams, progress=True)
     print(f"wrote {len(captions)} captions ({captions.source.iloc[0] if len(captions) else ''})"
           f" to {args.out}")
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    ts = read_tables(args.dir)
-    captions = coerce("captions", pd.read_parquet(args.captions))
-    images = split_images(ts, args.split)
-    captions = captions[captions.image_id.isin(images.image_id)]
-    human = ts.captions[(ts.captions.source == HUMAN) & ts.captions.image_id.isin(images.image_id)]
-    refs = human.groupby("image_id").caption.agg(list)
-    captions = captions[captions.image_id.isin(refs.index)]
-    scores = caption_scores(captions.caption.astype(object).tolist(),
-                            refs.loc[captions.image_id].tolist(), n_boot=args.n_boot)
-    if ts.labels:
-        scores["content"] = content_score(captions, gold_boxes(ts), ts.labels, args.n_boot)
-    scores["n_images"] = len(captions)
-    if args.json:
-        write_json(args.json, scores)
+    scores = score_job(coerce("captions", pd.read_parquet(args.captions)), read_tables(args.dir),
+                       split=args.split, n_boot=args.n_boot, json_path=args.json)
     print(json.dumps(scores, indent=1))
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from annotate.atomic import write_parquet
 from annotate.layout import DEFAULT_BINS, encode_layouts
 from annotate.schema import coerce, model_source
 
@@ -51,3 +52,11 @@ def generate_captions(model_dir: str | os.PathLike, boxes: pd.DataFrame, images:
     return coerce("captions", pd.DataFrame({
         "image_id": layouts.index.to_numpy(), "annotator": version,
         "caption": [c.strip() for c in captions], "source": model_source(version)}))
+
+
+def generate_job(model_dir: str | os.PathLike, boxes: pd.DataFrame, images: pd.DataFrame,
+                 out: str | os.PathLike, **options) -> pd.DataFrame:
+    """`generate_captions` written to `out` (Parquet): the job the CLI and pipeline call."""
+    captions = generate_captions(model_dir, boxes, images, **options)
+    write_parquet(out, captions)
+    return captions

@@ -13,7 +13,7 @@ from quality import workspace
 from quality.jobs import audit_job, consensus_job, reliability_job, split_job
 from stage1_detect.jobs import evaluate_job, predict_job
 from stage1_detect.train import DetectorConfig, train
-from stage2_generate.generate import generate_captions
+from stage2_generate.generate import generate_job
 from stage2_generate.noise import Noise
 from stage2_generate.train import TrainConfig
 from stage2_generate.train import train as train_stage2
@@ -42,8 +42,6 @@ def make_run(run: Path, stage2: bool = True) -> Path:
             folder = run / "stage2" / name
             train_stage2(split, folder, TrainConfig(preset="tiny", epochs=2, noise=noise,
                                                     progress=False))
-            generate_captions(folder, gold_boxes(split), test).to_parquet(
-                folder / workspace.CAPTIONS_GOLD)
-            generate_captions(folder, predicted, test).to_parquet(
-                folder / workspace.CAPTIONS_PREDICTED)
+            generate_job(folder, gold_boxes(split), test, folder / workspace.CAPTIONS_GOLD)
+            generate_job(folder, predicted, test, folder / workspace.CAPTIONS_PREDICTED)
     return run

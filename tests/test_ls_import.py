@@ -141,8 +141,9 @@ def test_image_references_resolve(tmp_path):
         tmp_path / "upload/3/1a2b3c4d-cat.png").resolve()
     assert resolve("/data/local-files/?d=dir/a%20b.png", tmp_path) == (
         tmp_path / "dir/a b.png").resolve()
-    assert resolve("dir/a b.png", tmp_path) is not None
-    assert resolve("https://host/x/a%20b.png", tmp_path / "dir") is not None
+    assert resolve("dir/a b.png", tmp_path) == (tmp_path / "dir/a b.png").resolve()
+    assert resolve("https://host/x/a%20b.png", tmp_path / "dir") == (
+        tmp_path / "dir/a b.png").resolve()
     assert resolve("https://host/x/none.png", tmp_path) is None
     (tmp_path / "cat.png").write_bytes(b"x")  # upload file found without its hash prefix
     assert tmp_path / "cat.png" in candidates("/data/upload/9/deadbeef-cat.png", tmp_path)
