@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -28,6 +29,8 @@ from annotate.versions import data_version
 
 from . import workspace
 from .capture import captured
+
+log = logging.getLogger(__name__)
 
 #: Nominal step durations (seconds, 2 CPU cores) per preset, for the time-left estimate.
 PRESETS: dict[str, dict] = {
@@ -81,7 +84,7 @@ class Pipeline:
     """Runs the steps in order with caching, progress lines and MLflow records."""
 
     def __init__(self, out: str | os.PathLike, settings: Settings,
-                 echo: Callable[[str], None] = print):
+                 echo: Callable[[str], None] = log.info):
         self.out = Path(out).resolve()
         self.settings = settings
         self.echo = echo

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> None:
     settings = Settings(data=args.data, preset=args.preset, seed=args.seed,
                         tracking_uri=args.tracking_uri)
-    page = Pipeline(args.out, settings).run()
+    page = Pipeline(args.out, settings, echo=print).run()
     for line in headline(json.loads(page.with_name("report.json").read_text())):
         print(line)
     print(f"report: {page} (step logs: {Path(args.out) / 'logs'})")

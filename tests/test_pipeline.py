@@ -73,8 +73,11 @@ def test_each_job_gives_the_same_artifact_through_its_cli_and_the_pipeline(two_r
     """Parity: every job, run by hand with its CLI on the pipeline's own inputs (smoke preset
     settings), writes exactly what the pipeline's step wrote."""
     from annotate import store
+    from annotate.cli import main as annotate
     from quality.cli import main as quality
+    from quality.pipeline import DEMO_EXPORT
     from stage1_detect.cli import main as stage1
+    from stage2_generate.cli import main as stage2
     from tests.conftest import frames_equal
 
     run, out = two_runs[0], tmp_path
@@ -116,6 +119,21 @@ def test_each_job_gives_the_same_artifact_through_its_cli_and_the_pipeline(two_r
                  ["image_id", "status", "gold_object_id", "pred_object_id"])
     assert quality(["sanity", str(run / "split"), "--json", str(out / "sanity.json")]) == 0
     same_json(out / "sanity.json", run / "sanity.json", drop=("overfit_tiny_batch",))
+    assert annotate(["import", str(DEMO_EXPORT), "--out", str(out / "tables")]) == 0
+    same_set(out / "tables", run / "tables")
+    assert stage1(["predict", str(run / "stage1"), str(run / "split"), "--split", "test",
+                   "--imgsz", "64", "--out", str(out / "predicted.parquet")]) == 0
+    frames_equal(pd.read_parquet(out / "predicted.parquet"),
+                 pd.read_parquet(run / "stage1" / "predicted_test.parquet"),
+                 ["image_id", "object_id"])
+    assert stage2(["generate", str(run / "stage2" / "gold"), str(run / "split"), "--split",
+                   "test", "--out", str(out / "captions.parquet")]) == 0
+    frames_equal(pd.read_parquet(out / "captions.parquet"),
+                 pd.read_parquet(run / "stage2" / "gold" / "captions_gold.parquet"), ["image_id"])
+    copy = out / "run"
+    shutil.copytree(run, copy)
+    assert quality(["robustness", str(copy), "--no-perturbation", *smoke]) == 0
+    same_json(copy / "robustness.json", run / "robustness.json")
 
 
 @pytest.fixture(scope="module")
