@@ -79,8 +79,12 @@ def from_coco(instances_path: str | os.PathLike, captions_path: str | os.PathLik
                              ignore_index=True)
     seen = _seen(data, images, entry_image, entry_annotator, boxes, captions, summary)
     summary.annotations_read = len(seen)
+    categories = {c["name"]: c["id"] for c in data.get("categories") or []
+                  if isinstance(c, dict) and isinstance(c.get("name"), str)
+                  and is_number(c.get("id"))}
     ts = TableSet(images=images.drop(columns=["entry"]), annotations=seen, boxes=boxes,
-                  captions=captions, labels=labels, meta={"source": str(path)}).validate()
+                  captions=captions, labels=labels,
+                  meta={"source": str(path), "coco_categories": categories}).validate()
     summary.count_kept(ts)
     summary.crowd_regions = int((ts.boxes.source == CROWD).sum())
     summary.require_something_kept()

@@ -13,9 +13,9 @@ import pandas as pd
 
 from annotate.cliutil import run_command
 from annotate.readers import read_tables
-from annotate.schema import coerce
 from annotate.views import GOLD_CHOICES, split_images
 
+from .coco_eval import read_predictions
 from .crossfit import OOF_BOXES, crossfit
 from .evaluate import DEFAULT_IOU
 from .jobs import evaluate_job, predict_job
@@ -45,14 +45,18 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     ts = read_tables(args.dir)
-    predicted = (coerce("boxes", pd.read_parquet(args.boxes)) if args.boxes else
+    predicted = (read_predictions(args.predictions, ts) if args.predictions else
                  predict(args.run, split_images(ts, args.split), conf=args.conf,
                          device=args.device, progress=True))
     report, _ = evaluate_job(ts, predicted, run=args.run, split=args.split, gold=args.gold,
                              iou=args.iou, imgsz=args.imgsz, device=args.device,
                              errors_path=args.errors, json_path=args.json)
+    coco = report["coco"]
+    print(f"COCO AP {coco['ap']:.4f}  AP50 {coco['ap50']:.4f}  AP75 {coco['ap75']:.4f} "
+          f"({coco['detections']} stored boxes on {coco['images']} images)")
     if "map" in report:
-        print(f"mAP50 {report['map']['map50']:.3f}  mAP50-95 {report['map']['map50_95']:.3f}")
+        print(f"ultralytics val: mAP50 {report['map']['map50']:.3f}  mAP50-95 "
+              f"{report['map']['map50_95']:.3f}")
     print(pd.DataFrame(report["errors"]).set_index("class").round(3).to_string())
     if args.errors:
         print(f"wrote the error table to {args.errors}")
@@ -100,9 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="mAP and the per-object error table")
-    p.add_argument("run", nargs="?", help="run directory (omit with --boxes)")
+    p.add_argument("run", nargs="?", help="run directory (omit with --predictions)")
     p.add_argument("dir")
-    p.add_argument("--boxes", help="evaluate these predicted boxes instead of predicting")
+    p.add_argument("--predictions", "--boxes", dest="predictions",
+                   help="score these stored boxes instead of predicting: a boxes table "
+                        "(.parquet) or a COCO results file (.json)")
     p.add_argument("--split", help="images of this split (default: all)")
     p.add_argument("--gold", help=f"gold boxes: {GOLD_CHOICES}")
     p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match")
@@ -126,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "evaluate" and not (args.run or args.boxes):
-        parser.error("evaluate needs a run directory or --boxes")
+    if args.command == "evaluate" and not (args.run or args.predictions):
+        parser.error("evaluate needs a run directory or --predictions")
     return run_command("stage1-detect", args)
 
 

@@ -16,6 +16,7 @@ from annotate.atomic import write_json, write_parquet
 from annotate.schema import TableSet
 from annotate.views import gold_boxes, split_images
 
+from .coco_eval import coco_scores
 from .dataset import build_dataset
 from .evaluate import DEFAULT_IOU, error_rates, map_scores, match_errors
 from .predict import predict
@@ -40,14 +41,17 @@ def evaluate_job(ts: TableSet, predicted: pd.DataFrame, *, run: str | os.PathLik
                  errors_path: str | os.PathLike | None = None,
                  json_path: str | os.PathLike | None = None) -> tuple[dict, pd.DataFrame]:
     """Match `predicted` against the gold boxes of `split`: the error table (written to
-    `errors_path`) and its rates; with `run`, also mAP50 / mAP50-95 on that split from
-    ultralytics' validator over the same gold. Figures written to `json_path`. Returns the
-    figures and the error table."""
+    `errors_path`) and its rates, COCO AP / AP50 / AP75 of the stored boxes (pycocotools, crowd
+    regions ignored); with `run`, also mAP50 / mAP50-95 on that split from ultralytics'
+    validator over the same gold (it re-predicts; docs/stage1.md says why the two differ).
+    Figures written to `json_path`. Returns the figures and the error table."""
     images = split_images(ts, split)
-    errors = match_errors(gold_boxes(ts, gold), predicted, images.image_id, iou)
+    truth = gold_boxes(ts, gold)
+    errors = match_errors(truth, predicted, images.image_id, iou)
     rates = error_rates(errors)
     report: dict = {"split": split, "images": len(images), "gold": gold or "consensus",
-                    "iou": iou, "errors": rates.reset_index(names="class").to_dict("records")}
+                    "iou": iou, "errors": rates.reset_index(names="class").to_dict("records"),
+                    "coco": coco_scores(ts, truth, predicted, images)}
     if run is not None:
         data_yaml = build_dataset(ts, Path(run) / EVAL_DATASET, gold)
         report["map"] = map_scores(run, data_yaml, split or "val", imgsz=imgsz, device=device)

@@ -105,3 +105,22 @@ def test_sdk_repeater_has_no_single_image(realdata):
 def test_results_files_are_named_not_misread(realdata, name):
     with pytest.raises(ExportError, match=r"COCO .* results file"):
         import_file(realdata / name)
+
+
+def test_cocoapi_detection_demo_scores_the_published_ap(realdata, tmp_path):
+    """cocoapi's pycocoEvalDemo: 734 stored detections on the first 100 val2014 images give AP
+    0.5046, AP50 0.6970, AP75 0.5730 (crowd regions as ignore regions), through the command."""
+    from annotate.readers import import_set
+    from stage1_detect.cli import main as stage1
+
+    import_set(realdata / "coco_instances/instances_val2014_100imgs.json", tmp_path / "set")
+    assert stage1(["evaluate", str(tmp_path / "set"), "--gold", "coco", "--predictions",
+                   str(realdata / "coco_instances/instances_val2014_fakebbox100_results.json"),
+                   "--json", str(tmp_path / "eval.json")]) == 0
+    import json
+
+    coco = json.loads((tmp_path / "eval.json").read_text())["coco"]
+    assert (round(coco["ap"], 4), round(coco["ap50"], 4), round(coco["ap75"], 4)) == (
+        0.5046, 0.6970, 0.5730)
+    assert coco["detections"] == 734 and coco["images"] == 100
+    assert len(coco["per_class"]) > 10 and all(0 <= v <= 1 for v in coco["per_class"].values())
