@@ -53,7 +53,13 @@ def build_units(ts: TableSet, iou_threshold: float = DEFAULT_IOU) -> Units:
         raise UserError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
     boxes = ts.boxes[ts.boxes.source == HUMAN].reset_index(drop=True)
     seen = human_seen(ts)
-    boxes["cluster"] = _cluster(boxes, iou_threshold)
+    # cluster in a canonical order (by content, not by row position): greedy matching breaks
+    # exact IoU ties by position, so otherwise units could depend on the order rows came in
+    order = boxes.sort_values(["image_id", "annotator", *COORDS, "label", "object_id"],
+                              kind="stable").index.to_numpy()
+    cluster = np.empty(len(boxes), np.int64)
+    cluster[order] = _cluster(boxes.iloc[order].reset_index(drop=True), iou_threshold)
+    boxes["cluster"] = cluster
     return Units(boxes, _ratings(boxes, seen), seen, iou_threshold)
 
 

@@ -124,3 +124,25 @@ def test_cocoapi_detection_demo_scores_the_published_ap(realdata, tmp_path):
         0.5046, 0.6970, 0.5730)
     assert coco["detections"] == 734 and coco["images"] == 100
     assert len(coco["per_class"]) > 10 and all(0 <= v <= 1 for v in coco["per_class"].values())
+
+
+@pytest.mark.parametrize(("name", "published"), [
+    ("kalphacv_fruits", 0.0222), ("kalphacv_landscape_annotations", 0.4889),
+    ("kalphacv_smile_fruits", 0.494)])
+def test_kalphacv_box_label_alpha_matches_the_authors(realdata, name, published):
+    """Boxes matched at IoU >= 0.5, a missed box its own category, nominal alpha per image:
+    the values published with kalphacv (GCPR 2022), whatever order the rows come in."""
+    import numpy as np
+
+    from annotate.schema import TableSet
+    from quality.reliability import reliability
+
+    ts, _ = import_file(realdata / f"multi_annotator_boxes/{name}.json")
+    assert round(reliability(ts, iou_threshold=0.5, n_boot=0).alphas["labels"].alpha, 4) == (
+        published)
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(len(ts.boxes))
+        shuffled = TableSet(ts.images, ts.annotations.iloc[::-1], ts.boxes.iloc[order],
+                            ts.captions, ts.labels)
+        alpha = reliability(shuffled, iou_threshold=0.5, n_boot=0).alphas["labels"].alpha
+        assert round(alpha, 4) == published

@@ -101,3 +101,30 @@ def test_no_human_boxes_gives_empty_units():
     units = build_units(ts)
     assert units.boxes.empty and units.ratings.empty
     assert isinstance(units.ratings, pd.DataFrame)
+
+
+def test_exact_iou_ties_do_not_depend_on_row_order():
+    """A's box overlaps B's cat and B's dog equally: which one it matches must be decided by
+    content, not by which row came first."""
+    import numpy as np
+
+    from annotate.schema import TableSet
+
+    def boxes(order):
+        rows = [{"image_id": "1", "annotator": "A", "object_id": "a", "label": "cat",
+                 "x0": 10, "y0": 0, "x1": 20, "y1": 10, "source": "human"},
+                {"image_id": "1", "annotator": "B", "object_id": "b1", "label": "cat",
+                 "x0": 5, "y0": 0, "x1": 15, "y1": 10, "source": "human"},
+                {"image_id": "1", "annotator": "B", "object_id": "b2", "label": "dog",
+                 "x0": 15, "y0": 0, "x1": 25, "y1": 10, "source": "human"}]
+        return [rows[i] for i in order]
+
+    seen = [{"image_id": "1", "annotator": a, "source": "human"} for a in "AB"]
+    images = [{"image_id": "1", "path": "x", "width": 50, "height": 50}]
+    results = set()
+    for order in ([0, 1, 2], [0, 2, 1], [2, 1, 0], [1, 2, 0]):
+        units = build_units(TableSet(images, seen, boxes(order), labels=["cat", "dog"]), 0.3)
+        partner = units.boxes.groupby("cluster").object_id.apply(frozenset)
+        results.add(frozenset(partner[partner.map(lambda s: "a" in s)]))
+        assert np.isfinite(units.boxes.cluster).all()
+    assert len(results) == 1
