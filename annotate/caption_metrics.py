@@ -36,11 +36,14 @@ def tokenize(text: str) -> list[str]:
 
 
 def caption_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, n_boot: int = 1000,
-                   confidence: float = 0.95, seed: int = 0) -> dict[str, dict[str, float]]:
+                   confidence: float = 0.95, seed: int = 0, groups: Sequence | None = None
+                   ) -> dict[str, dict[str, float]]:
     """Corpus BLEU, chrF, CIDEr-D and ROUGE-L of `hyps` against their references.
 
     `refs[i]` lists the references of `hyps[i]` (one or more). Each metric comes with a
-    percentile bootstrap interval over items: {"bleu": {"score", "ci_low", "ci_high"}, ...}.
+    percentile bootstrap interval: {"bleu": {"score", "ci_low", "ci_high"}, ...}. The resampled
+    units are the items, or, with `groups` (e.g. each item's image), whole groups: items that
+    share a group are not independent, so they are drawn together.
     """
     if len(hyps) != len(refs):
         raise ValueError(f"{len(hyps)} hypotheses but {len(refs)} reference lists")
@@ -50,8 +53,11 @@ def caption_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, n_boot
     if not hyps:
         return {name: {"score": math.nan, "ci_low": math.nan, "ci_high": math.nan}
                 for name in METRICS}
-    resampled = draws(len(hyps), n_boot, seed)  # captions (items) are the resampled units
-    weights = (np.stack([np.bincount(d, minlength=len(hyps)) for d in resampled])
+    group = (np.arange(len(hyps)) if groups is None
+             else pd.factorize(pd.Series(list(groups), dtype=object))[0])
+    n_groups = int(group.max()) + 1
+    resampled = draws(n_groups, n_boot, seed)  # items, or whole groups of them
+    weights = (np.stack([np.bincount(d, minlength=n_groups)[group] for d in resampled])
                if len(resampled) else None)
     out = {}
     for name, metric in (("bleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF())):

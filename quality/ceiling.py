@@ -28,13 +28,15 @@ def leave_one_out(captions: pd.DataFrame) -> pd.DataFrame:
 
 def human_ceiling(ts: TableSet, n_boot: int = 1000, seed: int = 0) -> dict:
     """Caption metrics of every annotator against the others: pooled over all annotators, and
-    per annotator, each with bootstrap intervals over images."""
+    per annotator, each with bootstrap intervals that resample images (an image's captions are
+    drawn together: they share references and are not independent)."""
     items = leave_one_out(ts.captions)
-    out = {"n_items": len(items), "pooled": caption_scores(
-        items.hypothesis.tolist(), items.references.tolist(), n_boot=n_boot, seed=seed),
-        "annotators": {}}
+    out = {"n_items": len(items), "resampled": {"unit": "image", "n_boot": n_boot},
+           "pooled": caption_scores(items.hypothesis.tolist(), items.references.tolist(),
+                                    n_boot=n_boot, seed=seed, groups=items.image_id.tolist()),
+           "annotators": {}}
     for name, group in items.groupby("annotator"):
         scores = caption_scores(group.hypothesis.tolist(), group.references.tolist(),
-                                n_boot=n_boot, seed=seed)
+                                n_boot=n_boot, seed=seed, groups=group.image_id.tolist())
         out["annotators"][name] = {"n_images": len(group), **scores}
     return out

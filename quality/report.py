@@ -181,8 +181,11 @@ def _reliability_section(figures: dict, run: Path) -> str:
         pooled = ceiling["pooled"]
         parts = [f"{m} " + _fig(f"reliability.human_ceiling.pooled.{m}.score", v["score"])
                  for m, v in pooled.items()]
+        unit = (ceiling.get("resampled") or {}).get("unit")
         out.append("<p class='ceiling'>Human ceiling (each annotator against the others): "
-                   + ", ".join(parts) + "</p>")
+                   + ", ".join(parts)
+                   + (f" (95% intervals resample {html.escape(unit)}s)" if unit else "")
+                   + "</p>")
     out.append(_disagreements(rel, run))
     return "".join(out) + "</section>"
 

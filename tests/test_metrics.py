@@ -94,3 +94,17 @@ def test_chrf_distance_is_symmetric_and_zero_on_identical_texts():
     one_way = [sacrebleu.sentence_chrf("red", ["a red circle"]).score,
                sacrebleu.sentence_chrf("a red circle", ["red"]).score]
     assert d[3] == pytest.approx(1 - np.mean(one_way) / 100)
+
+
+def test_grouped_bootstrap_resamples_whole_images():
+    """Captions of one image are not independent; resampling images instead of captions widens
+    the interval when they agree within an image, and leaves the score itself unchanged."""
+    from annotate.caption_metrics import caption_scores
+
+    hyps = ["a red circle"] * 4 + ["two blue squares"] * 4
+    refs = [["a red circle"]] * 4 + [["a green triangle"]] * 4
+    images = ["1", "1", "2", "2", "3", "3", "4", "4"]
+    by_item = caption_scores(hyps, refs, n_boot=2000, seed=1)["rouge_l"]
+    by_image = caption_scores(hyps, refs, n_boot=2000, seed=1, groups=images)["rouge_l"]
+    assert by_item["score"] == by_image["score"]
+    assert (by_image["ci_high"] - by_image["ci_low"]) > (by_item["ci_high"] - by_item["ci_low"])
