@@ -48,13 +48,15 @@ class Alpha:
     units: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
     #: Per coder: coder, n_pairs, disagreement (mean distance to the others in shared units).
     coders: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
+    #: What the interval resamples: {"unit": "unit" or the group name, "count", "n_boot"}.
+    resampled: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The figures as plain JSON-ready values (NaN becomes None)."""
         out = {"alpha": self.alpha, "ci_low": self.ci_low, "ci_high": self.ci_high,
                "n_units": self.n_units, "n_values": self.n_values, "observed": self.observed,
                "expected": self.expected, "level": self.level,
-               "expected_pairs": self.expected_pairs}
+               "expected_pairs": self.expected_pairs, "resampled": self.resampled}
         return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
                 for k, v in out.items()}
 
@@ -80,16 +82,19 @@ def pairs_within(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order[left], order[right]
 
 
-def alpha(units, values, level: str | Distance = "nominal", *, coders=None,
-          n_boot: int = 1000, confidence: float = 0.95, seed: int = 0,
-          exact_limit: int = EXACT_EXPECTED_LIMIT, expected_pairs: int = 200_000) -> Alpha:
+def alpha(units, values, level: str | Distance = "nominal", *, coders=None, groups=None,
+          group_name: str = "group", n_boot: int = 1000, confidence: float = 0.95,
+          seed: int = 0, exact_limit: int = EXACT_EXPECTED_LIMIT,
+          expected_pairs: int = 200_000) -> Alpha:
     """Krippendorff's alpha from long-format ratings.
 
     `units`, `values` (and optionally `coders`) are parallel sequences, one entry per rating;
     missing values (NaN/None) and units with fewer than two values are not pairable and are
     dropped. `level` is one of LEVELS or a vectorised `Distance` over gathered values (which may
     be a 2-D array, one row per rating, e.g. boxes). With `coders`, a coder rating one unit twice
-    is an error, and the result carries per-coder disagreement.
+    is an error, and the result carries per-coder disagreement. The interval resamples units,
+    or with `groups` (parallel to `units`, e.g. each rating's image) whole groups of units:
+    units that share an image are not independent, so they are drawn together.
     """
     units = np.asarray(units)
     values = np.asarray(values) if not isinstance(values, np.ndarray) else values
@@ -99,6 +104,7 @@ def alpha(units, values, level: str | Distance = "nominal", *, coders=None,
     if coders is not None:
         coder_codes, coder_names = pd.factorize(np.asarray(coders), use_na_sentinel=True)
     keep = _present(values, level)
+    group_of = None if groups is None else np.asarray(groups, dtype=object)[keep]
     unit_codes = pd.factorize(units[keep])[0]
     unit_names = units[keep]
     kept_values = values[keep]
@@ -109,6 +115,8 @@ def alpha(units, values, level: str | Distance = "nominal", *, coders=None,
     pairable = sizes[unit_codes] >= 2
     unit_codes, unit_names, kept_values = (unit_codes[pairable], unit_names[pairable],
                                            kept_values[pairable])
+    if group_of is not None:
+        group_of = group_of[pairable]
     if coder_codes is not None:
         coder_codes = coder_codes[pairable]
     unit_codes = np.unique(unit_codes, return_inverse=True)[1]  # dense again after the drops
@@ -129,16 +137,25 @@ def alpha(units, values, level: str | Distance = "nominal", *, coders=None,
     expected, sampled = _expected(level, values_for_pairs, distance, exact_limit,
                                   expected_pairs, seed)
     value = 1 - observed / expected if expected > 0 else float("nan")
-    low, high = _bootstrap(unit_observed, m, expected, n_boot, confidence, seed)
-
     first = np.unique(unit_codes, return_index=True)[1]
+    if group_of is None:
+        low, high = _bootstrap(unit_observed, m, expected, n_boot, confidence, seed)
+        resampled = {"unit": "unit", "count": n_units, "n_boot": n_boot}
+    else:
+        group_codes = pd.factorize(pd.Series(group_of[first], dtype=object))[0]
+        n_groups = int(group_codes.max()) + 1
+        low, high = _bootstrap(np.bincount(group_codes, unit_observed, n_groups),
+                               np.bincount(group_codes, m, n_groups), expected, n_boot,
+                               confidence, seed)
+        resampled = {"unit": group_name, "count": n_groups, "n_boot": n_boot}
+
     unit_table = pd.DataFrame({"unit": unit_names[first], "n_values": m.astype(np.int64),
                                "disagreement": unit_observed / m})
     coder_table = pd.DataFrame()
     if coder_codes is not None:
         coder_table = _per_coder(coder_codes[left], coder_codes[right], delta, coder_names)
     return Alpha(float(value), low, high, n_units, n, float(observed), float(expected),
-                 level_name, sampled, unit_table, coder_table)
+                 level_name, sampled, unit_table, coder_table, resampled)
 
 
 def _present(values: np.ndarray, level) -> np.ndarray:

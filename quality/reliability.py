@@ -65,14 +65,16 @@ def reliability(ts: TableSet, iou_threshold: float = DEFAULT_IOU, n_boot: int = 
     units = build_units(ts, iou_threshold)
     ratings = ratings_by_kind(ts, units)
     options = {"n_boot": n_boot, "seed": seed}
-    alphas = {kind: alpha(r.unit, r.value, level, coders=r.coder, **options)
+    alphas = {kind: alpha(r.unit, r.value, level, coders=r.coder, **r.resampling(), **options)
               for kind, (r, level) in ratings.items()}
-    present_only = {kind: alpha(r.unit[r.present], r.value[r.present], level,
-                                coders=r.coder[r.present], **options)
-                    for kind, (r, level) in ratings.items() if kind in ("labels", "boxes")}
+    present_only = {kind: alpha(p.unit, p.value, level, coders=p.coder, **p.resampling(),
+                                **options)
+                    for kind, (r, level) in ratings.items() if kind in ("labels", "boxes")
+                    for p in [r.subset(r.present)]}
     labels = ts.labels or sorted(units.boxes.label.dropna().unique())
     per_class = {name: alpha(units.ratings.cluster, (units.ratings.label == name).to_numpy(),
-                             "nominal", **options) for name in labels}
+                             "nominal", groups=units.ratings.image_id.to_numpy(object),
+                             group_name="image", **options) for name in labels}
     return Reliability(
         alphas, present_only, per_class,
         annotator_figures(ts, units, ratings, alphas, seed),
@@ -83,16 +85,28 @@ def reliability(ts: TableSet, iou_threshold: float = DEFAULT_IOU, n_boot: int = 
 
 @dataclass
 class Ratings:
-    """Long-format ratings of one kind: parallel arrays unit, coder, value, present."""
+    """Long-format ratings of one kind: parallel arrays unit, coder, value, present, and the
+    image of each rating when units are smaller than images (box clusters): intervals resample
+    images, the independent unit."""
 
     unit: np.ndarray
     coder: np.ndarray
     value: np.ndarray
     present: np.ndarray
+    image: np.ndarray | None = None
 
     def without(self, coder: str) -> Ratings:
         keep = self.coder != coder
-        return Ratings(self.unit[keep], self.coder[keep], self.value[keep], self.present[keep])
+        return Ratings(self.unit[keep], self.coder[keep], self.value[keep], self.present[keep],
+                       None if self.image is None else self.image[keep])
+
+    def subset(self, mask: np.ndarray) -> Ratings:
+        return Ratings(self.unit[mask], self.coder[mask], self.value[mask], self.present[mask],
+                       None if self.image is None else self.image[mask])
+
+    def resampling(self) -> dict:
+        """alpha()'s options for resampling images (when units are box clusters)."""
+        return {} if self.image is None else {"groups": self.image, "group_name": "image"}
 
 
 def ratings_by_kind(ts: TableSet, units: Units) -> dict[str, tuple[Ratings, object]]:
@@ -100,11 +114,13 @@ def ratings_by_kind(ts: TableSet, units: Units) -> dict[str, tuple[Ratings, obje
     r = units.ratings
     present = (r.box >= 0).to_numpy()
     cluster, coder = r.cluster.to_numpy(), r.annotator.to_numpy(object)
+    image = r.image_id.to_numpy(object)
     coords = np.zeros((len(r), 5))  # present flag, x0, y0, x1, y1 (absent: all zero)
     coords[present, 0] = 1
     coords[present, 1:] = units.boxes[COORDS].to_numpy(np.float64)[r.box.to_numpy()[present]]
-    out = {"labels": (Ratings(cluster, coder, r.label.to_numpy(object), present), "nominal"),
-           "boxes": (Ratings(cluster, coder, coords, present), box_distance)}
+    out = {"labels": (Ratings(cluster, coder, r.label.to_numpy(object), present, image),
+                      "nominal"),
+           "boxes": (Ratings(cluster, coder, coords, present, image), box_distance)}
     captions = ts.captions[ts.captions.source == HUMAN]
     codes, distance = chrf_distance(captions.caption.astype(object))
     out["captions"] = (Ratings(captions.image_id.to_numpy(object),

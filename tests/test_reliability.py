@@ -129,3 +129,24 @@ def test_human_ceiling_scores_each_annotator_against_the_others():
     assert ceiling["annotators"]["alice@example.com"]["cider_d"] == expected["cider_d"]
     scores = {name: s["cider_d"]["score"] for name, s in ceiling["annotators"].items()}
     assert min(scores, key=scores.get) == "eve@example.com"
+
+
+def test_box_alphas_resample_images_and_say_so():
+    """Box clusters of one image share the image and the annotators' session: the label and box
+    intervals resample images (drawing their clusters together), which is wider on the demo
+    than resampling clusters as if independent, and the JSON names the unit and its count."""
+    from quality.alpha import alpha
+    from quality.reliability import ratings_by_kind
+    from quality.units import build_units
+
+    ts, _ = import_export(REPO / "data/demo/export.json")
+    result = reliability(ts, n_boot=400)
+    labels = result.alphas["labels"]
+    assert labels.resampled["unit"] == "image" and labels.resampled["n_boot"] == 400
+    assert 190 < labels.resampled["count"] <= 200  # images with a unit rated twice
+    assert result.to_dict()["labels"]["resampled"]["unit"] == "image"
+    assert result.alphas["captions"].resampled["unit"] == "unit"  # captions: units are images
+    rows, _ = ratings_by_kind(ts, build_units(ts))["labels"]
+    by_cluster = alpha(rows.unit, rows.value, "nominal", n_boot=400)
+    assert by_cluster.alpha == pytest.approx(labels.alpha)
+    assert (labels.ci_high - labels.ci_low) > (by_cluster.ci_high - by_cluster.ci_low)
