@@ -170,6 +170,9 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
             worst = table.sort_values(order).head(8).reset_index()
             out["variants"][name] = {
                 "figures": figures,
+                # each drop's interval: the same test images drawn for gold and predicted input
+                "resampled": {"unit": "image", "paired": True, "count": figures["n_images"],
+                              "n_boot": n_boot},
                 "attribution": attribute(table, error_table).to_dict("records"),
                 "worst": worst.astype(object).where(worst.notna(), None).to_dict("records")}
     if perturb:
