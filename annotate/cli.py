@@ -18,7 +18,7 @@ from .schema import HUMAN, coerce
 
 def cmd_import(args: argparse.Namespace) -> None:
     labels = read_labels(args.labels) if args.labels else None
-    summary = readers.import_set(
+    _, summary = readers.import_set(
         args.export, args.out, strict=args.strict, fmt=args.format, labels=labels,
         images_root=args.images_root, caption_field=args.caption_field,
         image_field=args.image_field or image_field(args.labels), coco_captions=args.captions,

@@ -70,11 +70,9 @@ def from_coco(instances_path: str | os.PathLike, captions_path: str | os.PathLik
         extra = jsonio.read_json(captions_path)
         if not is_coco(extra):
             raise ExportError(f"{captions_path}: not a COCO captions file")
-        _, extra_entries = _images(extra.get("images") or [], Path(captions_path), root,
-                                   ImportSummary(source=str(captions_path)), allow_outside_root,
-                                   False)
-        mapping = {k: entry_image.get(k, v) for k, v in extra_entries.items()}
-        captions = pd.concat([captions, _captions(extra.get("annotations") or [], mapping,
+        # COCO's captions files share the instances file's image ids: captions of an image
+        # the instances file does not have are rejected, counted
+        captions = pd.concat([captions, _captions(extra.get("annotations") or [], entry_image,
                                                   str(captions_path), summary)],
                              ignore_index=True)
     seen = _seen(data, images, entry_image, entry_annotator, boxes, captions, summary)
@@ -91,7 +89,7 @@ def from_coco(instances_path: str | os.PathLike, captions_path: str | os.PathLik
     return ts, summary
 
 
-def _text(value: object) -> str | None:
+def id_text(value: object) -> str | None:
     """An id as text, as given: 139 -> "139" (never "139.0"); None for a non-value."""
     if isinstance(value, bool) or value is None:
         return None
@@ -113,15 +111,15 @@ def _images(entries: list, path: Path, root: Path, summary: ImportSummary,
         if not isinstance(entry, dict):
             summary.reject("image: entry is not an object", where)
             continue
-        coco_id = _text(entry.get("id"))
+        coco_id = id_text(entry.get("id"))
         if coco_id is None:
             summary.reject("image: entry without an `id`", where)
             continue
         name = entry.get("file_name")
-        rows.append({"entry": coco_id, "image_id": _text(entry.get("image_id")) or coco_id,
+        rows.append({"entry": coco_id, "image_id": id_text(entry.get("image_id")) or coco_id,
                      "file_name": name if isinstance(name, str) and name else None,
                      "width": entry.get("width"), "height": entry.get("height"),
-                     "group_id": _text(entry.get("group_id")),
+                     "group_id": id_text(entry.get("group_id")),
                      "annotator": entry.get("annotator"), "where": f"{where} (id {coco_id})"})
     frame = pd.DataFrame(rows, columns=["entry", "image_id", "file_name", "width", "height",
                                         "group_id", "annotator", "where"])
@@ -163,12 +161,12 @@ def _images(entries: list, path: Path, root: Path, summary: ImportSummary,
 def _boxes(rows: list, categories: object, entry_image: dict[str, str],
            entry_annotator: dict[str, str], images: pd.DataFrame, path: Path,
            summary: ImportSummary) -> tuple[list[str], pd.DataFrame]:
-    cats = [c for c in categories or [] if isinstance(c, dict) and _text(c.get("id"))
+    cats = [c for c in categories or [] if isinstance(c, dict) and id_text(c.get("id"))
             and isinstance(c.get("name"), str)]
     cats.sort(key=lambda c: (not is_number(c["id"]), c["id"] if is_number(c["id"]) else 0,
                              str(c["id"])))
     labels = list(dict.fromkeys(c["name"] for c in cats))
-    name_of = {_text(c["id"]): c["name"] for c in cats}
+    name_of = {id_text(c["id"]): c["name"] for c in cats}
     if not rows:
         return labels, coerce("boxes", None)
     ann = pd.DataFrame([r if isinstance(r, dict) else {} for r in rows])
@@ -176,16 +174,16 @@ def _boxes(rows: list, categories: object, entry_image: dict[str, str],
                 "object_id", "score"):
         if col not in ann:
             ann[col] = None
-    where = f"{path}: annotation id " + ann["id"].map(_text).fillna("?") + " (annotations[" \
+    where = f"{path}: annotation id " + ann["id"].map(id_text).fillna("?") + " (annotations[" \
         + pd.Series(range(len(ann))).astype(str) + "])"
     bbox = np.array([b if isinstance(b, list) and len(b) == 4 and all(map(is_number, b))
                      else [np.nan] * 4 for b in ann["bbox"]], dtype=float).reshape(-1, 4)
-    image_id = ann.image_id.map(lambda v: entry_image.get(_text(v)))
-    label = ann.category_id.map(lambda v: name_of.get(_text(v)))
+    image_id = ann.image_id.map(lambda v: entry_image.get(id_text(v)))
+    label = ann.category_id.map(lambda v: name_of.get(id_text(v)))
     crowd = ann.iscrowd.map(_crowd)
     source = ann.source.where(ann.source.map(lambda v: isinstance(v, str) and v != ""), HUMAN)
     annotator = ann.annotator.where(ann.annotator.map(lambda v: isinstance(v, str) and v != ""))
-    annotator = annotator.fillna(ann.image_id.map(lambda v: entry_annotator.get(_text(v))))
+    annotator = annotator.fillna(ann.image_id.map(lambda v: entry_annotator.get(id_text(v))))
     annotator = annotator.fillna(PLAIN_COCO_ANNOTATOR)
     is_model = is_model_source(source.astype(str)).to_numpy()
     annotator = annotator.where(~is_model, source)
@@ -199,7 +197,7 @@ def _boxes(rows: list, categories: object, entry_image: dict[str, str],
                    | (x1 > img_w * (1 + CLIP_TOLERANCE)) | (y1 > img_h * (1 + CLIP_TOLERANCE)))
         overshoot = (x0 < 0) | (y0 < 0) | (x1 > img_w) | (y1 > img_h)
     reasons = [
-        (ann["id"].map(_text).isna().to_numpy() & ann.object_id.map(_text).isna().to_numpy(),
+        (ann["id"].map(id_text).isna().to_numpy() & ann.object_id.map(id_text).isna().to_numpy(),
          "box: annotation without an `id`"),
         (image_id.isna().to_numpy(), "box: image_id not in `images` (or its image was rejected)"),
         (label.isna().to_numpy(), "box: category_id not in `categories`"),
@@ -213,7 +211,7 @@ def _boxes(rows: list, categories: object, entry_image: dict[str, str],
     score = pd.to_numeric(ann.score.where(ann.score.map(is_number)), errors="coerce")
     boxes = pd.DataFrame({
         "image_id": image_id, "annotator": annotator,
-        "object_id": ann.object_id.map(_text).fillna(ann["id"].map(_text)),
+        "object_id": ann.object_id.map(id_text).fillna(ann["id"].map(id_text)),
         "label": label, "x0": np.clip(x0, 0, img_w), "y0": np.clip(y0, 0, img_h),
         "x1": np.clip(x1, 0, img_w), "y1": np.clip(y1, 0, img_h),
         "score": score.where(is_model), "source": np.where((crowd == True).to_numpy()  # noqa: E712
@@ -242,9 +240,9 @@ def _captions(rows: list, entry_image: dict[str, str], where: str, summary: Impo
                          columns=["id", "image_id", "caption", "annotator", "source"])
     if frame.empty:
         return coerce("captions", None)
-    image_id = frame.image_id.map(lambda v: entry_image.get(_text(v)))
+    image_id = frame.image_id.map(lambda v: entry_image.get(id_text(v)))
     text = frame.caption.where(frame.caption.map(lambda v: isinstance(v, str) and v.strip() != ""))
-    at = f"{where}: caption id " + frame["id"].map(_text).fillna("?")
+    at = f"{where}: caption id " + frame["id"].map(id_text).fillna("?")
     keep = summary.reject_where([(image_id.isna().to_numpy(), "caption: image_id not in `images`"),
                                  (text.isna().to_numpy(), "caption: empty or not text")], at)
     named = frame.annotator.where(frame.annotator.map(lambda v: isinstance(v, str) and v != ""))
@@ -258,9 +256,9 @@ def _captions(rows: list, entry_image: dict[str, str], where: str, summary: Impo
 
 def _entry_annotators(entries: list, entry_image: dict[str, str]) -> dict[str, str]:
     """COCO id of each kept `images` entry -> the annotator it names (kalphacv layout)."""
-    return {_text(e.get("id")): e["annotator"] for e in entries
+    return {id_text(e.get("id")): e["annotator"] for e in entries
             if isinstance(e, dict) and isinstance(e.get("annotator"), str) and e["annotator"]
-            and _text(e.get("id")) in entry_image}
+            and id_text(e.get("id")) in entry_image}
 
 
 def _seen(data: dict, images: pd.DataFrame, entry_image: dict[str, str],
@@ -269,7 +267,7 @@ def _seen(data: dict, images: pd.DataFrame, entry_image: dict[str, str],
     """Who looked at which image (the annotations table), from what the file says."""
     if isinstance(data.get("twostage_annotations"), list):  # our own export says it exactly
         seen = pd.DataFrame(data["twostage_annotations"])
-        seen["image_id"] = seen.image_id.map(lambda v: entry_image.get(_text(v)))
+        seen["image_id"] = seen.image_id.map(lambda v: entry_image.get(id_text(v)))
         return seen[seen.image_id.notna()].reset_index(drop=True)
     if entry_annotator:  # one images entry per (image, annotator): each saw that image
         return pd.DataFrame({"image_id": [entry_image[e] for e in entry_annotator],

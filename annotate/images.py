@@ -79,11 +79,6 @@ def _candidates(ref: str, root: str | None) -> list[str]:
     return [join(root, path), join(root, os.path.basename(path))] if root else [path]
 
 
-def inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
-    """Whether `path` lies within `root`, judged on the normalised paths (no file-system access)."""
-    return _inside(os.path.normpath(os.path.abspath(path)), _top(root))
-
-
 def _top(root: str | os.PathLike) -> str:
     return os.path.normpath(os.path.abspath(root))
 
@@ -195,11 +190,6 @@ def locate_all(refs: Iterable[object], root: Path | None, *, allow_outside: bool
     frame["width"] = pd.to_numeric(frame.width, errors="coerce")
     frame["height"] = pd.to_numeric(frame.height, errors="coerce")
     return frame
-
-
-def size(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) read from the file header, without decoding the pixels."""
-    return _header_size(path)
 
 
 def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -17,7 +17,6 @@ import httpx
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import store
 from .atomic import atomic_path
 from .errors import UserError
 from .labels import LabelConfig
@@ -222,9 +221,9 @@ def pull(connection: Connection, project: str | int, out: str | os.PathLike,
                 id=target.id, export_pk=export.id, export_type="JSON")), "download the export"):
             handle.write(chunk)
     config = LabelConfig(target.label_config, f"project {target.id}")
-    summary = import_set(path, out, fmt="labelstudio", labels=config.labels(),
-                         image_field=config.image_field(), images_root=images_root)
-    return store.load(out), summary, path
+    ts, summary = import_set(path, out, fmt="labelstudio", labels=config.labels(),
+                             image_field=config.image_field(), images_root=images_root)
+    return ts, summary, path
 
 
 __all__ = ["Connection", "LabelStudioError", "connect", "find_project", "pull", "push"]

@@ -47,7 +47,7 @@ from .ls_records import (
 from .schema import HUMAN, SPLITS, TableSet, coerce, model_source
 from .summary import CLIP_TOLERANCE, ImportSummary
 
-__all__ = ["ExportError", "ImportSummary", "import_bytes", "import_export", "read_export"]
+__all__ = ["ExportError", "ImportSummary", "import_bytes", "import_export"]
 
 #: JSON-MIN keys that are about the annotation, not the task data or a control's result.
 MIN_ANNOTATION_KEYS = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time"}
@@ -76,16 +76,6 @@ class _Options:
     image_field: str
     image_field_given: bool
     caption_field: str
-
-
-def read_export(path: str | os.PathLike) -> list:
-    """Parse an export file into Python objects (a list of tasks, or JSON-MIN rows)."""
-    data = jsonio.read_json(path)
-    if isinstance(data, dict) and isinstance(data.get("tasks"), list):
-        data = data["tasks"]
-    if not isinstance(data, list):
-        raise ExportError(f"{path}: expected a JSON list of tasks, found {_kind(data)}")
-    return data
 
 
 def import_export(
@@ -259,18 +249,23 @@ def _walk_annotation(ann: object, task: int, where: str, rows: _Rows,
     if cancelled:
         summary.skipped += 1
         return
-    user = ann.completed_by
+    user_id, email = _person(ann.completed_by)
+    if user_id is None and email is None:
+        summary.reject("annotation: no completed_by (annotator unknown)", at)
+        return
+    record = (task, ann.id, user_id, email, ann.lead_time, ann.created_at)
+    _add_results(ann.result, rows.annotations, record, False, "annotation", at, rows, summary)
+
+
+def _person(user: object) -> tuple[str | None, str | None]:
+    """(user id as text, email) of a `completed_by` / JSON-MIN `annotator`: an id, an object
+    with id and email, or an email given in place of the id; None for what is neither."""
     user_id, email = (user.id, user.email) if isinstance(user, User) else (user, None)
     user_id = None if isinstance(user_id, (dict, list, bool)) else user_id
     email = email if isinstance(email, str) and email.strip() else None
     if isinstance(user_id, str) and "@" in user_id and email is None:
         user_id, email = None, user_id
-    if user_id is None and email is None:
-        summary.reject("annotation: no completed_by (annotator unknown)", at)
-        return
-    record = (task, ann.id, None if user_id is None else str(user_id), email, ann.lead_time,
-              ann.created_at)
-    _add_results(ann.result, rows.annotations, record, False, "annotation", at, rows, summary)
+    return (None if user_id is None else str(user_id)), email
 
 
 def _add_results(raw: msgspec.Raw, owners: list, record: tuple, is_pred: bool, what: str,
@@ -293,6 +288,13 @@ def _add_results(raw: msgspec.Raw, owners: list, record: tuple, is_pred: bool, w
             summary.reject(f"{what}: `result` is " + ("null" if results is None
                                                        else "not a list"), at)
             return
+    _add_owner(results, strict, owners, record, is_pred, at, rows, summary)
+
+
+def _add_owner(results: list, strict: bool, owners: list, record: tuple, is_pred: bool, at: str,
+               rows: _Rows, summary: ImportSummary) -> None:
+    """Append `record` (an annotation or a prediction) to `owners`, and its decoded results:
+    rectangles to the region columns, TextArea texts as one caption, other types counted."""
     task, owner = record[0], len(owners)
     owners.append(record)
     texts, others = (rows.regions.add_strict(results, task, owner, is_pred) if strict else
@@ -357,28 +359,14 @@ def _walk_min(items: list, rows: _Rows, summary: ImportSummary, options: _Option
         if options.caption_field in row:
             results.append(LooseResult(type="textarea",
                                    value=LooseValue(text=row[options.caption_field])))
-        user = row.get("annotator")
-        user_id, email = (None, user) if isinstance(user, str) and "@" in user else (user, None)
-        if (user_id is None and email is None) or isinstance(user_id, (dict, list, bool)):
+        user_id, email = _person(row.get("annotator"))
+        if user_id is None and email is None:
             summary.reject("annotation: no annotator", at)
             continue
-        record = (task, row.get("annotation_id"), None if user_id is None else str(user_id),
-                  email, row.get("lead_time"), row.get("created_at"))
-        _add_min_results(results, record, at, rows, summary)
+        record = (task, row.get("annotation_id"), user_id, email, row.get("lead_time"),
+                  row.get("created_at"))
+        _add_owner(results, False, rows.annotations, record, False, at, rows, summary)
     summary.tasks_read = len(tasks)
-
-
-def _add_min_results(results: list, record: tuple, at: str, rows: _Rows,
-                     summary: ImportSummary) -> None:
-    """A JSON-MIN row's regions and caption, checked value by value (the loose path)."""
-    task, owner = record[0], len(rows.annotations)
-    rows.annotations.append(record)
-    texts, others = rows.regions.add_loose(results, task, owner, False, at, summary)
-    for kind in others:
-        summary.ignored_results[kind] += 1
-    caption = " ".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
-    if caption:
-        rows.captions.append((task, owner, False, caption))
 
 
 # --- building the tables ---------------------------------------------------------------------

@@ -160,31 +160,39 @@ class RegionColumns:
             self.label_names.append(labels[0])
         return code
 
+    def _append(self, task: int, owner: int, is_pred: bool, position: int, region_id: object,
+                labels: list[str], x: float, y: float, w: float, h: float, rotation: float,
+                ow: float, oh: float, score: float) -> None:
+        """One rectangle whose values are already checked (numbers; NaN for absent sizes)."""
+        self.task.append(task)
+        self.owner.append(owner)
+        self.is_pred.append(is_pred)
+        self.position.append(position)
+        self.region_id.append(region_id)
+        self.n_labels.append(len(labels))
+        self.label.append(self._code(labels))
+        self.x.append(x)
+        self.y.append(y)
+        self.w.append(w)
+        self.h.append(h)
+        self.rotation.append(rotation)
+        self.ow.append(ow)
+        self.oh.append(oh)
+        self.score.append(score)
+
     def add_strict(self, results: list, task: int, owner: int, is_pred: bool) -> list:
-        """Append the strictly typed rectangles; return the texts of the TextArea results and
-        count the other result types in `ignored` (returned as the list's tail, see caller)."""
+        """Append the strictly typed rectangles; return [TextArea texts, other result types]."""
         texts: list = []
         others: list[str] = []
         for k, res in enumerate(results):
             cls = res.__class__
             if cls is Rect:
                 value = res.value
-                labels = value.rectanglelabels
-                self.task.append(task)
-                self.owner.append(owner)
-                self.is_pred.append(is_pred)
-                self.position.append(k)
-                self.region_id.append(res.id)
-                self.n_labels.append(len(labels))
-                self.label.append(self._code(labels))
-                self.x.append(value.x)
-                self.y.append(value.y)
-                self.w.append(value.width)
-                self.h.append(value.height)
-                self.rotation.append(value.rotation)
-                self.ow.append(NAN if res.original_width is None else res.original_width)
-                self.oh.append(NAN if res.original_height is None else res.original_height)
-                self.score.append(NAN if res.score is None else res.score)
+                self._append(task, owner, is_pred, k, res.id, value.rectanglelabels, value.x,
+                             value.y, value.width, value.height, value.rotation,
+                             NAN if res.original_width is None else res.original_width,
+                             NAN if res.original_height is None else res.original_height,
+                             NAN if res.score is None else res.score)
             elif cls is Text:
                 text = res.value.text
                 texts.extend(text if isinstance(text, list) else [text])
@@ -234,17 +242,9 @@ class RegionColumns:
                 ow, oh = (float(v) if is_number(v) else NAN for v in sizes)
                 region_id = res.id if isinstance(res.id, (str, int)) and not isinstance(
                     res.id, bool) else None
-                self.task.append(task)
-                self.owner.append(owner)
-                self.is_pred.append(is_pred)
-                self.position.append(k)
-                self.region_id.append(region_id)
-                self.n_labels.append(len(labels))
-                self.label.append(self._code(labels))
-                for name, v in zip(self.FLOATS, (*coords, rotation, ow, oh,
-                                                 res.score if is_number(res.score) else NAN),
-                                   strict=True):
-                    getattr(self, name).append(float(v))
+                self._append(task, owner, is_pred, k, region_id, labels,
+                             *(float(v) for v in coords), float(rotation), ow, oh,
+                             float(res.score) if is_number(res.score) else NAN)
         return [texts, others]
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -8,14 +8,13 @@ pipeline all call it.
 
 from __future__ import annotations
 
-import base64
 import os
 from pathlib import Path
 
 from . import coco_import, jsonio, ls_import, store, yolo_import
 from .atomic import atomic_path, write_json
 from .errors import MissingFileError, UserError
-from .images import DATA_URL, data_url_suffix
+from .images import DATA_URL, data_url_suffix, decode_data_url
 from .jsonio import ExportError
 from .schema import TableSet
 from .summary import ImportSummary
@@ -69,11 +68,12 @@ def import_file(path: str | os.PathLike, fmt: str = "auto", *, labels: list[str]
 
 
 def import_set(path: str | os.PathLike, out: str | os.PathLike, *, strict: bool = False,
-               **options) -> ImportSummary:
-    """Import `path` and write the set to `out`. The import runs in memory first: a failure
-    leaves an existing set in `out` as it was (the error says so). Inline (data: URL) images
-    are written to `out/media/<sha256><suffix>` and the set points at them. `strict` refuses
-    the import when anything was rejected, nulled or left outside the images root."""
+               **options) -> tuple[TableSet, ImportSummary]:
+    """Import `path` and write the set to `out`; return the set as written and the summary.
+    The import runs in memory first: a failure leaves an existing set in `out` as it was (the
+    error says so). Inline (data: URL) images are written to `out/media/<sha256><suffix>` and
+    the set points at them. `strict` refuses the import when anything was rejected, nulled or
+    left outside the images root."""
     out = Path(out)
     try:
         ts, summary = import_file(path, **options)
@@ -86,7 +86,7 @@ def import_set(path: str | os.PathLike, out: str | os.PathLike, *, strict: bool 
     ts = _write_inline_images(ts, out / MEDIA)
     store.save(ts, out, validate=False)  # validated when it was built
     write_json(out / "import_summary.json", summary.to_dict())
-    return summary
+    return ts, summary
 
 
 def _check_strict(summary: ImportSummary) -> None:
@@ -111,7 +111,7 @@ def _write_inline_images(ts: TableSet, media: Path) -> TableSet:
         target = media / f"{digest}{data_url_suffix(ref)}"
         if not target.exists():
             with atomic_path(target) as tmp:
-                tmp.write_bytes(base64.b64decode(ref[DATA_URL.match(ref).end():]))
+                tmp.write_bytes(decode_data_url(ref))
         images.at[i, "path"] = str(target.resolve())
     return TableSet(images, ts.annotations, ts.boxes, ts.captions, ts.labels, ts.meta)
 

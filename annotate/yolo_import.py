@@ -35,6 +35,7 @@ from .summary import CLIP_TOLERANCE, ImportSummary
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 PLAIN_YOLO_ANNOTATOR = "yolo"
 _INTEGER = re.compile(r"^[+]?\d+$")
+NO_SIZE = "image: no size (label file without an image; pass --image-size)"
 
 
 def read_data_yaml(path: Path) -> dict:
@@ -90,8 +91,7 @@ def from_yolo(data_yaml: str | os.PathLike, annotator: str = PLAIN_YOLO_ANNOTATO
     boxes = finish_boxes(pd.concat([f[1] for f in frames], ignore_index=True), labels)
     seen = images[["image_id", "annotator"]].assign(source=HUMAN)
     images = images.drop(columns="annotator").drop_duplicates("image_id").reset_index(drop=True)
-    summary.tasks_read = len(images) + summary.rejected["image: no size (label file without an "
-                                                       "image; pass --image-size)"]
+    summary.tasks_read = len(images) + summary.rejected[NO_SIZE]
     summary.annotations_read = len(seen)
     ts = TableSet(images=images, annotations=seen, boxes=boxes, labels=labels,
                   meta={"source": str(path)}).validate()
@@ -156,8 +156,7 @@ def _read_set(annotator: str, data_yaml: Path, spec: dict, summary: ImportSummar
     labels_alone = [p for p in sorted(root.rglob("*.txt")) if p not in used and p not in lists
                     and p.name != "classes.txt" and "images" not in p.relative_to(root).parts]
     if labels_alone and image_size is None:
-        summary.reject("image: no size (label file without an image; pass --image-size)",
-                       [str(p) for p in labels_alone[:3]], len(labels_alone))
+        summary.reject(NO_SIZE, [str(p) for p in labels_alone[:3]], len(labels_alone))
     elif labels_alone:
         for p in labels_alone:
             rel = os.path.relpath(p.with_suffix(""), root)

@@ -15,7 +15,7 @@ import pandas as pd
 from annotate import store
 from annotate.atomic import write_json, write_text
 from annotate.errors import UserError
-from annotate.schema import TableSet
+from annotate.schema import CONSENSUS, TableSet
 
 from .adequacy import adequacy
 from .audit import (
@@ -66,7 +66,7 @@ def consensus_job(ts: TableSet, out: str | os.PathLike, *, iou: float = DEFAULT_
     write_text(folder / CONSENSUS_FLAGS, result.flags.to_csv(index=False))
     return {"consensus_boxes": int(result.clusters.kept.sum()),
             "box_clusters": len(result.clusters),
-            "consensus_captions": int((result.tables.captions.source == "consensus").sum()),
+            "consensus_captions": int((result.tables.captions.source == CONSENSUS).sum()),
             "flags": {str(k): int(n) for k, n in result.flags.kind.value_counts().items()}}
 
 

@@ -163,10 +163,11 @@ class Pipeline:
 
         def do_import() -> dict:
             if (data / store.META).is_file():  # a saved table set (e.g. from `annotate pull`)
-                store.save(read_tables(data), tables)
+                ts = read_tables(data)
+                store.save(ts, tables)
             else:
-                import_set(data, tables)
-            return store.load(tables).counts()
+                ts, _ = import_set(data, tables)
+            return ts.counts()
 
         # the tables' version names the experiment, so import runs before tracking starts
         self.mlflow, self.tags = _NoTracking(), {}

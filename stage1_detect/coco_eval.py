@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from annotate import jsonio
+from annotate.coco_import import id_text
 from annotate.errors import UserError
 from annotate.schema import CROWD, TableSet, coerce, model_source
 
@@ -46,7 +47,7 @@ def read_predictions(path: str | os.PathLike, ts: TableSet) -> pd.DataFrame:
         raise UserError(f"{path}: {int(bad.sum())} results with an unknown category_id or a bad "
                         f"bbox (first at index {int(np.flatnonzero(bad)[0])})")
     return coerce("boxes", pd.DataFrame({
-        "image_id": frame.image_id.map(lambda v: str(int(v)) if isinstance(v, float) else str(v)),
+        "image_id": frame.image_id.map(id_text),
         "annotator": RESULTS_SOURCE, "object_id": [str(i) for i in range(len(frame))],
         "label": label, "x0": bbox[:, 0], "y0": bbox[:, 1], "x1": bbox[:, 0] + bbox[:, 2],
         "y1": bbox[:, 1] + bbox[:, 3], "score": frame.score, "source": RESULTS_SOURCE}))

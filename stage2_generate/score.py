@@ -9,7 +9,7 @@ import pandas as pd
 
 from annotate.atomic import write_json
 from annotate.caption_metrics import caption_scores
-from annotate.schema import HUMAN, TableSet
+from annotate.schema import CONSENSUS, HUMAN, TRUTH, TableSet
 from annotate.views import gold_boxes, split_images
 
 from .content import content_score
@@ -27,7 +27,7 @@ def score_job(captions: pd.DataFrame, ts: TableSet, *, split: str | None = None,
     captions = captions[captions.image_id.isin(refs.index)]
     scores = caption_scores(captions.caption.astype(object).tolist(),
                             refs.loc[captions.image_id].tolist(), n_boot=n_boot, seed=seed)
-    if ts.labels and (ts.boxes.source.isin(["consensus", "truth"])).any():
+    if ts.labels and ts.boxes.source.isin([CONSENSUS, TRUTH]).any():
         scores["content"] = content_score(captions, gold_boxes(ts), ts.labels, n_boot, seed)
     scores["n_images"] = len(captions)
     scores["resampled"] = {"unit": "image", "n_boot": n_boot}

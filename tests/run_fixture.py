@@ -21,8 +21,7 @@ from tests.conftest import REPO
 
 
 def make_run(run: Path, stage2: bool = True) -> Path:
-    import_set(REPO / "data/demo/export.json", workspace.path(run, "tables"))
-    ts = store.load(workspace.path(run, "tables"))
+    ts, _ = import_set(REPO / "data/demo/export.json", workspace.path(run, "tables"))
     reliability_job(ts, workspace.path(run, "reliability"), n_boot=50)
     consensus_job(ts, workspace.path(run, "gold"))
     split_job(store.load(workspace.path(run, "gold")), workspace.path(run, "split"), val=0.15,
