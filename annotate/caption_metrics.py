@@ -1,6 +1,7 @@
-"""Caption metrics, offline: corpus BLEU and chrF (sacrebleu), CIDEr-D and ROUGE-L (coco-caption
-definitions, implemented here because pycocoevalcap needs Java for its tokenizer), any number of
-references per image, with bootstrap confidence intervals over images.
+"""Caption metrics, offline: BLEU-1..4, ROUGE-L and CIDEr-D exactly as coco-caption computes them
+(on its PTB tokenization, reproduced without Java in `ptb_tokenizer`), plus sacreBLEU and chrF
+as extra, separately named metrics on the raw text; any number of references per image, with
+bootstrap confidence intervals over images.
 
 Also a vectorised pairwise chrF for the caption distance of reliability (1 - chrF): hundreds of
 thousands of pairs per second, equal to sacrebleu's sentence chrF.
@@ -9,39 +10,49 @@ thousands of pairs per second, equal to sacrebleu's sentence chrF.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import sacrebleu
 from scipy import sparse
 
+from . import ptb_tokenizer
 from .bootstrap import draws, percentile_interval
 
 CHRF_ORDER = 6
 CHRF_BETA = 2
+BLEU_N = 4
 CIDER_N = 4
 CIDER_SIGMA = 6.0
 ROUGE_BETA = 1.2
-METRICS = ("bleu", "chrf", "cider_d", "rouge_l")
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+#: coco-caption's metrics on its tokenization, then the sacrebleu extras on raw text.
+COCO_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d")
+METRICS = (*COCO_METRICS, "sacrebleu", "chrf")
+#: The one tokenization of the coco-caption metrics, as the report states it.
+TOKENIZATION = "PTB (coco-caption: Stanford PTBTokenizer, lower-cased, punctuation removed)"
+_BLEU_TINY, _BLEU_SMALL = 1e-15, 1e-9  # coco-caption's guards against 0/0
+
+
+@lru_cache(maxsize=1 << 16)
+def _tokens(text: str) -> tuple[str, ...]:
+    return tuple(ptb_tokenizer.tokenize(text))
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case word tokens without punctuation (what coco-caption's PTB tokenizer keeps for
-    plain English captions)."""
-    return _TOKEN.findall(text.lower())
+    """The tokens coco-caption scores: PTB tokens, lower-cased, punctuation tokens removed."""
+    return list(_tokens(str(text)))
 
 
 def caption_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, n_boot: int = 1000,
                    confidence: float = 0.95, seed: int = 0, groups: Sequence | None = None
                    ) -> dict[str, dict[str, float]]:
-    """Corpus BLEU, chrF, CIDEr-D and ROUGE-L of `hyps` against their references.
+    """coco-caption's BLEU-1..4, ROUGE-L and CIDEr-D (plus sacreBLEU and chrF) of `hyps`.
 
     `refs[i]` lists the references of `hyps[i]` (one or more). Each metric comes with a
-    percentile bootstrap interval: {"bleu": {"score", "ci_low", "ci_high"}, ...}. The resampled
+    percentile bootstrap interval: {"bleu_4": {"score", "ci_low", "ci_high"}, ...}. The resampled
     units are the items, or, with `groups` (e.g. each item's image), whole groups: items that
     share a group are not independent, so they are drawn together.
     """
@@ -60,17 +71,56 @@ def caption_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], *, n_boot
     weights = (np.stack([np.bincount(d, minlength=n_groups)[group] for d in resampled])
                if len(resampled) else None)
     out = {}
-    for name, metric in (("bleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF())):
+    stats = bleu_stats(hyps, refs)
+    scores = bleu_from_stats(stats.sum(axis=0))
+    boot = ([] if weights is None else
+            np.stack([bleu_from_stats(totals) for totals in weights @ stats]))
+    for order in range(BLEU_N):
+        out[f"bleu_{order + 1}"] = _with_interval(
+            scores[order], [] if weights is None else boot[:, order], confidence)
+    for name, per_item in (("rouge_l", rouge_l(hyps, refs)), ("cider_d", cider_d(hyps, refs))):
+        boot = [] if weights is None else (weights @ per_item) / len(hyps)
+        out[name] = _with_interval(float(per_item.mean()), boot, confidence)
+    for name, metric in (("sacrebleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF())):
         streams = reference_streams(refs)
         stats = np.asarray(metric._extract_corpus_statistics(list(hyps), streams), np.float64)
         score = metric._compute_score_from_stats(stats.sum(axis=0).tolist()).score
         boot = ([] if weights is None else
                 [metric._compute_score_from_stats((w @ stats).tolist()).score for w in weights])
         out[name] = _with_interval(score, boot, confidence)
-    for name, per_item in (("cider_d", cider_d(hyps, refs)), ("rouge_l", rouge_l(hyps, refs))):
-        boot = [] if weights is None else (weights @ per_item) / len(hyps)
-        out[name] = _with_interval(float(per_item.mean()), boot, confidence)
     return out
+
+
+def bleu_stats(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> np.ndarray:
+    """coco-caption's BLEU sufficient statistics per item: hypothesis length, the closest
+    reference length (ties to the shorter), then n-gram guesses and clipped matches for
+    n = 1..4. Summing rows and calling `bleu_from_stats` gives corpus BLEU, so a bootstrap
+    only re-weights rows."""
+    out = np.zeros((len(hyps), 2 + 2 * BLEU_N))
+    for i, (hyp, rs) in enumerate(zip(hyps, refs, strict=True)):
+        words = _tokens(str(hyp))
+        ref_words = [_tokens(str(r)) for r in rs]
+        max_counts: Counter = Counter()
+        for ref in ref_words:
+            for gram, count in _ngrams(list(ref), BLEU_N).items():
+                max_counts[gram] = max(max_counts[gram], count)
+        length = len(words)
+        out[i, 0] = length
+        out[i, 1] = min((abs(len(r) - length), len(r)) for r in ref_words)[1]
+        out[i, 2:2 + BLEU_N] = [max(0, length - k) for k in range(BLEU_N)]
+        for gram, count in _ngrams(list(words), BLEU_N).items():
+            out[i, 2 + BLEU_N + len(gram) - 1] += min(count, max_counts.get(gram, 0))
+    return out
+
+
+def bleu_from_stats(totals: np.ndarray) -> np.ndarray:
+    """BLEU-1..4 from summed `bleu_stats`, with coco-caption's brevity penalty and guards."""
+    length, ref_length = totals[0], totals[1]
+    guess, correct = totals[2:2 + BLEU_N], totals[2 + BLEU_N:]
+    products = np.cumprod((correct + _BLEU_TINY) / (guess + _BLEU_SMALL))
+    scores = products ** (1.0 / np.arange(1, BLEU_N + 1))
+    ratio = (length + _BLEU_TINY) / (ref_length + _BLEU_SMALL)
+    return scores * math.exp(1 - 1 / ratio) if ratio < 1 else scores
 
 
 def reference_streams(refs: Sequence[Sequence[str]]) -> list[list[str | None]]:

@@ -3,7 +3,7 @@ generation speed.
 
 Makes a demo set (simulated annotators), builds consensus, splits it, then for each epoch budget
 trains a fresh model and scores greedy captions of the test split against the human captions
-(BLEU, CIDEr-D, content), and times generation at batch 32.
+(sacreBLEU, CIDEr-D, content), and times generation at batch 32.
 
     uv run python benchmarks/stage2_training.py [--images 1000] [--epochs 5 15 40]
 """
@@ -45,7 +45,7 @@ def main() -> None:
     gold = reference_boxes(ts)
     print(f"{args.images} demo images, preset {args.preset}, test split {len(test)} images; "
           f"{os.cpu_count()} CPU cores")
-    print(f"{'epochs':>6} {'train min':>9} {'BLEU':>6} {'CIDEr-D':>8} {'content':>8} "
+    print(f"{'epochs':>6} {'train min':>9} {'sacreBLEU':>9} {'CIDEr-D':>8} {'content':>8} "
           f"{'captions/s':>10}")
     for epochs in args.epochs:
         out = work / f"model_{epochs}"
@@ -60,7 +60,7 @@ def main() -> None:
         scores = caption_scores(captions.caption.tolist(), refs.loc[captions.image_id].tolist(),
                                 n_boot=0)
         content = content_score(captions, gold, ts.labels, n_boot=0)["score"]
-        print(f"{epochs:6d} {minutes:9.1f} {scores['bleu']['score']:6.1f} "
+        print(f"{epochs:6d} {minutes:9.1f} {scores['sacrebleu']['score']:9.1f} "
               f"{scores['cider_d']['score']:8.3f} {content:8.3f} {rate:10.0f}")
 
 

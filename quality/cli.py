@@ -65,10 +65,10 @@ def cmd_ceiling(args: argparse.Namespace) -> None:
     if args.json:
         write_json(args.json, result)
     rows = {"pooled": result["pooled"], **result["annotators"]}
-    print(f"{'':24} {'BLEU':>7} {'chrF':>7} {'CIDEr-D':>8} {'ROUGE-L':>8}")
+    print(f"{'':24} {'BLEU-4':>7} {'ROUGE-L':>8} {'CIDEr-D':>8} {'chrF':>7}")
     for name, scores in rows.items():
-        print(f"{name:24} {scores['bleu']['score']:7.2f} {scores['chrf']['score']:7.2f} "
-              f"{scores['cider_d']['score']:8.3f} {scores['rouge_l']['score']:8.3f}")
+        print(f"{name:24} {scores['bleu_4']['score']:7.3f} {scores['rouge_l']['score']:8.3f} "
+              f"{scores['cider_d']['score']:8.3f} {scores['chrf']['score']:7.2f}")
     if args.json:
         print(f"wrote {args.json}")
 

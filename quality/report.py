@@ -27,7 +27,7 @@ from annotate.schema import HUMAN
 from . import workspace
 
 COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
-HEADLINE_METRICS = ("cider_d", "rouge_l", "content", "bleu")
+HEADLINE_METRICS = ("cider_d", "rouge_l", "content", "bleu_4")
 
 
 def _read_json(path: Path) -> dict | None:
@@ -313,7 +313,8 @@ def _robustness_section(figures: dict, run: Path) -> str:
                          _fig(f"reliability.human_ceiling.pooled.{metric}.score", human)
                          if human is not None else "n/a"])
     out.append("<p>Perfect input = gold layouts; the human ceiling is each annotator scored "
-               "against the others.</p>")
+               "against the others. BLEU-4, ROUGE-L and CIDEr-D are coco-caption's, on "
+               f"{html.escape(robust.get('tokenization', 'unrecorded'))} tokens.</p>")
     out.append(_table(["variant: metric", "gold input", "predicted input", "drop",
                        "drop CI low", "drop CI high", "human ceiling"], rows))
     out.append(_robustness_plot(variants, ceiling))

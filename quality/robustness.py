@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sacrebleu
 
 from annotate.bootstrap import draws, percentile_interval
-from annotate.caption_metrics import cider_d, reference_streams, rouge_l
+from annotate.caption_metrics import TOKENIZATION, bleu_from_stats, bleu_stats, cider_d, rouge_l
 from annotate.errors import MissingFileError
 from annotate.schema import HUMAN, TableSet, check_errors
 from stage2_generate.content import content_scores
@@ -49,13 +48,8 @@ def per_image(captions: pd.DataFrame, refs: pd.Series, gold_boxes: pd.DataFrame,
     return out.set_index("image_id")
 
 
-def _bleu_stats(hyps: list[str], refs: list[list[str]]) -> np.ndarray:
-    streams = reference_streams(refs)
-    return np.asarray(sacrebleu.BLEU()._extract_corpus_statistics(hyps, streams), np.float64)
-
-
-def _bleu(stats: np.ndarray) -> float:
-    return sacrebleu.BLEU()._compute_score_from_stats(stats.tolist()).score
+def _bleu_4(stats: np.ndarray) -> float:
+    return float(bleu_from_stats(stats)[-1])
 
 
 def compare(gold_captions: pd.DataFrame, predicted_captions: pd.DataFrame, ts: TableSet,
@@ -76,10 +70,11 @@ def compare(gold_captions: pd.DataFrame, predicted_captions: pd.DataFrame, ts: T
                                   if picked is not None else [])
     ref_lists = refs.loc[images].tolist()
     if len(images):
-        stats_a = _bleu_stats(gold.caption.tolist(), ref_lists)
-        stats_b = _bleu_stats(pred.caption.tolist(), ref_lists)
-        boot = [_bleu(stats_a[d].sum(axis=0)) - _bleu(stats_b[d].sum(axis=0)) for d in picked]
-        figures["bleu"] = _paired(_bleu(stats_a.sum(axis=0)), _bleu(stats_b.sum(axis=0)), boot)
+        stats_a = bleu_stats(gold.caption.tolist(), ref_lists)
+        stats_b = bleu_stats(pred.caption.tolist(), ref_lists)
+        boot = [_bleu_4(stats_a[d].sum(axis=0)) - _bleu_4(stats_b[d].sum(axis=0)) for d in picked]
+        figures["bleu_4"] = _paired(_bleu_4(stats_a.sum(axis=0)), _bleu_4(stats_b.sum(axis=0)),
+                                    boot)
     table = gold.drop(columns="caption").add_suffix("_gold").join(
         pred.drop(columns="caption").add_suffix("_predicted"))
     table["caption_gold"], table["caption_predicted"] = gold.caption, pred.caption
@@ -155,7 +150,8 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
     gold = gold_boxes(ts)
     errors = check_errors(pd.read_parquet(workspace.path(run, "errors")),
                           str(workspace.path(run, "errors")))
-    out: dict = {"variants": {}, "mislocated_iou": MISLOCATED_IOU}
+    out: dict = {"variants": {}, "mislocated_iou": MISLOCATED_IOU,
+                 "tokenization": TOKENIZATION}
     weak_errors = Path(run) / workspace.WEAK_ERRORS
     for folder in found:
         sources = [(folder.name, workspace.CAPTIONS_PREDICTED, errors)]

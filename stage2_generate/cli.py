@@ -18,14 +18,14 @@ from annotate.readers import read_tables
 from annotate.schema import coerce
 from annotate.views import gold_boxes, split_images
 
-from .generate import generate_job
 from .model import PRESETS
 from .noise import Noise, calibrate
-from .score import score_job
-from .train import TrainConfig, train
+from .score import read_captions, score_job
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from .train import TrainConfig, train  # torch and transformers: only where needed
+
     ts = read_tables(args.dir)
     noise = (calibrate(pd.read_parquet(args.noise_from)) if args.noise_from else
              Noise(args.drop, args.spurious, args.swap, args.jitter, args.scale))
@@ -39,6 +39,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    from .generate import generate_job
+
     ts = read_tables(args.dir)
     boxes = coerce("boxes", pd.read_parquet(args.boxes)) if args.boxes else gold_boxes(ts)
     captions = generate_job(args.model, boxes, split_images(ts, args.split), args.out,
@@ -48,7 +50,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
-    scores = score_job(coerce("captions", pd.read_parquet(args.captions)), read_tables(args.dir),
+    scores = score_job(read_captions(args.captions), read_tables(args.dir),
                        split=args.split, n_boot=args.n_boot, json_path=args.json)
     print(json.dumps(scores, indent=1))
 
@@ -91,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beams", type=int, default=1, help="1 = greedy")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("score", help="BLEU, chrF, CIDEr-D, ROUGE-L, content vs human captions")
-    p.add_argument("captions", help="captions Parquet (from generate)")
+    p = sub.add_parser("score", help="coco-caption BLEU-1..4, ROUGE-L, CIDEr-D (+ sacreBLEU, "
+                                     "chrF, content) vs human captions")
+    p.add_argument("captions", help="captions Parquet (from generate) or a COCO results JSON "
+                                    "(image_id, caption)")
     p.add_argument("dir", help="table set with the human captions")
     p.add_argument("--split", help="only images of this split")
     p.add_argument("--json", help="write the scores here")

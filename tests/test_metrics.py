@@ -1,5 +1,7 @@
 """Caption metrics: CIDEr-D and ROUGE-L against values computed by pycocoevalcap 1.2's
-pure-Python scorers on a fixed example set; BLEU/chrF and the vectorised chrF against sacrebleu."""
+pure-Python scorers on a fixed example set; sacreBLEU/chrF and the vectorised chrF against
+sacrebleu; coco-caption BLEU's conventions on hand-made cases. The published coco-caption demo
+values are checked on the real captions in test_caption_known_answers.py."""
 
 from __future__ import annotations
 
@@ -7,7 +9,15 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from annotate.caption_metrics import CharNgrams, caption_scores, chrf_distance, cider_d, rouge_l
+from annotate.caption_metrics import (
+    CharNgrams,
+    bleu_from_stats,
+    bleu_stats,
+    caption_scores,
+    chrf_distance,
+    cider_d,
+    rouge_l,
+)
 
 # Pre-tokenised (lower case, no punctuation), so coco-caption's Java PTB tokenizer is not needed.
 EXAMPLES = [
@@ -59,10 +69,11 @@ def test_tokenisation_ignores_case_and_punctuation():
         cider_d(["a red circle left of a blue square"], refs))
 
 
-def test_caption_scores_bleu_chrf_equal_sacrebleu_with_ragged_references():
+def test_caption_scores_sacrebleu_chrf_equal_sacrebleu_with_ragged_references():
     scores = caption_scores(HYPS, REFS, n_boot=200)
     streams = [[r[k] if k < len(r) else None for r in REFS] for k in range(4)]
-    assert scores["bleu"]["score"] == pytest.approx(sacrebleu.corpus_bleu(HYPS, streams).score)
+    assert scores["sacrebleu"]["score"] == pytest.approx(
+        sacrebleu.corpus_bleu(HYPS, streams).score)
     assert scores["chrf"]["score"] == pytest.approx(sacrebleu.corpus_chrf(HYPS, streams).score)
     assert scores["cider_d"]["score"] == pytest.approx(PYCOCO_CIDER_MEAN)
     for figures in scores.values():
@@ -108,3 +119,28 @@ def test_grouped_bootstrap_resamples_whole_images():
     by_image = caption_scores(hyps, refs, n_boot=2000, seed=1, groups=images)["rouge_l"]
     assert by_item["score"] == by_image["score"]
     assert (by_image["ci_high"] - by_image["ci_low"]) > (by_item["ci_high"] - by_item["ci_low"])
+
+
+def test_bleu_stats_use_the_closest_reference_length_shorter_on_ties():
+    # hypothesis of 4 tokens; references of 3 and 5 tokens are equally close: the shorter counts
+    stats = bleu_stats(["a b c d"], [["a b c", "a b c d e"]])
+    assert stats[0, :2].tolist() == [4, 3]
+    assert stats[0, 2:6].tolist() == [4, 3, 2, 1]  # n-grams guessed
+    assert stats[0, 6:].tolist() == [4, 3, 2, 1]  # matches count against any reference
+
+
+def test_bleu_from_stats_applies_coco_brevity_penalty_and_zero_guards():
+    # perfect match but half the reference length: precision 1, penalty exp(1 - 2)
+    stats = bleu_stats(["a b c d"], [["a b c d a b c d"]]).sum(axis=0)
+    assert bleu_from_stats(stats) == pytest.approx([np.exp(-1)] * 4)
+    # no 4-gram matches: BLEU-4 is (nearly) zero, not a division error
+    empty = bleu_from_stats(bleu_stats(["a b"], [["a b"]]).sum(axis=0))
+    assert empty[:2] == pytest.approx([1, 1]) and empty[3] < 1e-3
+
+
+def test_bleu_is_case_and_punctuation_blind_like_coco_caption():
+    refs = [["a red circle left of a blue square"]]
+    upper = caption_scores(["A red circle, left of a BLUE square."], refs, n_boot=0)
+    plain = caption_scores(["a red circle left of a blue square"], refs, n_boot=0)
+    assert upper["bleu_4"]["score"] == pytest.approx(plain["bleu_4"]["score"]) == \
+        pytest.approx(1.0)
