@@ -19,7 +19,6 @@ from annotate.geometry import box_distance
 from annotate.schema import HUMAN, TableSet
 
 from .alpha import Alpha, alpha
-from .consensus import cluster_decisions
 from .units import ABSENT, COORDS, DEFAULT_IOU, Units, build_units
 
 KINDS = ("labels", "boxes", "captions", "counts")
@@ -167,21 +166,48 @@ def _alpha_without(rows: Ratings, name: str, level, seed: int) -> float:
 
 
 def _rates_against_consensus(units: Units) -> pd.DataFrame:
-    """Miss, spurious and label-error rates of each annotator against the consensus boxes."""
-    decided = cluster_decisions(units).set_index("cluster")
-    r = units.ratings.join(decided[["kept", "label"]].rename(columns={"label": "gold"}),
-                           on="cluster")
-    drew = r.box >= 0
+    """Miss, spurious and label-error rates of each annotator against the consensus of the
+    *other* annotators (leave one out): an annotator's own vote never decides whether an
+    object is real, which would flatter whoever errs most.
+
+    Per cluster, the others keep an object when more than half of them drew it and reject it
+    when fewer than half did; a tie among them, or a cluster nobody else saw, is not judged
+    (with two others, a tie is one slip against one find: counting it either way charges the
+    annotator for someone else's error). A kept object's label is judged against the others'
+    majority label, when they have one (a tie in labels is not judged either)."""
+    r = units.ratings.reset_index(drop=True)
+    drew = (r.box >= 0).to_numpy()
+    raters = r.cluster.map(r.groupby("cluster").size()).to_numpy() - 1
+    members = r.cluster.map(r[drew].groupby("cluster").size()).fillna(0).to_numpy() - drew
+    kept = (raters > 0) & (2 * members > raters)
+    rejected = (raters > 0) & (2 * members < raters)
+    gold = _label_of_others(r, drew & kept)
+    named = gold.notna().to_numpy()
     grouped = pd.DataFrame({
-        "annotator": r.annotator, "missed": r.kept & ~drew, "gold": r.kept,
-        "spurious": drew & ~r.kept, "drew": drew,
-        "wrong_label": drew & r.kept & (r.label != r.gold), "matched": drew & r.kept,
+        "annotator": r.annotator, "missed": kept & ~drew, "gold": kept,
+        "spurious": drew & rejected, "drew": drew & (kept | rejected),
+        "wrong_label": named & (r.label != gold).to_numpy(), "matched": named,
     }).groupby("annotator").sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         return pd.DataFrame({
             "miss_rate": grouped.missed / grouped.gold,
             "spurious_rate": grouped.spurious / grouped.drew,
             "label_error_rate": grouped.wrong_label / grouped.matched})
+
+
+def _label_of_others(r: pd.DataFrame, rows: np.ndarray) -> pd.Series:
+    """For each selected rating row (a drawn box), the majority label of the other annotators'
+    boxes in its cluster; missing where the others tie."""
+    present = r[r.box >= 0]
+    votes = present.groupby(["cluster", "label"]).size().rename("votes").reset_index()
+    own = r[rows][["cluster", "label"]].rename(columns={"label": "own"}).reset_index(names="row")
+    pairs = own.merge(votes, on="cluster")
+    pairs["votes"] -= (pairs.label == pairs.own).astype(int)
+    pairs = pairs[pairs.votes > 0].sort_values(["row", "votes"], ascending=[True, False])
+    top = pairs.drop_duplicates("row").set_index("row")
+    second = pairs[pairs.duplicated("row")].drop_duplicates("row").set_index("row").votes
+    decided = top[second.reindex(top.index).fillna(0).to_numpy() < top.votes.to_numpy()]
+    return decided.label.reindex(r.index)
 
 
 def _review(kind: str, result: Alpha, units: Units, ts: TableSet, top: int) -> list[dict]:

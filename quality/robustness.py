@@ -21,6 +21,8 @@ from annotate.schema import HUMAN, TableSet, check_errors
 from stage2_generate.content import content_scores
 from stage2_generate.noise import Noise, corrupt
 
+from .ceiling import equal_terms
+
 #: A matched box with IoU below this counts as mislocated.
 MISLOCATED_IOU = 0.75
 ITEM_METRICS = ("cider_d", "rouge_l", "content")
@@ -159,9 +161,9 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
             sources.append((f"{folder.name}, weak detector", workspace.CAPTIONS_PREDICTED_WEAK,
                             pd.read_parquet(weak_errors)))
         for name, predicted_file, error_table in sources:
-            figures, table = compare(pd.read_parquet(folder / workspace.CAPTIONS_GOLD),
-                                     pd.read_parquet(folder / predicted_file), ts, gold,
-                                     n_boot, seed)
+            gold_captions = pd.read_parquet(folder / workspace.CAPTIONS_GOLD)
+            predicted_captions = pd.read_parquet(folder / predicted_file)
+            figures, table = compare(gold_captions, predicted_captions, ts, gold, n_boot, seed)
             order = "content_predicted" if "content_predicted" in table else table.columns[0]
             worst = table.sort_values(order).head(8).reset_index()
             out["variants"][name] = {
@@ -170,6 +172,9 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
                 "resampled": {"unit": "image", "paired": True, "count": figures["n_images"],
                               "n_boot": n_boot},
                 "attribution": attribute(table, error_table).to_dict("records"),
+                "versus_people": equal_terms(
+                    ts, {"gold input": gold_captions, "predicted input": predicted_captions},
+                    table.index, n_boot, seed),
                 "worst": worst.astype(object).where(worst.notna(), None).to_dict("records")}
     if perturb:
         images = ts.images[ts.images.split == "test"]
