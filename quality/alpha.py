@@ -30,6 +30,12 @@ EXACT_EXPECTED_LIMIT = 2000
 BOOTSTRAP_EXACT_LIMIT = 20_000_000
 
 
+#: Below this many pairable units, or with an interval wider than this, an alpha carries a
+#: warning: it cannot be read on the usual 0.667 / 0.8 scale without its interval.
+FEW_UNITS = 50
+WIDE_INTERVAL = 0.2
+
+
 @dataclass(frozen=True)
 class Alpha:
     """One alpha with its interval and the data it rests on."""
@@ -51,12 +57,25 @@ class Alpha:
     #: What the interval resamples: {"unit": "unit" or the group name, "count", "n_boot"}.
     resampled: dict = field(default_factory=dict)
 
+    @property
+    def warning(self) -> str | None:
+        """Why this alpha is not to be read alone (few units, a wide or missing interval)."""
+        if self.n_units < FEW_UNITS:
+            return f"rests on {self.n_units} units (< {FEW_UNITS}): read it with its interval"
+        width = self.ci_high - self.ci_low
+        if not np.isfinite(width):
+            return "no interval (no resampling, or too little data to resample)"
+        if width > WIDE_INTERVAL:
+            return f"interval {width:.2f} wide: the data cannot place alpha more precisely"
+        return None
+
     def to_dict(self) -> dict:
         """The figures as plain JSON-ready values (NaN becomes None)."""
         out = {"alpha": self.alpha, "ci_low": self.ci_low, "ci_high": self.ci_high,
                "n_units": self.n_units, "n_values": self.n_values, "observed": self.observed,
                "expected": self.expected, "level": self.level,
-               "expected_pairs": self.expected_pairs, "resampled": self.resampled}
+               "expected_pairs": self.expected_pairs, "resampled": self.resampled,
+               "warning": self.warning}
         return {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
                 for k, v in out.items()}
 

@@ -43,8 +43,10 @@ def cmd_reliability(args: argparse.Namespace) -> None:
               f"{a.n_units:7d} {a.n_values:7d}")
         if kind in result.present_only:
             p = result.present_only[kind]
+            floor = result.box_floor()["floor"] if kind == "boxes" else None
+            floor = f"  (floor {floor:.2f}: matched boxes)" if floor is not None else ""
             print(f"{'  no absent':10} {p.alpha:7.3f} [{p.ci_low:7.3f}, {p.ci_high:7.3f}] "
-                  f"{p.n_units:7d} {p.n_values:7d}")
+                  f"{p.n_units:7d} {p.n_values:7d}{floor}")
     print(result.annotators.set_index("annotator").round(3).to_string())
     for path in (args.json, args.plot):
         if path:
@@ -82,8 +84,10 @@ def cmd_split(args: argparse.Namespace) -> None:
           f"{summary['max_class_share_gap']:.3f}; size error "
           f"{summary['max_size_error_pp']:.2f} pp")
     for name, figures in summary.get("adequacy", {}).items():
-        widths = ", ".join(f"{m} +-{v['ci_width'] / 2:.3f}" for m, v in figures.items()
-                           if isinstance(v, dict))
+        widths = ", ".join(f"{m} +-{v['ci_width'] / 2:.3f} (paired MDD {v['paired_mdd']:.3f})"
+                           if v.get("paired_mdd") is not None else
+                           f"{m} +-{v['ci_width'] / 2:.3f}"
+                           for m, v in figures.items() if isinstance(v, dict))
         print(f"{name} ({figures['images']} images): 95% CI {widths} (human captions)")
     print(f"wrote {args.out} and {args.out}/{SPLIT_REPORT}")
 

@@ -42,12 +42,28 @@ class Reliability:
             out[kind] = result.to_dict()
             if kind in self.present_only:
                 out[kind]["absent_excluded"] = self.present_only[kind].to_dict()
+                if kind == "boxes":
+                    out[kind]["absent_excluded"].update(self.box_floor())
             out[kind]["review"] = self.review.get(kind, [])
         out["per_class"] = {name: result.to_dict() for name, result in self.per_class.items()}
         records = self.annotators.astype(object).where(self.annotators.notna(), None)
         out["annotators"] = records.to_dict("records")
         out["settings"] = self.settings
         return out
+
+    def box_floor(self) -> dict:
+        """Present boxes were matched at IoU >= the threshold t, so their distance (1 - IoU) is
+        at most about 1 - t while the expected disagreement counts unmatched pairs (near 1):
+        this alpha cannot fall much below 1 - (1 - t) / D_e, and is not read on the usual
+        0.667 / 0.8 scale. The floor is stated next to it."""
+        present = self.present_only["boxes"]
+        threshold = self.settings.get("iou_threshold", DEFAULT_IOU)
+        floor = (1 - (1 - threshold) / present.expected
+                 if np.isfinite(present.expected) and present.expected > 0 else None)
+        return {"floor": floor, "warning": (
+            f"agreement on where matched boxes are: pairs were matched at IoU >= {threshold}, "
+            f"so this alpha stays above about {floor:.2f}; read it against that floor, not on "
+            "the 0.667 / 0.8 scale" if floor is not None else present.warning)}
 
 
 def reliability(ts: TableSet, iou_threshold: float = DEFAULT_IOU, n_boot: int = 1000,

@@ -128,7 +128,7 @@ def render(figures: dict, run: Path) -> str:
              "th:first-child,td:first-child{text-align:left}.missing{background:#fff4e5;"
              "padding:.5em 1em;border-left:4px solid #f0a030}img.plot{max-width:100%}"
              "img.sample{border:1px solid #ccc;margin:4px;max-width:300px}"
-             ".ceiling{color:#555}")
+             ".ceiling{color:#555}.warn{color:#b35900}")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<title>twostage report</title>" f"<style>{style}</style></head><body>"
             f"<h1>twostage report</h1><p>Run folder: <code>{html.escape(figures['run'])}</code>"
@@ -147,11 +147,20 @@ def _reliability_section(figures: dict, run: Path) -> str:
     if rel is None:
         return "".join(out) + _missing(figures, "reliability") + "</section>"
     kinds = [k for k in ("labels", "boxes", "captions", "counts") if k in rel]
-    out.append(_table(["", "alpha", "95% CI low", "95% CI high", "units"], [
-        [k, _fig(f"reliability.{k}.alpha", rel[k]["alpha"]),
-         _fig(f"reliability.{k}.ci_low", rel[k]["ci_low"]),
-         _fig(f"reliability.{k}.ci_high", rel[k]["ci_high"]),
-         _fig(f"reliability.{k}.n_units", rel[k]["n_units"])] for k in kinds]))
+    rows = []
+    for k in kinds:
+        rows.append([k, *_alpha_cells(f"reliability.{k}", rel[k])])
+        if "absent_excluded" in rel[k]:
+            rows.append([f"{k}, absent excluded",
+                         *_alpha_cells(f"reliability.{k}.absent_excluded",
+                                       rel[k]["absent_excluded"])])
+    out.append(_table(["", "alpha", "95% CI low", "95% CI high", "units", "note"], rows))
+    per_class = rel.get("per_class") or {}
+    if per_class:
+        out.append("<h3>Per class (is it this class? absent counts as not)</h3>")
+        out.append(_table(["class", "alpha", "95% CI low", "95% CI high", "units", "note"], [
+            [html.escape(name), *_alpha_cells(f"reliability.per_class.{name}", a)]
+            for name, a in per_class.items()]))
     annotators = rel.get("annotators", [])
     columns = [c for c in ("labels_agreement", "boxes_agreement", "captions_agreement")
                if annotators and c in annotators[0]]
@@ -188,6 +197,14 @@ def _reliability_section(figures: dict, run: Path) -> str:
                    + "</p>")
     out.append(_disagreements(rel, run))
     return "".join(out) + "</section>"
+
+
+def _alpha_cells(key: str, a: dict) -> list[str]:
+    """alpha, its interval, its units and the artifact's warning (shown, never computed here)."""
+    warning = a.get("warning")
+    return [_fig(f"{key}.alpha", a["alpha"]), _fig(f"{key}.ci_low", a["ci_low"]),
+            _fig(f"{key}.ci_high", a["ci_high"]), _fig(f"{key}.n_units", a["n_units"]),
+            f"<span class='warn'>&#9888; {html.escape(warning)}</span>" if warning else ""]
 
 
 def _disagreements(rel: dict, run: Path) -> str:
@@ -252,9 +269,12 @@ def _split_section(figures: dict) -> str:
         for name, entry in adequacy.items():
             key = f"split.adequacy.{name}"
             widths = [f"{m} " + _fig(f"{key}.{m}.ci_width", v["ci_width"])
+                      + (f" (paired MDD {_fig(f'{key}.{m}.paired_mdd', v['paired_mdd'])})"
+                         if v.get("paired_mdd") is not None else "")
                       for m, v in entry.items() if isinstance(v, dict)]
             out.append(f"<p>{html.escape(name)} ({_fig(f'{key}.images', entry['images'])} "
-                       "images): 95% CI width " + ", ".join(widths) + "</p>")
+                       "images): 95% CI width " + ", ".join(widths) + " (from human captions, "
+                       "before any model)</p>")
     audit = figures.get("audit")
     if audit is None:
         out.append(_missing(figures, "audit"))
@@ -307,32 +327,58 @@ def _robustness_section(figures: dict, run: Path) -> str:
             key = f"robustness.variants.{name}.figures.{metric}"
             rows.append([f"{html.escape(name)}: {metric}", _fig(f"{key}.gold", f["gold"]),
                          _fig(f"{key}.predicted", f["predicted"]), _fig(f"{key}.drop", f["drop"]),
-                         _fig(f"{key}.ci_low", f["ci_low"]), _fig(f"{key}.ci_high", f["ci_high"])])
+                         _fig(f"{key}.ci_low", f["ci_low"]), _fig(f"{key}.ci_high", f["ci_high"]),
+                         _fig(f"{key}.mdd", f["mdd"]) if "mdd" in f else "n/a"])
     out.append("<p>Perfect input = gold layouts; every caption is scored against all human "
                "captions of its image. BLEU-4, ROUGE-L and CIDEr-D are coco-caption's, on "
                f"{html.escape(robust.get('tokenization', 'unrecorded'))} tokens.</p>")
     out.append(_table(["variant: metric", "gold input", "predicted input", "drop",
-                       "drop CI low", "drop CI high"], rows))
+                       "drop CI low", "drop CI high", "paired MDD"], rows))
+    out.append(_adequacy(robust.get("adequacy") or {}))
     out.append(_versus_people(variants))
     out.append(_robustness_plot(variants))
     for name, entry in variants.items():
         out.append(f"<h3>Where the drop comes from ({html.escape(name)})</h3>")
         attribution = entry["attribution"]
-        metrics = [k for k in (attribution[0] if attribution else {}) if k.startswith("drop_")]
-        out.append(_table(["stage-1 errors in the image", "images", *metrics], [
-            [html.escape(a["bucket"]),
-             _fig(f"robustness.variants.{name}.attribution.{i}.images", a["images"]),
-             *[_fig(f"robustness.variants.{name}.attribution.{i}.{m}", a[m]) for m in metrics]]
+        metrics = [k for k in (attribution[0] if attribution else {})
+                   if k.startswith("drop_") and not k.endswith(("_ci_low", "_ci_high"))]
+        key = f"robustness.variants.{name}.attribution"
+        out.append(_table(["stage-1 errors in the image", "images",
+                           *[f"{m} [95% CI]" for m in metrics], "note"], [
+            [html.escape(a["bucket"]), _fig(f"{key}.{i}.images", a["images"]),
+             *[f"{_fig(f'{key}.{i}.{m}', a[m])} [{_fig(f'{key}.{i}.{m}_ci_low', a[m + '_ci_low'])},"
+               f" {_fig(f'{key}.{i}.{m}_ci_high', a[m + '_ci_high'])}]" for m in metrics],
+             f"<span class='warn'>&#9888; {html.escape(a['warning'])}</span>"
+             if a.get("warning") else ""]
             for i, a in enumerate(attribution)]))
     curves = robust.get("perturbation")
     if curves:
         out.append(f"<h3>Sensitivity: one error type injected into gold layouts "
-                   f"({html.escape(curves['variant'])})</h3>")
-        out.append(_curves_plot(pd.DataFrame(curves["curves"])))
+                   f"({html.escape(curves['variant'])})</h3><p>x: "
+                   f"{html.escape(curves.get('rate', 'injection rate'))}; each point averages "
+                   f"{curves.get('seeds', 1)} draws per image, bands are 95% intervals over "
+                   "images.</p>")
+        out.append(_curves_plot(pd.DataFrame(curves["curves"]),
+                                curves.get("rate", "injection rate")))
     first = next(iter(variants.values()), None)
     if first and first.get("worst"):
         out.append(_worst_captions(first["worst"], run))
     return "".join(out) + "</section>"
+
+
+def _adequacy(adequacy: dict) -> str:
+    """Paired MDDs between variants: the differences this test set can resolve."""
+    pairs = adequacy.get("pairs") or {}
+    if not pairs:
+        return ""
+    metrics = [m for m in ("cider_d", "rouge_l", "content") if m in next(iter(pairs.values()))]
+    return ("<p>Eval-set adequacy: the paired minimum detectable difference (MDD; "
+            f"{html.escape(adequacy.get('rule', ''))}) of a drop is in the table above; between "
+            "two variants on the same detector's output it is:</p>"
+            + _table(["comparison", "images", *metrics], [
+                [html.escape(pair), _fig(f"robustness.adequacy.pairs.{pair}.images", p["images"]),
+                 *[_fig(f"robustness.adequacy.pairs.{pair}.{m}", p[m]) for m in metrics]]
+                for pair, p in pairs.items()]))
 
 
 def _versus_people(variants: dict) -> str:
@@ -392,14 +438,18 @@ def _robustness_plot(variants: dict) -> str:
     return _png(fig)
 
 
-def _curves_plot(curves: pd.DataFrame) -> str:
+def _curves_plot(curves: pd.DataFrame, rate: str) -> str:
     metrics = [m for m in ("content", "cider_d") if m in curves]
     fig = Figure(figsize=(4.5 * len(metrics), 3.2), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(metrics)))
     for ax, metric in zip(axes, metrics, strict=True):
         for error, group in curves.groupby("error"):
-            ax.plot(group.rate, group[metric], marker="o", label=error)
-        ax.set_xlabel("injection rate")
+            line, = ax.plot(group.rate, group[metric], marker="o", label=error)
+            if f"{metric}_ci_low" in group:
+                ax.fill_between(group.rate, group[f"{metric}_ci_low"].astype(float),
+                                group[f"{metric}_ci_high"].astype(float),
+                                color=line.get_color(), alpha=0.15)
+        ax.set_xlabel(rate)
         ax.set_ylabel(metric)
     axes[0].legend(fontsize="small")
     return _png(fig)

@@ -21,13 +21,19 @@ from annotate.schema import HUMAN, TableSet, check_errors
 from stage2_generate.content import content_scores
 from stage2_generate.noise import Noise, corrupt
 
+from .adequacy import paired_mdd
 from .ceiling import equal_terms
+from .units import COORDS
 
 #: A matched box with IoU below this counts as mislocated.
 MISLOCATED_IOU = 0.75
+#: An attribution bucket with fewer images carries a warning.
+FEW_IMAGES = 5
+#: Perturbation curves: injected errors per gold object, and how many seeds each point averages.
+RATES = (0.0, 0.1, 0.2, 0.4)
+SEEDS = 3
 ITEM_METRICS = ("cider_d", "rouge_l", "content")
-PERTURBATIONS = {"missed": "drop", "spurious": "spurious", "wrong_label": "swap",
-                 "mislocated": "jitter"}
+ERROR_TYPES = ("missed", "spurious", "wrong_label", "mislocated")
 
 
 def references(ts: TableSet, image_ids) -> pd.Series:
@@ -68,8 +74,9 @@ def compare(gold_captions: pd.DataFrame, predicted_captions: pd.DataFrame, ts: T
     figures = {"n_images": len(images)}
     for metric in [m for m in ITEM_METRICS if m in gold]:
         a, b = gold[metric].to_numpy(), pred[metric].to_numpy()
-        figures[metric] = _paired(a.mean(), b.mean(), (a - b)[picked].mean(axis=1)
-                                  if picked is not None else [])
+        figures[metric] = {**_paired(a.mean(), b.mean(), (a - b)[picked].mean(axis=1)
+                                     if picked is not None else []),
+                           "mdd": paired_mdd(a - b)}
     ref_lists = refs.loc[images].tolist()
     if len(images):
         stats_a = bleu_stats(gold.caption.tolist(), ref_lists)
@@ -81,6 +88,24 @@ def compare(gold_captions: pd.DataFrame, predicted_captions: pd.DataFrame, ts: T
         pred.drop(columns="caption").add_suffix("_predicted"))
     table["caption_gold"], table["caption_predicted"] = gold.caption, pred.caption
     return figures, table
+
+
+def between_variants(tables: dict[str, pd.DataFrame]) -> dict:
+    """The paired MDD of a comparison between two stage-2 variants on the same detector's
+    output (predicted input), from their per-image differences on these test images: a
+    difference between two variants below it cannot be told from noise here."""
+    out: dict = {"rule": "paired, two-sided 5%, 80% power", "pairs": {}}
+    names = list(tables)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            detector = (first.partition(", ")[2], second.partition(", ")[2])
+            if detector[0] != detector[1]:
+                continue
+            a, b = tables[first], tables[second].reindex(tables[first].index)
+            out["pairs"][f"{first} vs {second}"] = {
+                "images": len(a), **{m: paired_mdd(a[f"{m}_predicted"] - b[f"{m}_predicted"])
+                                     for m in ITEM_METRICS if f"{m}_predicted" in a}}
+    return out
 
 
 def _paired(gold: float, predicted: float, boot) -> dict:
@@ -103,33 +128,109 @@ def error_buckets(errors: pd.DataFrame, image_ids, mislocated_iou: float = MISLO
                      index=list(image_ids), name="bucket")
 
 
-def attribute(table: pd.DataFrame, errors: pd.DataFrame) -> pd.DataFrame:
-    """The stage-2 drop per stage-1 error bucket (images, and mean drop per metric)."""
+def attribute(table: pd.DataFrame, errors: pd.DataFrame, n_boot: int = 1000, seed: int = 0
+              ) -> pd.DataFrame:
+    """The stage-2 drop per stage-1 error bucket: images, and per metric the mean drop with a
+    bootstrap interval over the bucket's images; a bucket under `FEW_IMAGES` images carries a
+    warning (its mean is one or two captions, not a pattern)."""
     bucket = error_buckets(errors, table.index)
     drops = pd.DataFrame({m: table[f"{m}_gold"] - table[f"{m}_predicted"]
                           for m in ITEM_METRICS if f"{m}_gold" in table}, index=table.index)
-    grouped = drops.groupby(bucket)
-    out = grouped.mean().add_prefix("drop_")
-    out.insert(0, "images", grouped.size())
-    return out.reset_index(names="bucket")
+    rows = []
+    for name, group in drops.groupby(bucket):
+        picked = draws(len(group), n_boot, seed)
+        row: dict = {"bucket": name, "images": len(group)}
+        for metric in drops.columns:
+            values = group[metric].to_numpy()
+            low, high = percentile_interval(values[picked].mean(axis=1) if len(picked) else [])
+            row.update({f"drop_{metric}": float(values.mean()), f"drop_{metric}_ci_low": low,
+                        f"drop_{metric}_ci_high": high})
+        row["warning"] = (f"{len(group)} image{'s' if len(group) > 1 else ''}: too few to "
+                          "read" if len(group) < FEW_IMAGES else None)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def perturbation_curves(generate, ts: TableSet, gold_boxes: pd.DataFrame, images: pd.DataFrame,
-                        rates=(0.0, 0.1, 0.2, 0.4), seed: int = 0) -> pd.DataFrame:
-    """Mean per-image metrics when one error type alone is injected into gold layouts at each
-    rate. `generate(boxes, images)` returns a captions table (a stage-2 model)."""
+                        rates=RATES, seeds: int = SEEDS, seed: int = 0, n_boot: int = 1000
+                        ) -> pd.DataFrame:
+    """Per-image metrics when one error type alone is injected into gold layouts, at each rate
+    in errors per gold object (the same scale for every type), averaged over `seeds` draws per
+    image, with bootstrap intervals over images. `generate(boxes, images)` returns a captions
+    table (a stage-2 model)."""
     refs = references(ts, images.image_id)
     labels = list(ts.labels) or sorted(gold_boxes.label.unique())
+    gold = gold_boxes[gold_boxes.image_id.isin(images.image_id)]
+    clean = per_image(generate(gold, images), refs, gold_boxes, ts.labels)
     rows = []
-    for kind, field in PERTURBATIONS.items():
+    for kind in ERROR_TYPES:
         for rate in rates:
-            noise = Noise(**{field: rate * (0.5 if field == "jitter" else 1.0)})
-            boxes = corrupt(gold_boxes[gold_boxes.image_id.isin(images.image_id)], images,
-                            noise, labels, np.random.default_rng(seed))
-            scores = per_image(generate(boxes, images), refs, gold_boxes, ts.labels)
-            rows.append({"error": kind, "rate": rate,
-                         **scores.drop(columns="caption").mean().to_dict()})
+            runs = [clean] if rate == 0 else [
+                per_image(generate(inject(gold, images, kind, rate, labels,
+                                          np.random.default_rng([seed, k])), images),
+                          refs, gold_boxes, ts.labels) for k in range(seeds)]
+            per = pd.concat([r.drop(columns="caption") for r in runs]).groupby(level=0).mean()
+            picked = draws(len(per), n_boot, seed)
+            row = {"error": kind, "rate": rate, "seeds": len(runs), "images": len(per)}
+            for metric in per.columns:
+                values = per[metric].to_numpy()
+                low, high = percentile_interval(values[picked].mean(axis=1) if len(picked)
+                                                else [])
+                row.update({metric: float(values.mean()), f"{metric}_ci_low": low,
+                            f"{metric}_ci_high": high})
+            rows.append(row)
     return pd.DataFrame(rows)
+
+
+def inject(gold: pd.DataFrame, images: pd.DataFrame, kind: str, rate: float,
+           labels: list[str], rng: np.random.Generator) -> pd.DataFrame:
+    """Gold layouts with about `rate` errors of one type per gold object: objects missed,
+    spurious objects added, labels changed, or boxes moved to an IoU between 0.5 and
+    `MISLOCATED_IOU` with where they were (what the error table calls mislocated)."""
+    if kind not in ERROR_TYPES:
+        raise ValueError(f"unknown error type {kind!r}: use one of {ERROR_TYPES}")
+    if rate == 0 or gold.empty:
+        return gold
+    if kind == "mislocated":
+        return _mislocate(gold, images, rate, rng)
+    per_image_objects = len(gold) / gold.image_id.nunique()
+    noise = {"missed": Noise(drop=rate), "wrong_label": Noise(swap=rate),
+             "spurious": Noise(spurious=rate * per_image_objects)}[kind]
+    return corrupt(gold, images, noise, labels, rng)
+
+
+def _mislocate(gold: pd.DataFrame, images: pd.DataFrame, rate: float,
+               rng: np.random.Generator) -> pd.DataFrame:
+    """A share `rate` of the boxes shifted along x or y so that their IoU with the original is
+    drawn uniformly in [0.5, MISLOCATED_IOU): a shift of s box sizes gives IoU (1-s)/(1+s)."""
+    out = gold.copy()
+    moved = np.flatnonzero(rng.random(len(out)) < rate)
+    target = rng.uniform(0.5, MISLOCATED_IOU, len(moved))
+    shift = (1 - target) / (1 + target) * rng.choice([-1.0, 1.0], len(moved))
+    along_x = rng.random(len(moved)) < 0.5
+    coords = out[COORDS].to_numpy(np.float64)
+    size = np.where(along_x, coords[moved, 2] - coords[moved, 0],
+                    coords[moved, 3] - coords[moved, 1]) * shift
+    coords[moved, 0] += np.where(along_x, size, 0)
+    coords[moved, 2] += np.where(along_x, size, 0)
+    coords[moved, 1] += np.where(along_x, 0, size)
+    coords[moved, 3] += np.where(along_x, 0, size)
+    width = out.image_id.map(images.drop_duplicates("image_id").set_index("image_id").width)
+    height = out.image_id.map(images.drop_duplicates("image_id").set_index("image_id").height)
+    # shift back inside the image rather than clip, so the box keeps its size
+    dx = (np.minimum(0, width.to_numpy(np.float64) - coords[:, 2])
+          + np.maximum(0, -coords[:, 0]))
+    dy = (np.minimum(0, height.to_numpy(np.float64) - coords[:, 3])
+          + np.maximum(0, -coords[:, 1]))
+    coords[:, [0, 2]] += dx[:, None]
+    coords[:, [1, 3]] += dy[:, None]
+    out[COORDS] = coords
+    return out
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """JSON-ready rows: NaN becomes None."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) -> dict:
@@ -155,6 +256,7 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
     out: dict = {"variants": {}, "mislocated_iou": MISLOCATED_IOU,
                  "tokenization": TOKENIZATION}
     weak_errors = Path(run) / workspace.WEAK_ERRORS
+    tables = {}
     for folder in found:
         sources = [(folder.name, workspace.CAPTIONS_PREDICTED, errors)]
         if (folder / workspace.CAPTIONS_PREDICTED_WEAK).exists() and weak_errors.exists():
@@ -164,6 +266,7 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
             gold_captions = pd.read_parquet(folder / workspace.CAPTIONS_GOLD)
             predicted_captions = pd.read_parquet(folder / predicted_file)
             figures, table = compare(gold_captions, predicted_captions, ts, gold, n_boot, seed)
+            tables[name] = table
             order = "content_predicted" if "content_predicted" in table else table.columns[0]
             worst = table.sort_values(order).head(8).reset_index()
             out["variants"][name] = {
@@ -171,18 +274,20 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
                 # each drop's interval: the same test images drawn for gold and predicted input
                 "resampled": {"unit": "image", "paired": True, "count": figures["n_images"],
                               "n_boot": n_boot},
-                "attribution": attribute(table, error_table).to_dict("records"),
+                "attribution": _records(attribute(table, error_table, n_boot, seed)),
                 "versus_people": equal_terms(
                     ts, {"gold input": gold_captions, "predicted input": predicted_captions},
                     table.index, n_boot, seed),
                 "worst": worst.astype(object).where(worst.notna(), None).to_dict("records")}
+    out["adequacy"] = between_variants(tables)
     if perturb:
         images = ts.images[ts.images.split == "test"]
         model = found[0]
         curves = perturbation_curves(
             lambda boxes, imgs: generate_captions(model, boxes, imgs), ts, gold, images,
-            seed=seed)
-        out["perturbation"] = {"variant": model.name, "curves": curves.to_dict("records")}
+            seed=seed, n_boot=n_boot)
+        out["perturbation"] = {"variant": model.name, "curves": _records(curves),
+                               "rate": "injected errors per gold object", "seeds": SEEDS}
     return out
 
 

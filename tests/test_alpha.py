@@ -183,3 +183,20 @@ def test_intervals_cover_the_population_alpha():
         by_image += grouped.ci_low <= truth <= grouped.ci_high
         by_unit += plain.ci_low <= truth <= plain.ci_high
     assert 0.92 <= by_image / 400 <= 0.98 and by_unit / 400 < 0.85
+
+
+def test_an_alpha_on_few_units_or_a_wide_interval_carries_a_warning():
+    from quality.alpha import FEW_UNITS
+
+    rng = np.random.default_rng(0)
+    unit = np.repeat(np.arange(20), 2)
+    value = rng.integers(0, 3, 40)
+    few = alpha(unit, value, "nominal", n_boot=200)
+    assert few.n_units < FEW_UNITS and "20 units" in few.to_dict()["warning"]
+    unit = np.repeat(np.arange(400), 2)
+    truth = rng.integers(0, 3, 400)
+    value = np.repeat(truth, 2)
+    value[::7] = rng.integers(0, 3, len(value[::7]))
+    many = alpha(unit, value, "nominal", n_boot=200)
+    assert many.ci_high - many.ci_low < 0.2 and many.to_dict()["warning"] is None
+    assert "no interval" in alpha(unit, value, "nominal", n_boot=0).to_dict()["warning"]

@@ -135,3 +135,16 @@ def test_adequacy_shrinks_with_the_split_size(demo):
     figures = adequacy(split_set(demo, 0.1, 0.3), n_boot=200)
     assert figures["test"]["images"] == 60 and figures["val"]["images"] == 20
     assert figures["test"]["cider_d"]["ci_width"] < figures["val"]["cider_d"]["ci_width"]
+    assert figures["test"]["cider_d"]["paired_mdd"] == pytest.approx(
+        figures["val"]["cider_d"]["paired_mdd"] * np.sqrt(20 / 60))
+
+
+def test_paired_mdd_known_answer_and_on_the_split():
+    """(z_.975 + z_.8) * sd / sqrt(n): differences of sd 1 on 100 images give 0.2802; the
+    split's paired MDD shrinks with the square root of its size."""
+    from quality.adequacy import paired_mdd
+
+    d = np.r_[np.ones(50), -np.ones(50)]
+    assert paired_mdd(d) == pytest.approx(2.8016 * d.std(ddof=1) / 10, abs=1e-4)
+    assert paired_mdd(d, n=400) == pytest.approx(paired_mdd(d) / 2)
+    assert np.isnan(paired_mdd([1.0]))

@@ -87,6 +87,11 @@ def test_demo_reliability_finds_the_careless_annotator():
         assert review and review == sorted(review, key=lambda r: -r["disagreement"])
     # Absent counted as a category can only lower label agreement on the demo.
     assert report["labels"]["absent_excluded"]["alpha"] > report["labels"]["alpha"]
+    # Present boxes matched at IoU >= 0.5 cannot disagree much: their alpha states its floor,
+    # 1 - 0.5 / D_e, and a warning not to read it on the 0.667 / 0.8 scale.
+    present = report["boxes"]["absent_excluded"]
+    assert present["floor"] == pytest.approx(1 - 0.5 / present["expected"])
+    assert present["floor"] < present["alpha"] and "floor" in present["warning"]
     assert set(report["per_class"]) == set(ts.labels)
     table = result.annotators.set_index("annotator")
     assert len(report["annotators"]) == 5

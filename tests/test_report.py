@@ -79,6 +79,10 @@ def test_robustness_figures_and_attribution(run, tmp_path):
         assert sum(a["images"] for a in entry["attribution"]) == entry["figures"]["n_images"]
     curves = figures["perturbation"]["curves"]
     assert {c["error"] for c in curves} == {"missed", "spurious", "wrong_label", "mislocated"}
+    assert figures["perturbation"]["rate"] == "injected errors per gold object"
+    for point in curves:
+        assert point["seeds"] == (1 if point["rate"] == 0 else 3)
+        assert point["cider_d_ci_low"] <= point["cider_d"] <= point["cider_d_ci_high"]
 
 
 def test_compare_and_buckets_on_hand_made_captions():
@@ -105,9 +109,45 @@ def test_compare_and_buckets_on_hand_made_captions():
                            "status": ["matched", "wrong_label", "matched"],
                            "iou": [0.9, 0.8, 0.5]})
     assert error_buckets(errors, ["a", "b", "c"]).tolist() == ["none", "several", "none"]
-    buckets = attribute(table, errors).set_index("bucket")
+    buckets = attribute(table, errors, n_boot=50).set_index("bucket")
     assert buckets.loc["several", "drop_content"] == 1.0
     assert buckets.loc["none", "drop_content"] == 0.0
+    # one image per bucket: an interval of one value, and a visible warning
+    assert buckets.loc["several", "drop_content_ci_low"] == 1.0
+    assert buckets.loc["several", "warning"] == "1 image: too few to read"
+
+
+@pytest.mark.parametrize("kind", ["missed", "spurious", "wrong_label", "mislocated"])
+def test_injected_errors_are_on_one_scale_errors_per_gold_object(kind):
+    """At rate 0.2 every error type injects about 0.2 errors per gold object; mislocated boxes
+    land at IoU 0.5-0.75 with where they were (what the error table calls mislocated)."""
+    import numpy as np
+    import pandas as pd
+
+    from annotate.geometry import iou
+    from quality.robustness import MISLOCATED_IOU, inject
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    x0, y0 = rng.uniform(50, 400, n), rng.uniform(50, 400, n)
+    gold = pd.DataFrame({"image_id": np.repeat([f"i{k}" for k in range(1000)], 4),
+                         "annotator": "consensus", "object_id": [f"o{k}" for k in range(n)],
+                         "label": rng.choice(["a", "b", "c"], n), "x0": x0, "y0": y0,
+                         "x1": x0 + 40, "y1": y0 + 30, "source": "consensus"})
+    images = pd.DataFrame({"image_id": [f"i{k}" for k in range(1000)], "width": 500,
+                           "height": 500})
+    out = inject(gold, images, kind, 0.2, ["a", "b", "c"], np.random.default_rng(1))
+    same = out.merge(gold, on="object_id", suffixes=("", "_gold"))
+    errors = {"missed": n - len(same), "spurious": len(out) - len(same),
+              "wrong_label": int((same.label != same.label_gold).sum())}
+    overlap = iou(same[["x0", "y0", "x1", "y1"]].to_numpy(),
+                  same[["x0_gold", "y0_gold", "x1_gold", "y1_gold"]].to_numpy())
+    errors["mislocated"] = int((overlap < 1 - 1e-9).sum())
+    assert errors[kind] / n == pytest.approx(0.2, abs=0.03)
+    assert sum(v for k, v in errors.items() if k != kind) == 0
+    if kind == "mislocated":
+        moved = overlap[overlap < 1 - 1e-9]
+        assert moved.min() >= 0.5 - 1e-9 and moved.max() < MISLOCATED_IOU
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt install chromium)")
