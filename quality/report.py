@@ -154,11 +154,13 @@ def _reliability_section(figures: dict, run: Path) -> str:
             rows.append([f"{k}, absent excluded",
                          *_alpha_cells(f"reliability.{k}.absent_excluded",
                                        rel[k]["absent_excluded"])])
-    out.append(_table(["", "alpha", "95% CI low", "95% CI high", "units", "note"], rows))
+    out.append(_table(["", "alpha", "95% CI low", "95% CI high", "units", "CI resamples",
+                       "note"], rows))
     per_class = rel.get("per_class") or {}
     if per_class:
         out.append("<h3>Per class (is it this class? absent counts as not)</h3>")
-        out.append(_table(["class", "alpha", "95% CI low", "95% CI high", "units", "note"], [
+        out.append(_table(["class", "alpha", "95% CI low", "95% CI high", "units",
+                           "CI resamples", "note"], [
             [html.escape(name), *_alpha_cells(f"reliability.per_class.{name}", a)]
             for name, a in per_class.items()]))
     annotators = rel.get("annotators", [])
@@ -204,7 +206,19 @@ def _alpha_cells(key: str, a: dict) -> list[str]:
     warning = a.get("warning")
     return [_fig(f"{key}.alpha", a["alpha"]), _fig(f"{key}.ci_low", a["ci_low"]),
             _fig(f"{key}.ci_high", a["ci_high"]), _fig(f"{key}.n_units", a["n_units"]),
+            _resampled(f"{key}.resampled", a.get("resampled") or {}),
             f"<span class='warn'>&#9888; {html.escape(warning)}</span>" if warning else ""]
+
+
+def _resampled(key: str, resampled: dict) -> str:
+    """What an interval resampled, as the artifact says: '198 images x 1000'."""
+    if not resampled.get("n_boot"):
+        return "none"
+    unit = "units" if resampled.get("unit") == "unit" else f"{resampled.get('unit')}s"
+    count = (_fig(f"{key}.count", resampled["count"]) + " " if "count" in resampled else "")
+    paired = " (paired)" if resampled.get("paired") else ""
+    return (f"{count}{html.escape(unit)}{paired} &times; "
+            f"{_fig(f'{key}.n_boot', resampled['n_boot'])}")
 
 
 def _disagreements(rel: dict, run: Path) -> str:
@@ -334,6 +348,11 @@ def _robustness_section(figures: dict, run: Path) -> str:
                f"{html.escape(robust.get('tokenization', 'unrecorded'))} tokens.</p>")
     out.append(_table(["variant: metric", "gold input", "predicted input", "drop",
                        "drop CI low", "drop CI high", "paired MDD"], rows))
+    first = next(iter(variants), None)
+    if first is not None and variants[first].get("resampled"):
+        out.append("<p>Drop intervals resample "
+                   + _resampled(f"robustness.variants.{first}.resampled",
+                                variants[first]["resampled"]) + " (every variant alike).</p>")
     out.append(_adequacy(robust.get("adequacy") or {}))
     out.append(_versus_people(variants))
     out.append(_robustness_plot(variants))
@@ -432,7 +451,7 @@ def _robustness_plot(variants: dict) -> str:
         if people and people[0] is not None:
             ax.axhline(people[0], color="grey", ls="--", lw=1,
                        label="human ceiling (k - 1 refs)")
-        ax.set_xticks(x, names)
+        ax.set_xticks(x, names, rotation=30, ha="right")
         ax.set_title(metric)
     axes[0].legend(fontsize="small")
     return _png(fig)

@@ -275,6 +275,8 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
                 "resampled": {"unit": "image", "paired": True, "count": figures["n_images"],
                               "n_boot": n_boot},
                 "attribution": _records(attribute(table, error_table, n_boot, seed)),
+                "attribution_resampled": {"unit": "image, within its bucket",
+                                          "n_boot": n_boot},
                 "versus_people": equal_terms(
                     ts, {"gold input": gold_captions, "predicted input": predicted_captions},
                     table.index, n_boot, seed),
@@ -287,7 +289,9 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
             lambda boxes, imgs: generate_captions(model, boxes, imgs), ts, gold, images,
             seed=seed, n_boot=n_boot)
         out["perturbation"] = {"variant": model.name, "curves": _records(curves),
-                               "rate": "injected errors per gold object", "seeds": SEEDS}
+                               "rate": "injected errors per gold object", "seeds": SEEDS,
+                               "resampled": {"unit": "image", "count": len(images),
+                                             "n_boot": n_boot}}
     return out
 
 

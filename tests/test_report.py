@@ -56,6 +56,26 @@ def test_every_figure_on_the_page_is_the_one_in_report_json(report):
     assert figures["missing"] == {}  # every artifact of the fixture run was read
 
 
+def test_every_interval_in_report_json_names_what_it_resampled(report):
+    """Each figure with a ci_low sits in (or under) an entry that says what was resampled."""
+    figures = json.loads((report / "report.json").read_text())
+    unnamed = []
+
+    def walk(node, path, named):
+        if isinstance(node, dict):
+            named = named or "resampled" in node
+            if any(key.endswith("ci_low") for key in node) and not named:
+                unnamed.append(path)
+            for key, value in node.items():
+                walk(value, f"{path}.{key}", named)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}.{i}", named)
+
+    walk(figures, "", False)
+    assert unnamed == []
+
+
 def test_missing_inputs_are_explained_not_a_crash(run, tmp_path):
     partial = tmp_path / "partial"
     shutil.copytree(run / "tables", partial / "tables")
