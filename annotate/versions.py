@@ -37,3 +37,19 @@ def source_version() -> str:
                               capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return f"twostage {metadata.version('twostage')}"
+
+
+def split_versions(ts: TableSet, column: str = "split") -> dict[str, str]:
+    """`data_version` of each split's rows (its images with their split, annotations, boxes and
+    captions): two runs evaluated on the same test data have the same "test" version whatever
+    their training data, and moving one image between splits changes both versions."""
+    if column not in ts.images.columns:
+        return {}
+    out = {}
+    for name, images in ts.images.groupby(ts.images[column].astype(str)):
+        keep = images.image_id
+        out[name] = data_version(TableSet(
+            images=images, labels=ts.labels,
+            **{t: ts.table(t)[ts.table(t).image_id.isin(keep)]
+               for t in ("annotations", "boxes", "captions")}))
+    return out

@@ -6,7 +6,9 @@ DIR is a table set folder (`annotate import --out DIR`) or an export file read o
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -128,6 +130,57 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     print(f"wrote {workspace.path(args.dir, 'robustness')}")
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .jobs import compare_job
+
+    runs = [resolve_run(r, args.tracking_uri) for r in (args.run_a, args.run_b)]
+    result = compare_job(*runs, json_path=args.json, page_dir=args.out, force=args.force,
+                         n_boot=args.n_boot, seed=args.seed, tracking_uri=args.tracking_uri)
+    print_comparison(result)
+    for path in (args.json, args.out and f"{args.out}/compare.html"):
+        if path:
+            print(f"wrote {path}")
+
+
+def print_comparison(result: dict) -> None:
+    """Notes first (forced, different training data), then every figure and the verdict."""
+    for note in result["notes"]:
+        print(f"NOTE: {note}")
+    diff = result["settings_diff"]
+    print("settings that differ: " + (", ".join(f"{k} {a!r} -> {b!r}"
+                                                for k, (a, b) in diff.items()) or "none"))
+    rows = [(f"{variant}: {metric} ({given})", f)
+            for variant, inputs in result["stage2"].items()
+            for given, figures in inputs.items()
+            for metric, f in figures.items() if isinstance(f, dict)]
+    rows += [(f"detector: {name}", f) for name, f in result["stage1"].items()
+             if isinstance(f, dict) and "verdict" in f]
+    for name, f in rows:
+        print(f"{name:34} A {f['a']:7.3f}  B {f['b']:7.3f}  B-A {f['difference']:+7.3f} "
+              f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]  {f['verdict']}")
+    print(f"verdict: {result['verdict'].get('line') or result['verdict']['verdict']}")
+
+
+def resolve_run(value: str, tracking_uri: str | None) -> str:
+    """A run folder, or an MLflow run id whose run names its folder (tag run_folder)."""
+    if Path(value).is_dir():
+        return value
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise UserError(f"{value}: no such run folder (an MLflow run id needs --tracking-uri)")
+    import mlflow
+
+    try:
+        run = mlflow.MlflowClient(uri).get_run(value)
+    except mlflow.exceptions.MlflowException as err:
+        raise UserError(f"{value}: no such run folder, nor an MLflow run at {uri}") from err
+    folder = run.data.tags.get("run_folder")
+    if not folder or not Path(folder).is_dir():
+        raise UserError(f"MLflow run {value} names no run folder here (tag run_folder: "
+                        f"{folder!r})")
+    return folder
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import build
 
@@ -193,6 +246,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="gold vs predicted stage-2 input, attribution, perturbation curves")
     p.add_argument("--no-perturbation", action="store_true", help="skip the curves (faster)")
     p.set_defaults(func=cmd_robustness)
+
+    p = sub.add_parser("compare", help="two runs on their common test images: paired "
+                                       "differences, intervals, a verdict (refused when the "
+                                       "test data differ)")
+    p.add_argument("run_a", help="run folder (or MLflow run id with --tracking-uri)")
+    p.add_argument("run_b", help="run folder (or MLflow run id with --tracking-uri)")
+    p.add_argument("--json", help="write every figure here (compare.json)")
+    p.add_argument("--out", help="folder for compare.html")
+    p.add_argument("--force", action="store_true",
+                   help="compare even when the test data differ (on the common images)")
+    p.add_argument("--tracking-uri", help="MLflow: where run ids are looked up and the "
+                                          "comparison is recorded (default: run B's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("report", help="one static HTML page + report.json from the artifacts "
                                       "of a run folder (reads only; computes nothing)")

@@ -120,3 +120,58 @@ def audit_job(ts: TableSet, json_path: str | os.PathLike | None = None, *,
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def compare_job(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
+                json_path: str | os.PathLike | None = None,
+                page_dir: str | os.PathLike | None = None, force: bool = False,
+                n_boot: int = 1000, seed: int = 0, tracking_uri: str | None = None) -> dict:
+    """`compare_runs` written to `json_path` (compare.json) and `page_dir/compare.html`, and
+    recorded as an MLflow run (experiment `twostage-compare`) that links both runs and carries
+    the verdict as a tag. The tracking URI defaults to run B's own."""
+    from .compare import compare_runs, run_record
+    from .compare_page import render
+
+    result = compare_runs(run_a, run_b, force=force, n_boot=n_boot, seed=seed)
+    if json_path is not None:
+        write_json(json_path, result)
+    if page_dir is not None:
+        write_text(Path(page_dir) / "compare.html", render(result))
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or run_record(run_b).get(
+        "tracking_uri")
+    if uri:
+        result["mlflow"] = _record_comparison(result, uri, json_path, page_dir)
+        if json_path is not None:
+            write_json(json_path, result)
+    return result
+
+
+def _record_comparison(result: dict, uri: str, json_path, page_dir) -> dict:
+    """An MLflow run for the comparison: tags name both runs (folders, MLflow run ids, data
+    versions) and the verdict; metrics are the differences (B - A)."""
+    import mlflow
+
+    from .capture import captured
+
+    runs = result["runs"]
+    tags = {"run_a": runs["a"]["path"], "run_b": runs["b"]["path"],
+            "mlflow_run_a": str(runs["a"].get("mlflow_run")),
+            "mlflow_run_b": str(runs["b"].get("mlflow_run")),
+            "test_data_version": str(runs["a"]["split_versions"].get("test")),
+            "verdict": result["verdict"]["verdict"],
+            "forced": str(any(n.startswith("FORCED") for n in result["notes"]))}
+    metrics = {f"{variant}.{given}.{metric}.difference": f["difference"]
+               for variant, inputs in result["stage2"].items()
+               for given, figures in inputs.items()
+               for metric, f in figures.items() if isinstance(f, dict)}
+    log = (Path(page_dir) / "mlflow.log" if page_dir is not None else
+           Path(json_path).with_suffix(".mlflow.log") if json_path is not None else os.devnull)
+    with captured(log):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment("twostage-compare")
+        with mlflow.start_run(run_name="compare", tags=tags) as run:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if pd.notna(v)})
+            for path in (json_path, page_dir and Path(page_dir) / "compare.html"):
+                if path is not None and Path(path).exists():
+                    mlflow.log_artifact(str(path))
+    return {"tracking_uri": uri, "run_id": run.info.run_id}

@@ -36,15 +36,15 @@ log = logging.getLogger(__name__)
 PRESETS: dict[str, dict] = {
     "smoke": {"detector": "tiny", "detector_epochs": 1, "imgsz": 64, "stage2_preset": "tiny",
               "stage2_epochs": 2, "folds": 2, "oof_epochs": 1, "weak_epochs": 1, "n_boot": 100,
-              "perturbation": False, "val": 0.15, "test": 0.15},
+              "perturbation": False, "val": 0.15, "test": 0.15, "split_seed": 0},
     "demo": {"detector": "yolov8n.yaml", "detector_epochs": 40, "imgsz": 160,
              "stage2_preset": "small", "stage2_epochs": 25, "folds": 3, "oof_epochs": 15,
              "weak_epochs": 10,
-             "n_boot": 1000, "perturbation": True, "val": 0.15, "test": 0.15},
+             "n_boot": 1000, "perturbation": True, "val": 0.15, "test": 0.15, "split_seed": 0},
     "full": {"detector": "yolov8n.yaml", "detector_epochs": 100, "imgsz": 320,
              "stage2_preset": "small", "stage2_epochs": 60, "folds": 5, "oof_epochs": 50,
              "weak_epochs": 10,
-             "n_boot": 2000, "perturbation": True, "val": 0.1, "test": 0.2},
+             "n_boot": 2000, "perturbation": True, "val": 0.1, "test": 0.2, "split_seed": 0},
 }
 DEMO_EXPORT = Path(__file__).resolve().parent.parent / "data" / "demo" / "export.json"
 
@@ -112,7 +112,8 @@ class Pipeline:
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment(f"twostage-{version}")
         self.tags = {"data_version": version, "src_version": source_version(),
-                     "preset": self.settings.preset, "seed": str(self.settings.seed)}
+                     "preset": self.settings.preset, "seed": str(self.settings.seed),
+                     "run_folder": str(self.out.resolve())}
         self.parent = mlflow.start_run(run_name=f"evaluate-pipeline {self.settings.preset}",
                                        tags=self.tags)
         mlflow.log_params({f"preset.{k}": v for k, v in self.settings.options.items()})
@@ -187,6 +188,7 @@ class Pipeline:
             self.mlflow.log_artifact(str(run / "report" / "report.html"))
             self.mlflow.log_artifact(str(run / "report" / "report.json"))
             self._attach_run_ids()
+            self._write_record(data_version(imported))
         finally:
             with captured(self.log_path("mlflow")):
                 self.mlflow.end_run()
@@ -211,7 +213,7 @@ class Pipeline:
 
         def do_split() -> dict:
             summary = split_job(store.load(gold), split, val=o["val"], test=o["test"],
-                                seed=seed, n_boot=o["n_boot"])
+                                seed=o["split_seed"], n_boot=o["n_boot"])
             return {"max_class_share_gap": summary["max_class_share_gap"]}
 
         def do_audit() -> dict:
@@ -221,7 +223,9 @@ class Pipeline:
         self._step("reliability", [tables], [workspace.path(run, "reliability")],
                    do_reliability, self._uses("n_boot"))
         self._step("consensus", [tables], [gold], do_consensus)
-        self._step("split", [gold], [split], do_split, self._uses("val", "test", "n_boot"))
+        # the split has its own seed: runs that differ only in --seed share their test data
+        self._step("split", [gold], [split], do_split,
+                   {n: o[n] for n in ("val", "test", "n_boot", "split_seed")})
         self._step("audit", [split], [workspace.path(run, "audit")], do_audit)
 
     def _stage1_steps(self, o: dict, seed: int) -> None:
@@ -372,6 +376,22 @@ class Pipeline:
                               workspace.path(run, "evaluate"), workspace.path(run, "stage1"),
                               workspace.path(run, "split") / "split_report.json"],
                    [run / "report" / "report.html"], do_report)
+
+    def _write_record(self, version: str) -> None:
+        """run.json: the settings, the data version of the whole set and of each split, the
+        source version and the MLflow run: what `quality compare` checks before comparing.
+        The split versions are also MLflow tags (data_version.train, .val, .test)."""
+        from annotate.versions import split_versions
+
+        splits = split_versions(store.load(workspace.path(self.out, "split"), validate=False))
+        record = {"settings": {"preset": self.settings.preset, "seed": self.settings.seed,
+                               "data": str(self.settings.data), **self.settings.options},
+                  "data_version": version, "split_versions": splits,
+                  "source_version": self.tags.get("src_version"),
+                  "tracking_uri": self.mlflow.get_tracking_uri(),
+                  "mlflow_run": self.parent.info.run_id}
+        write_json(self.out / "run.json", record)
+        self.mlflow.set_tags({f"data_version.{name}": v for name, v in splits.items()})
 
     def _attach_run_ids(self) -> None:
         """report.json says which MLflow run made each figure."""

@@ -21,9 +21,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="smoke: CI-sized, figures not meaningful; demo: meaningful on 2 "
                              "CPU cores in <= 15 min; full: benchmarks and GPUs")
     parser.add_argument("--out", required=True, help="run folder (steps already done are reused)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training and resampling randomness (the split keeps its own)")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="the train/val/test split's seed: runs with the same split seed "
+                             "and data share their test data, so they can be compared")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
                                                "$MLFLOW_TRACKING_URI, else OUT/mlflow.db)")
+    parser.add_argument("--baseline", help="an earlier run folder (or MLflow run id) to compare "
+                                           "this run against at the end (`quality compare`)")
     return parser
 
 
@@ -35,11 +41,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> None:
     settings = Settings(data=args.data, preset=args.preset, seed=args.seed,
-                        tracking_uri=args.tracking_uri)
+                        tracking_uri=args.tracking_uri,
+                        options={"split_seed": args.split_seed})
     page = Pipeline(args.out, settings, echo=print).run()
     for line in headline(json.loads(page.with_name("report.json").read_text())):
         print(line)
     print(f"report: {page} (step logs: {Path(args.out) / 'logs'})")
+    if args.baseline:
+        from .cli import resolve_run
+        from .jobs import compare_job
+
+        out = Path(args.out)
+        result = compare_job(resolve_run(args.baseline, args.tracking_uri), out,
+                             json_path=out / "compare.json", page_dir=out / "compare",
+                             tracking_uri=args.tracking_uri)
+        for note in result["notes"]:
+            print(f"NOTE: {note}")
+        print(f"against the baseline {args.baseline} (A) this run (B): "
+              f"{result['verdict'].get('line') or result['verdict']['verdict']}; "
+              f"details: {out / 'compare' / 'compare.html'}")
 
 
 def headline(report: dict) -> list[str]:

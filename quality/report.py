@@ -78,6 +78,14 @@ def build(run: str | os.PathLike, out: str | os.PathLike) -> Path:
 
 
 # --------------------------------------------------------------------------- rendering
+#: The pages' stylesheet (the report and `quality compare`'s page).
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+         "h2{border-bottom:1px solid #ccc}table{border-collapse:collapse;margin:.5em 0}"
+         "td,th{border:1px solid #ddd;padding:2px 8px;text-align:right}"
+         "th:first-child,td:first-child{text-align:left}.missing{background:#fff4e5;"
+         "padding:.5em 1em;border-left:4px solid #f0a030}img.plot{max-width:100%}"
+         "img.sample{border:1px solid #ccc;margin:4px;max-width:300px}"
+         ".ceiling{color:#555}.warn{color:#b35900}")
 
 
 def _fmt(value) -> str:
@@ -122,15 +130,8 @@ def render(figures: dict, run: Path) -> str:
     sections = [_reliability_section(figures, run), _split_section(figures),
                 _stage1_section(figures), _robustness_section(figures, run),
                 _sanity_section(figures)]
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-             "h2{border-bottom:1px solid #ccc}table{border-collapse:collapse;margin:.5em 0}"
-             "td,th{border:1px solid #ddd;padding:2px 8px;text-align:right}"
-             "th:first-child,td:first-child{text-align:left}.missing{background:#fff4e5;"
-             "padding:.5em 1em;border-left:4px solid #f0a030}img.plot{max-width:100%}"
-             "img.sample{border:1px solid #ccc;margin:4px;max-width:300px}"
-             ".ceiling{color:#555}.warn{color:#b35900}")
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            "<title>twostage report</title>" f"<style>{style}</style></head><body>"
+            "<title>twostage report</title>" f"<style>{STYLE}</style></head><body>"
             f"<h1>twostage report</h1><p>Run folder: <code>{html.escape(figures['run'])}</code>"
             "</p>" + "".join(sections) + "</body></html>")
 

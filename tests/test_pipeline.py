@@ -236,3 +236,95 @@ def test_a_changed_input_reruns_its_step_and_the_steps_after_it(two_runs, tmp_pa
     reran = {line[8:30].strip() for line in lines if not line.endswith("cached")}
     assert reran - {"report"} == {"stage1 evaluate", "stage2 gold", "stage2 noise",
                                   "stage2 oof", "robustness"}
+
+
+@pytest.fixture(scope="module")
+def seed_one(two_runs, tmp_path_factory):
+    """A smoke run with seed 1 on the same data, compared at the end with the seed-0 run."""
+    run = tmp_path_factory.mktemp("pipeline") / "seed1"
+    assert main(["--preset", "smoke", "--seed", "1", "--out", str(run),
+                 "--baseline", str(two_runs[0])]) == 0
+    return run
+
+
+def test_runs_with_other_seeds_compare_with_paired_intervals_and_a_verdict(two_runs, seed_one):
+    """--baseline wrote compare.json and the page; the split has its own seed, so the test data
+    are the same; the settings diff lists exactly the seed; MLflow holds the comparison with
+    both runs and the verdict as tags."""
+    result = json.loads((seed_one / "compare.json").read_text())
+    assert (seed_one / "compare" / "compare.html").exists()
+    versions = result["runs"]["a"]["split_versions"], result["runs"]["b"]["split_versions"]
+    assert versions[0] == versions[1] and result["notes"] == []
+    assert result["settings_diff"] == {"seed": [0, 1]}
+    figure = result["stage2"]["gold"]["predicted"]["rouge_l"]
+    assert figure["difference"] == pytest.approx(figure["b"] - figure["a"])
+    assert figure["ci_low"] <= figure["difference"] <= figure["ci_high"]
+    assert figure["verdict"] in {"A better", "B better", "cannot tell at this evaluation size"}
+    assert result["verdict"]["figure"] == "stage2.gold.predicted.cider_d"
+    assert set(result["stage1"]) >= {"recall", "precision"}
+    client = mlflow.MlflowClient(tracking_uri=result["mlflow"]["tracking_uri"])
+    tags = client.get_run(result["mlflow"]["run_id"]).data.tags
+    assert tags["verdict"] == result["verdict"]["verdict"]
+    assert tags["run_a"] == str(two_runs[0].resolve()) and tags["run_b"] == str(seed_one.resolve())
+    run_json = json.loads((seed_one / "run.json").read_text())
+    assert client.get_run(run_json["mlflow_run"]).data.tags["data_version.test"] == \
+        versions[1]["test"]
+
+
+def _edit_split(run, split: str) -> None:
+    """Remove the boxes of three images of one split (as if annotations were dropped)."""
+    from annotate import store
+
+    ts = store.load(run / "split")
+    images = ts.images[ts.images.split == split].image_id.iloc[:3]
+    ts.boxes = ts.boxes[~ts.boxes.image_id.isin(images)]
+    store.save(ts, run / "split")
+
+
+def test_different_test_data_are_refused_unless_forced(two_runs, seed_one, tmp_path, capsys):
+    from quality.cli import main as quality
+
+    changed = tmp_path / "changed"
+    shutil.copytree(seed_one, changed)
+    _edit_split(changed, "test")
+    assert quality(["compare", str(two_runs[0]), str(changed), "--n-boot", "50"]) == 2
+    error = capsys.readouterr().err
+    a = json.loads((seed_one / "run.json").read_text())["split_versions"]["test"]
+    assert "different test data" in error and a in error and "test data version" in error
+    assert quality(["compare", str(two_runs[0]), str(changed), "--n-boot", "50", "--force",
+                    "--json", str(tmp_path / "c.json")]) == 0
+    assert "FORCED" in capsys.readouterr().out
+    assert json.loads((tmp_path / "c.json").read_text())["notes"][0].startswith("FORCED")
+
+
+def test_different_training_data_compare_with_a_warning_first(two_runs, seed_one, tmp_path,
+                                                              capsys):
+    from quality.cli import main as quality
+
+    changed = tmp_path / "changed"
+    shutil.copytree(seed_one, changed)
+    _edit_split(changed, "train")
+    assert quality(["compare", str(two_runs[0]), str(changed), "--n-boot", "50"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("NOTE: different training data: a difference may come from the data")
+
+
+def test_settings_diff_lists_exactly_the_changed_options():
+    from quality.compare import settings_diff
+
+    a = {"seed": 0, "preset": "smoke", "n_boot": 100, "nested": {"x": 1, "y": 2}}
+    b = {"seed": 0, "preset": "smoke", "n_boot": 200, "nested": {"x": 1, "y": 3}, "new": True}
+    assert settings_diff(a, b) == {"n_boot": [100, 200], "nested.y": [2, 3], "new": [None, True]}
+
+
+def test_compare_takes_mlflow_run_ids(two_runs, seed_one, tmp_path, capsys):
+    from quality.cli import main as quality
+
+    records = [json.loads((r / "run.json").read_text()) for r in (two_runs[0], seed_one)]
+    uri = records[0]["tracking_uri"]
+    assert quality(["compare", records[0]["mlflow_run"], str(seed_one), "--tracking-uri", uri,
+                    "--n-boot", "20", "--json", str(tmp_path / "c.json")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["runs"]["a"]["path"] == \
+        str(two_runs[0].resolve())
+    assert quality(["compare", "no-such-run", str(seed_one), "--tracking-uri", uri]) == 2
+    assert "no such run folder, nor an MLflow run" in capsys.readouterr().err
