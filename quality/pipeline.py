@@ -338,6 +338,26 @@ class Pipeline:
                        [folder / workspace.CAPTIONS_PREDICTED], do_variant,
                        self._uses("stage2_preset", "stage2_epochs"))
 
+        baseline = workspace.path(run, "stage2") / "baseline"
+
+        def do_baseline() -> dict:
+            from stage2_generate.baseline import rule_job
+
+            ts = store.load(split)
+            test = ts.images[ts.images.split == "test"]
+            for boxes, name in ((gold_boxes(ts), workspace.CAPTIONS_GOLD),
+                                (pd.read_parquet(workspace.path(run, "predicted")),
+                                 workspace.CAPTIONS_PREDICTED),
+                                (pd.read_parquet(run / workspace.WEAK_PREDICTED),
+                                 workspace.CAPTIONS_PREDICTED_WEAK)):
+                rule_job(boxes, test, baseline / name)
+            return {}
+
+        # the rule baseline, evaluated exactly like the learned variants (no training)
+        self._step("stage2 baseline", [split, workspace.path(run, "predicted"),
+                                       run / workspace.WEAK_PREDICTED],
+                   [baseline / workspace.CAPTIONS_PREDICTED], do_baseline)
+
     def _report_steps(self, o: dict, seed: int) -> None:
         from .report import build
         from .robustness import robustness_job
@@ -345,7 +365,7 @@ class Pipeline:
 
         run = self.out
         variants = [workspace.path(run, "stage2") / v / workspace.CAPTIONS_PREDICTED
-                    for v in ("gold", "noise", "oof")]
+                    for v in ("gold", "noise", "oof", "baseline")]
 
         def do_robustness() -> dict:
             figures = robustness_job(run, o["n_boot"], seed, perturb=o["perturbation"])
@@ -429,12 +449,13 @@ class _NoTracking:
 STEPS = ["import", "reliability", "consensus", "split", "audit", "stage1 train",
          "stage1 predict", "stage1 evaluate", "stage1 crossfit", "stage1 weak", "stage2 gold",
          "stage2 noise",
-         "stage2 oof", "robustness", "sanity", "report"]
+         "stage2 oof", "stage2 baseline", "robustness", "sanity", "report"]
 NOMINAL = {
     "smoke": dict.fromkeys(STEPS, 8),
     "demo": {"import": 3, "reliability": 8, "consensus": 2, "split": 3, "audit": 3,
              "stage1 train": 150, "stage1 predict": 5, "stage1 evaluate": 8,
              "stage1 crossfit": 200, "stage1 weak": 20, "stage2 gold": 30, "stage2 noise": 30,
-             "stage2 oof": 30, "robustness": 10, "sanity": 10, "report": 5},
+             "stage2 oof": 30, "stage2 baseline": 1, "robustness": 10, "sanity": 10,
+             "report": 5},
     "full": dict.fromkeys(STEPS, 300),
 }

@@ -62,6 +62,8 @@ def collect(run: str | os.PathLike) -> dict:
             figures["stage1"]["test"] = _read_json(workspace.path(run, "evaluate"))
     if need("robustness"):
         figures["robustness"] = _read_json(workspace.path(run, "robustness"))
+        if "summary" in figures["robustness"]:
+            figures["summary"] = figures["robustness"]["summary"]
     if need("sanity"):
         figures["sanity"] = _read_json(workspace.path(run, "sanity"))
     return figures
@@ -127,13 +129,90 @@ def _missing(figures: dict, *names: str) -> str:
 
 
 def render(figures: dict, run: Path) -> str:
-    sections = [_reliability_section(figures, run), _split_section(figures),
+    sections = [_verdict_section(figures), _reliability_section(figures, run),
+                _split_section(figures),
                 _stage1_section(figures), _robustness_section(figures, run),
                 _sanity_section(figures)]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<title>twostage report</title>" f"<style>{STYLE}</style></head><body>"
             f"<h1>twostage report</h1><p>Run folder: <code>{html.escape(figures['run'])}</code>"
             "</p>" + "".join(sections) + "</body></html>")
+
+
+def _verdict_section(figures: dict) -> str:
+    """The answer first: the verdict sentences of `robustness.json`'s summary, the gap of every
+    variant per detector with its interval, each detector's error rates and confusion."""
+    block = figures.get("summary")
+    if not block:
+        return ""
+    out = ["<section><h2>Verdict</h2>"]
+    out += [f"<p>{html.escape(line)}</p>" for line in block.get("verdict", [])]
+    rows = []
+    for kind in ("gap", "baseline"):
+        for detector, variants in block[kind].items():
+            entries = variants.items() if kind == "gap" else [("rule baseline", variants)]
+            for variant, e in entries:
+                key = (f"summary.gap.{detector}.{variant}" if kind == "gap"
+                       else f"summary.baseline.{detector}")
+                rows.append([html.escape(f"{detector}: {variant}"),
+                             *[_fig(f"{key}.{k}", e[k]) for k in (
+                                 "gold", "predicted", "drop", "ci_low", "ci_high", "reduction",
+                                 "reduction_ci_low", "reduction_ci_high")]])
+    out.append(_table([f"detector: variant ({block['metric']})", "gold input", "predicted input",
+                       "drop", "CI low", "CI high", "gap closed", "CI low", "CI high"], rows))
+    out.append(_gap_plot(block))
+    rates = ("recall", "miss_rate", "spurious_rate", "wrong_label_rate", "mislocated_rate")
+    out.append(_table(["detector", *[r.replace("_", " ") for r in rates]], [
+        [html.escape(name), *[_fig(f"summary.detectors.{name}.{r}", d[r]) for r in rates]]
+        for name, d in block["detectors"].items()]))
+    out.append(_confusion_plot(block["detectors"]))
+    return "".join(out) + "</section>"
+
+
+def _gap_plot(block: dict) -> str:
+    """Drop per variant (bars with 95% intervals), one panel per detector."""
+    detectors = list(block["gap"])
+    if not detectors:
+        return ""
+    fig = Figure(figsize=(4.5 * len(detectors), 3.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(detectors)))
+    for ax, detector in zip(axes, detectors, strict=True):
+        entries = dict(block["gap"][detector])
+        if detector in block["baseline"]:
+            entries["rule baseline"] = block["baseline"][detector]
+        names = list(entries)
+        drops = np.array([entries[n]["drop"] for n in names], dtype=float)
+        low = np.array([entries[n]["ci_low"] for n in names], dtype=float)
+        high = np.array([entries[n]["ci_high"] for n in names], dtype=float)
+        ax.bar(names, drops, yerr=[drops - low, high - drops], capsize=4,
+               color=["#888888" if n == "rule baseline" else "#1f77b4" for n in names])
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_title(f"{detector}: gold - predicted {block['metric']}")
+        ax.tick_params(axis="x", rotation=30)
+    return _png(fig)
+
+
+def _confusion_plot(detectors: dict) -> str:
+    """Each detector's confusion matrix (gold rows + spurious, predicted columns + missed)."""
+    names = [n for n, d in detectors.items() if d.get("confusion")]
+    if not names:
+        return ""
+    fig = Figure(figsize=(5 * len(names), 4.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(names)))
+    for ax, name in zip(axes, names, strict=True):
+        c = detectors[name]["confusion"]
+        counts = np.array(c["counts"], dtype=float)
+        ax.imshow(counts, cmap="Blues")
+        ax.set_xticks(range(len(c["columns"])), c["columns"], rotation=45, ha="right")
+        ax.set_yticks(range(len(c["rows"])), c["rows"])
+        for (i, j), value in np.ndenumerate(counts):
+            if value:
+                ax.text(j, i, f"{int(value)}", ha="center", va="center", fontsize=8,
+                        color="white" if value > counts.max() / 2 else "black")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("gold")
+        ax.set_title(name)
+    return _png(fig)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -21,6 +21,7 @@ from annotate.schema import HUMAN, TableSet, check_errors
 from stage2_generate.content import content_scores
 from stage2_generate.noise import Noise, corrupt
 
+from . import cascade
 from .adequacy import paired_mdd
 from .ceiling import equal_terms
 from .units import COORDS
@@ -32,6 +33,8 @@ FEW_IMAGES = 5
 #: Perturbation curves: injected errors per gold object, and how many seeds each point averages.
 RATES = (0.0, 0.1, 0.2, 0.4)
 SEEDS = 3
+#: The detectors a run evaluates: the trained one and a deliberately weak one.
+TRAINED_DETECTOR, WEAK_DETECTOR = "trained detector", "weak detector"
 ITEM_METRICS = ("cider_d", "rouge_l", "content")
 ERROR_TYPES = ("missed", "spurious", "wrong_label", "mislocated")
 
@@ -256,17 +259,22 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
     out: dict = {"variants": {}, "mislocated_iou": MISLOCATED_IOU,
                  "tokenization": TOKENIZATION}
     weak_errors = Path(run) / workspace.WEAK_ERRORS
-    tables = {}
+    tables, by_detector = {}, {}
+    error_tables = {TRAINED_DETECTOR: errors}
     for folder in found:
         sources = [(folder.name, workspace.CAPTIONS_PREDICTED, errors)]
+        detectors = {folder.name: TRAINED_DETECTOR}
         if (folder / workspace.CAPTIONS_PREDICTED_WEAK).exists() and weak_errors.exists():
             sources.append((f"{folder.name}, weak detector", workspace.CAPTIONS_PREDICTED_WEAK,
                             pd.read_parquet(weak_errors)))
+            detectors[f"{folder.name}, weak detector"] = WEAK_DETECTOR
+            error_tables[WEAK_DETECTOR] = sources[-1][2]
         for name, predicted_file, error_table in sources:
             gold_captions = pd.read_parquet(folder / workspace.CAPTIONS_GOLD)
             predicted_captions = pd.read_parquet(folder / predicted_file)
             figures, table = compare(gold_captions, predicted_captions, ts, gold, n_boot, seed)
             tables[name] = table
+            by_detector[detectors[name], folder.name] = table
             order = "content_predicted" if "content_predicted" in table else table.columns[0]
             worst = table.sort_values(order).head(8).reset_index()
             out["variants"][name] = {
@@ -282,6 +290,8 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
                     table.index, n_boot, seed),
                 "worst": worst.astype(object).where(worst.notna(), None).to_dict("records")}
     out["adequacy"] = between_variants(tables)
+    out["summary"] = block = cascade.summary(by_detector, error_tables, list(ts.labels),
+                                             MISLOCATED_IOU, n_boot, seed)
     if perturb:
         images = ts.images[ts.images.split == "test"]
         model = found[0]
@@ -292,6 +302,10 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
                                "rate": "injected errors per gold object", "seeds": SEEDS,
                                "resampled": {"unit": "image", "count": len(images),
                                              "n_boot": n_boot}}
+        block["costliest_error"] = cascade.costliest_error(curves)
+    people = (out["variants"].get(cascade.GOLD_VARIANT, {}).get("versus_people", {})
+              .get("metrics", {}).get(cascade.PRIMARY_METRIC, {}).get("people", {}).get("score"))
+    block["verdict"] = cascade.verdict(block, TRAINED_DETECTOR, people)
     return out
 
 

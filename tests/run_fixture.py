@@ -13,6 +13,7 @@ from quality import workspace
 from quality.jobs import audit_job, consensus_job, reliability_job, split_job
 from stage1_detect.jobs import evaluate_job, predict_job
 from stage1_detect.train import DetectorConfig, train
+from stage2_generate.baseline import rule_job
 from stage2_generate.generate import generate_job
 from stage2_generate.noise import Noise
 from stage2_generate.train import TrainConfig
@@ -43,4 +44,7 @@ def make_run(run: Path, stage2: bool = True) -> Path:
                                                     progress=False))
             generate_job(folder, gold_boxes(split), test, folder / workspace.CAPTIONS_GOLD)
             generate_job(folder, predicted, test, folder / workspace.CAPTIONS_PREDICTED)
+        baseline = run / "stage2" / "baseline"
+        rule_job(gold_boxes(split), test, baseline / workspace.CAPTIONS_GOLD)
+        rule_job(predicted, test, baseline / workspace.CAPTIONS_PREDICTED)
     return run

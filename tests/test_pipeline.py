@@ -33,7 +33,7 @@ def test_same_seed_same_figures(two_runs):
     first, second = two_runs
     a, b = figures_of(first), figures_of(second)
     assert a == b
-    names = {"gold", "noise", "oof"}
+    names = {"gold", "noise", "oof", "baseline"}
     assert set(a["robustness"]["variants"]) == names | {f"{n}, weak detector" for n in names}
     assert not a["missing"]
 
@@ -235,7 +235,7 @@ def test_a_changed_input_reruns_its_step_and_the_steps_after_it(two_runs, tmp_pa
     Pipeline(run, Settings(preset="smoke"), echo=lines.append).run()
     reran = {line[8:30].strip() for line in lines if not line.endswith("cached")}
     assert reran - {"report"} == {"stage1 evaluate", "stage2 gold", "stage2 noise",
-                                  "stage2 oof", "robustness"}
+                                  "stage2 oof", "stage2 baseline", "robustness"}
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from quality import workspace
@@ -51,7 +52,7 @@ def test_every_figure_on_the_page_is_the_one_in_report_json(report):
                     "Stage 2: gold vs predicted input", "Sanity checks"):
         assert section in page
     assert page.count('<img class="plot"') >= 4 and "http://" not in page.split("<body>")[1]
-    assert figures["robustness"]["variants"].keys() == {"gold", "noise"}
+    assert figures["robustness"]["variants"].keys() == {"gold", "noise", "baseline"}
     assert figures["sanity"]["overfit_tiny_batch"]["passed"]
     assert figures["missing"] == {}  # every artifact of the fixture run was read
 
@@ -189,3 +190,66 @@ def test_page_renders_in_headless_chromium_without_console_errors(report, tmp_pa
     with Image.open(shot) as image:
         colours = image.convert("RGB").resize((120, 300)).getcolors(maxcolors=100000)
     assert colours is not None and len(colours) > 50  # plots drawn, not a blank page
+
+
+def test_summary_block_agrees_with_the_detailed_sections(report):
+    """report.json's summary: test images, the detector's rates (from its error table), the
+    gap of every learned variant with its reduction against the gold-trained one, the rule
+    baseline apart; each figure equals the one in the detailed robustness section."""
+    figures = json.loads((report / "report.json").read_text())
+    summary = figures["summary"]
+    variants = figures["robustness"]["variants"]
+    assert summary["test_images"] == variants["gold"]["figures"]["n_images"]
+    gap = summary["gap"]["trained detector"]
+    assert set(gap) == {"gold", "noise"} and set(summary["baseline"]) == {"trained detector"}
+    for name, entry in [*gap.items(), ("baseline", summary["baseline"]["trained detector"])]:
+        detailed = variants[name]["figures"]["cider_d"]
+        for key in ("gold", "predicted", "drop"):
+            assert entry[key] == pytest.approx(detailed[key]), (name, key)
+    assert gap["gold"]["reduction"] in (0.0, None)
+    assert summary["baseline"]["trained detector"]["reduction"] is None
+    detector = summary["detectors"]["trained detector"]
+    assert set(detector) >= {"recall", "miss_rate", "spurious_rate", "wrong_label_rate",
+                             "mislocated_rate", "confusion"}
+    counts = np.array(detector["confusion"]["counts"])
+    assert counts[:-1].sum() == detector["gold_objects"]  # every gold object in a row
+    assert summary["verdict"] and "Verdict" in (report / "report.html").read_text()
+
+
+def test_gap_reduction_on_hand_made_per_image_drops():
+    """The gold-trained variant drops 1.0 on every image, the robust one 0.4: it closes 60%
+    of the gap (interval 60% too: every image alike)."""
+    import pandas as pd
+
+    from quality.cascade import gaps
+
+    index = pd.Index([f"i{k}" for k in range(20)], name="image_id")
+    gold = pd.DataFrame({"cider_d_gold": 2.0, "cider_d_predicted": 1.0}, index=index)
+    robust = pd.DataFrame({"cider_d_gold": 2.0, "cider_d_predicted": 1.6}, index=index)
+    result = gaps({("d", "gold"): gold, ("d", "oof"): robust}, n_boot=100, seed=0)["d"]
+    assert result["gold"]["drop"] == pytest.approx(1.0)
+    assert result["oof"]["reduction"] == pytest.approx(0.6)
+    assert result["oof"]["reduction_ci_low"] == pytest.approx(0.6)
+
+
+def test_confusion_matrix_counts_on_a_hand_made_error_table():
+    import pandas as pd
+
+    from quality.cascade import confusion, detector_rates
+
+    errors = pd.DataFrame({
+        "image_id": ["1"] * 5,
+        "status": ["matched", "wrong_label", "missed", "spurious", "matched"],
+        "gold_label": ["cat", "cat", "dog", None, "dog"],
+        "pred_label": ["cat", "dog", None, "cat", "dog"],
+        "iou": [0.9, 0.8, None, None, 0.6],
+        "gold_object_id": ["g1", "g2", "g3", None, "g4"],
+        "pred_object_id": ["p1", "p2", None, "p3", "p4"], "score": 0.9})
+    matrix = confusion(errors, ["cat", "dog"])
+    assert matrix["rows"] == ["cat", "dog", "spurious"]
+    assert matrix["columns"] == ["cat", "dog", "missed"]
+    assert matrix["counts"] == [[1, 1, 0], [0, 1, 1], [1, 0, 0]]
+    rates = detector_rates(errors, mislocated_iou=0.75)
+    assert rates["recall"] == 0.75 and rates["miss_rate"] == 0.25
+    assert rates["wrong_label_rate"] == 0.25 and rates["mislocated_rate"] == 0.25
+    assert rates["spurious_rate"] == 0.25

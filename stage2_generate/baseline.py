@@ -1,0 +1,68 @@
+"""The rule baseline: a caption from the layout encoding by fixed templates, no training.
+
+It reads exactly what the learned model reads (`annotate.layout.encode_layouts`: classes and
+quantised boxes, left to right) and writes
+
+    EMPTY            -> "an empty image"
+    one object       -> "a red circle"
+    several objects  -> "from left to right: a red circle, two blue squares and a green triangle"
+
+(classes counted in order of first appearance). It is the floor a learned stage 2 must beat,
+and since it has no weights to adapt, its own gold-vs-predicted drop is the part of the
+cascade's loss that the detector causes whatever stage 2 does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pandas as pd
+
+from annotate.atomic import write_parquet
+from annotate.layout import DEFAULT_BINS, EMPTY, SEPARATOR, encode_layouts
+from annotate.schema import coerce, model_source
+
+SOURCE = model_source("rule-baseline")
+NUMBERS = {1: "a", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
+
+def caption_of(layout: str) -> str:
+    """The template caption of one encoded layout."""
+    if layout == EMPTY or not layout.strip():
+        return "an empty image"
+    labels = [_label(part) for part in layout.split(SEPARATOR)]
+    counts = Counter(labels)
+    phrases = [_noun_phrase(label, counts[label]) for label in dict.fromkeys(labels)]
+    if len(labels) == 1:
+        return phrases[0]
+    listing = phrases[0] if len(phrases) == 1 else (", ".join(phrases[:-1]) + " and "
+                                                    + phrases[-1])
+    return f"from left to right: {listing}"
+
+
+def _label(part: str) -> str:
+    """The class name of one encoded object ('red circle x2 y5 x4 y7' -> 'red circle')."""
+    words = part.split()
+    return " ".join(words[:-4]) if len(words) > 4 else part
+
+
+def _noun_phrase(label: str, count: int) -> str:
+    return f"{NUMBERS.get(count, str(count))} {label}{'s' if count > 1 else ''}"
+
+
+def rule_captions(boxes: pd.DataFrame, images: pd.DataFrame, bins: int = DEFAULT_BINS
+                  ) -> pd.DataFrame:
+    """A captions table (source `model:rule-baseline`) for every image in `images`."""
+    layouts = encode_layouts(boxes, images, bins)
+    return coerce("captions", pd.DataFrame({
+        "image_id": layouts.index.to_numpy(), "annotator": SOURCE,
+        "caption": [caption_of(text) for text in layouts], "source": SOURCE}))
+
+
+def rule_job(boxes: pd.DataFrame, images: pd.DataFrame, out: str | os.PathLike,
+             bins: int = DEFAULT_BINS) -> pd.DataFrame:
+    """`rule_captions` written atomically to `out` (Parquet)."""
+    captions = rule_captions(boxes, images, bins)
+    write_parquet(out, captions)
+    return captions
