@@ -86,6 +86,15 @@ def read_json(path: str | os.PathLike) -> Any:
     return decode(read_bytes(path), path)
 
 
+def read_records(path: str | os.PathLike, expected: str) -> list[dict]:
+    """A JSON file that must be a list of objects (a COCO results file): the list, or an
+    `ExportError` naming the file and what was `expected`."""
+    rows = read_json(path)
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ExportError(f"{path}: expected {expected}")
+    return rows
+
+
 def _stdlib(raw: bytes, path: str | os.PathLike) -> Any:
     try:
         return json.loads(raw)

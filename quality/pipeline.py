@@ -306,6 +306,15 @@ class Pipeline:
         run = self.out
         split = workspace.path(run, "split")
         stage1 = run / "stage1"
+
+        def layouts(ts) -> list[tuple[pd.DataFrame, str]]:
+            """Each stage-2 variant captions these: gold, the detector's, the weak one's."""
+            return [(gold_boxes(ts), workspace.CAPTIONS_GOLD),
+                    (pd.read_parquet(workspace.path(run, "predicted")),
+                     workspace.CAPTIONS_PREDICTED),
+                    (pd.read_parquet(run / workspace.WEAK_PREDICTED),
+                     workspace.CAPTIONS_PREDICTED_WEAK)]
+
         variants = {
             "gold": ([split], lambda: (Noise(), None, 0.0)),
             "noise": ([split, stage1 / "errors_val.parquet"], lambda: (
@@ -323,11 +332,7 @@ class Pipeline:
                     preset=o["stage2_preset"], epochs=o["stage2_epochs"], seed=seed,
                     noise=noise, extra_share=share, patience=5, progress=False), extra)
                 test = ts.images[ts.images.split == "test"]
-                for boxes, name in ((gold_boxes(ts), workspace.CAPTIONS_GOLD),
-                                    (pd.read_parquet(workspace.path(run, "predicted")),
-                                     workspace.CAPTIONS_PREDICTED),
-                                    (pd.read_parquet(run / workspace.WEAK_PREDICTED),
-                                     workspace.CAPTIONS_PREDICTED_WEAK)):
+                for boxes, name in layouts(ts):
                     generate_job(folder, boxes, test, folder / name)
                 return {"best_val_loss": record["best_val_loss"], **{
                     f"noise_{k}": v for k, v in noise.to_dict().items()
@@ -345,11 +350,7 @@ class Pipeline:
 
             ts = store.load(split)
             test = ts.images[ts.images.split == "test"]
-            for boxes, name in ((gold_boxes(ts), workspace.CAPTIONS_GOLD),
-                                (pd.read_parquet(workspace.path(run, "predicted")),
-                                 workspace.CAPTIONS_PREDICTED),
-                                (pd.read_parquet(run / workspace.WEAK_PREDICTED),
-                                 workspace.CAPTIONS_PREDICTED_WEAK)):
+            for boxes, name in layouts(ts):
                 rule_job(boxes, test, baseline / name)
             return {}
 

@@ -33,9 +33,8 @@ def read_predictions(path: str | os.PathLike, ts: TableSet) -> pd.DataFrame:
     path = Path(path)
     if path.suffix != ".json":
         return coerce("boxes", pd.read_parquet(path))
-    rows = jsonio.read_json(path)
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise UserError(f"{path}: expected a COCO results list of objects")
+    rows = jsonio.read_records(path, "a COCO results list of {image_id, category_id, bbox, "
+                                     "score} objects")
     frame = pd.DataFrame(rows, columns=["image_id", "category_id", "bbox", "score"])
     ids = ts.meta.get("coco_categories") or {name: k + 1 for k, name in enumerate(ts.labels)}
     name_of = {int(v): k for k, v in ids.items()}

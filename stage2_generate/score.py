@@ -27,9 +27,7 @@ def read_captions(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if path.suffix != ".json":
         return coerce("captions", pd.read_parquet(path))
-    rows = jsonio.read_json(path)
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise UserError(f"{path}: expected a COCO results list of {{image_id, caption}} objects")
+    rows = jsonio.read_records(path, "a COCO results list of {image_id, caption} objects")
     bad = [i for i, r in enumerate(rows)
            if id_text(r.get("image_id")) is None or not isinstance(r.get("caption"), str)]
     if bad:
