@@ -6,9 +6,7 @@ DIR is a table set folder (`annotate import --out DIR`) or an export file read o
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 import pandas as pd
 
@@ -131,7 +129,7 @@ def cmd_robustness(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from .jobs import compare_job
+    from .compare import compare_job, resolve_run
 
     runs = [resolve_run(r, args.tracking_uri) for r in (args.run_a, args.run_b)]
     result = compare_job(*runs, json_path=args.json, page_dir=args.out, force=args.force,
@@ -159,26 +157,6 @@ def print_comparison(result: dict) -> None:
         print(f"{name:34} A {f['a']:7.3f}  B {f['b']:7.3f}  B-A {f['difference']:+7.3f} "
               f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]  {f['verdict']}")
     print(f"verdict: {result['verdict'].get('line') or result['verdict']['verdict']}")
-
-
-def resolve_run(value: str, tracking_uri: str | None) -> str:
-    """A run folder, or an MLflow run id whose run names its folder (tag run_folder)."""
-    if Path(value).is_dir():
-        return value
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if not uri:
-        raise UserError(f"{value}: no such run folder (an MLflow run id needs --tracking-uri)")
-    import mlflow
-
-    try:
-        run = mlflow.MlflowClient(uri).get_run(value)
-    except mlflow.exceptions.MlflowException as err:
-        raise UserError(f"{value}: no such run folder, nor an MLflow run at {uri}") from err
-    folder = run.data.tags.get("run_folder")
-    if not folder or not Path(folder).is_dir():
-        raise UserError(f"MLflow run {value} names no run folder here (tag run_folder: "
-                        f"{folder!r})")
-    return folder
 
 
 def cmd_report(args: argparse.Namespace) -> None:

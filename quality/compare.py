@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from annotate import store
+from annotate.atomic import write_json, write_text
 from annotate.bootstrap import draws, percentile_interval
 from annotate.caption_metrics import bleu_from_stats, bleu_stats
 from annotate.errors import MissingFileError, UserError
@@ -26,6 +27,7 @@ from annotate.views import gold_boxes
 
 from . import workspace
 from .adequacy import paired_mdd
+from .capture import captured
 from .robustness import ITEM_METRICS, per_image, references
 
 #: The metric and figure whose verdict names the comparison (tagged in MLflow).
@@ -234,3 +236,75 @@ def _primary(result: dict) -> dict:
         line += f"; differences under {figure['mdd']:.3f} cannot be detected here (MDD)"
     return {"figure": f"{stage}.{variant}.{given}.{metric}", "verdict": figure["verdict"],
             "line": line}
+
+
+def compare_job(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
+                json_path: str | os.PathLike | None = None,
+                page_dir: str | os.PathLike | None = None, force: bool = False,
+                n_boot: int = 1000, seed: int = 0, tracking_uri: str | None = None) -> dict:
+    """`compare_runs` written to `json_path` (compare.json) and `page_dir/compare.html`, and
+    recorded as an MLflow run (experiment `twostage-compare`) that links both runs and carries
+    the verdict as a tag. The tracking URI defaults to run B's own."""
+    from .compare_page import render
+
+    result = compare_runs(run_a, run_b, force=force, n_boot=n_boot, seed=seed)
+    if json_path is not None:
+        write_json(json_path, result)
+    if page_dir is not None:
+        write_text(Path(page_dir) / "compare.html", render(result))
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or run_record(run_b).get(
+        "tracking_uri")
+    if uri:
+        result["mlflow"] = _record_comparison(result, uri, json_path, page_dir)
+        if json_path is not None:
+            write_json(json_path, result)
+    return result
+
+
+def _record_comparison(result: dict, uri: str, json_path, page_dir) -> dict:
+    """An MLflow run for the comparison: tags name both runs (folders, MLflow run ids, data
+    versions) and the verdict; metrics are the differences (B - A)."""
+    import mlflow
+
+    runs = result["runs"]
+    tags = {"run_a": runs["a"]["path"], "run_b": runs["b"]["path"],
+            "mlflow_run_a": str(runs["a"].get("mlflow_run")),
+            "mlflow_run_b": str(runs["b"].get("mlflow_run")),
+            "test_data_version": str(runs["a"]["split_versions"].get("test")),
+            "verdict": result["verdict"]["verdict"],
+            "forced": str(any(n.startswith("FORCED") for n in result["notes"]))}
+    metrics = {f"{variant}.{given}.{metric}.difference": f["difference"]
+               for variant, inputs in result["stage2"].items()
+               for given, figures in inputs.items()
+               for metric, f in figures.items() if isinstance(f, dict)}
+    log = (Path(page_dir) / "mlflow.log" if page_dir is not None else
+           Path(json_path).with_suffix(".mlflow.log") if json_path is not None else os.devnull)
+    with captured(log):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment("twostage-compare")
+        with mlflow.start_run(run_name="compare", tags=tags) as run:
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if pd.notna(v)})
+            for path in (json_path, page_dir and Path(page_dir) / "compare.html"):
+                if path is not None and Path(path).exists():
+                    mlflow.log_artifact(str(path))
+    return {"tracking_uri": uri, "run_id": run.info.run_id}
+
+
+def resolve_run(value: str, tracking_uri: str | None) -> str:
+    """A run folder, or an MLflow run id whose run names its folder (tag run_folder)."""
+    if Path(value).is_dir():
+        return value
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise UserError(f"{value}: no such run folder (an MLflow run id needs --tracking-uri)")
+    import mlflow
+
+    try:
+        run = mlflow.MlflowClient(uri).get_run(value)
+    except mlflow.exceptions.MlflowException as err:
+        raise UserError(f"{value}: no such run folder, nor an MLflow run at {uri}") from err
+    folder = run.data.tags.get("run_folder")
+    if not folder or not Path(folder).is_dir():
+        raise UserError(f"MLflow run {value} names no run folder here (tag run_folder: "
+                        f"{folder!r})")
+    return folder

@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> None:
         print(line)
     print(f"report: {page} (step logs: {Path(args.out) / 'logs'})")
     if args.baseline:
-        from .cli import resolve_run
-        from .jobs import compare_job
+        from .compare import compare_job, resolve_run
 
         out = Path(args.out)
         result = compare_job(resolve_run(args.baseline, args.tracking_uri), out,

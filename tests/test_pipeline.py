@@ -186,7 +186,7 @@ def test_the_main_job_is_quiet(tmp_path, capfd):
     out, err = capfd.readouterr()
     lines = out.splitlines()
     steps = [line for line in lines if line.startswith("[")]
-    assert len(steps) == 16 and err == ""
+    assert len(steps) == 17 and err == ""
     rest = [line for line in lines if not line.startswith("[")]
     assert rest[0].startswith("detector: mAP50") and "human ceiling CIDEr-D" in out
     assert rest[-1].startswith("report: ") and len(rest) == 5
