@@ -123,6 +123,19 @@ def bleu_from_stats(totals: np.ndarray) -> np.ndarray:
     return scores * math.exp(1 - 1 / ratio) if ratio < 1 else scores
 
 
+def paired_bleu_4(hyps_a: Sequence[str], hyps_b: Sequence[str], refs: Sequence[Sequence[str]],
+                  picked: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """Corpus BLEU-4 of two systems on the same items with the same references, and the
+    bootstrap replicates of a - b, each row of `picked` drawing items for both (paired)."""
+    stats_a, stats_b = bleu_stats(hyps_a, refs), bleu_stats(hyps_b, refs)
+
+    def bleu_4(stats: np.ndarray) -> float:
+        return float(bleu_from_stats(stats.sum(axis=0))[-1])
+
+    boot = np.array([bleu_4(stats_a[d]) - bleu_4(stats_b[d]) for d in picked])
+    return bleu_4(stats_a), bleu_4(stats_b), boot
+
+
 def reference_streams(refs: Sequence[Sequence[str]]) -> list[list[str | None]]:
     """sacrebleu wants one stream per reference position; None pads items with fewer refs."""
     width = max(len(r) for r in refs)

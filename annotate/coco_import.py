@@ -27,10 +27,12 @@ from . import images as image_files
 from . import jsonio
 from .jsonio import ExportError
 from .ls_records import is_number
-from .schema import CROWD, HUMAN, TableSet, coerce, is_model_source
+from .schema import CROWD, HUMAN, TableSet, coerce, is_model_source, model_source
 from .summary import CLIP_TOLERANCE, ImportSummary
 
 PLAIN_COCO_ANNOTATOR = "coco"
+#: The source (and annotator) of rows read from a COCO results file: detections or captions.
+RESULTS_SOURCE = model_source("coco-results")
 
 
 def is_coco(data: object) -> bool:

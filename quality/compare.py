@@ -10,6 +10,7 @@ never compared by accident.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -20,7 +21,7 @@ import pandas as pd
 from annotate import store
 from annotate.atomic import write_json, write_text
 from annotate.bootstrap import draws, percentile_interval
-from annotate.caption_metrics import bleu_from_stats, bleu_stats
+from annotate.caption_metrics import paired_bleu_4
 from annotate.errors import MissingFileError, UserError
 from annotate.versions import split_versions
 from annotate.views import gold_boxes
@@ -49,8 +50,6 @@ def run_record(run: str | os.PathLike) -> dict:
                                "a run folder written by evaluate-pipeline?")
     record = {}
     if (run / RUN_RECORD).exists():
-        import json
-
         record = json.loads((run / RUN_RECORD).read_text())
     ts = store.load(workspace.path(run, "split"), validate=False)
     record["split_versions"] = split_versions(ts)
@@ -157,12 +156,9 @@ def _stage2(run_a, run_b, n_boot: int, seed: int) -> dict:
                                            paired_mdd(values[1] - values[0]))
             if len(images):
                 ref_lists = refs.loc[images].tolist()
-                stats = [bleu_stats(s.caption.tolist(), ref_lists) for s in scores]
-                boot = [bleu_from_stats(stats[1][d].sum(axis=0))[-1]
-                        - bleu_from_stats(stats[0][d].sum(axis=0))[-1] for d in picked]
-                figures["bleu_4"] = _verdict(bleu_from_stats(stats[0].sum(axis=0))[-1],
-                                             bleu_from_stats(stats[1].sum(axis=0))[-1], boot,
-                                             None)
+                b, a, boot = paired_bleu_4(scores[1].caption.tolist(),
+                                           scores[0].caption.tolist(), ref_lists, picked)
+                figures["bleu_4"] = _verdict(a, b, boot, None)
             out[name][given] = figures
     return out
 
@@ -188,8 +184,6 @@ def _stage1(run_a, run_b, n_boot: int, seed: int) -> dict:
         out[name] = _verdict(ratio(counts[0]), ratio(counts[1]), boot, None)
     evaluated = [workspace.path(r, "evaluate") for r in (run_a, run_b)]
     if all(p.exists() for p in evaluated):
-        import json
-
         maps = [json.loads(p.read_text()).get("map", {}) for p in evaluated]
         out["map50_95"] = {"a": maps[0].get("map50_95"), "b": maps[1].get("map50_95"),
                            "note": "no per-image decomposition: shown, not tested"}

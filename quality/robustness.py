@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from annotate.bootstrap import draws, percentile_interval
-from annotate.caption_metrics import TOKENIZATION, bleu_from_stats, bleu_stats, cider_d, rouge_l
+from annotate.caption_metrics import TOKENIZATION, cider_d, paired_bleu_4, rouge_l
 from annotate.errors import MissingFileError
 from annotate.schema import HUMAN, TableSet, check_errors
 from stage2_generate.content import content_scores
@@ -59,10 +59,6 @@ def per_image(captions: pd.DataFrame, refs: pd.Series, gold_boxes: pd.DataFrame,
     return out.set_index("image_id")
 
 
-def _bleu_4(stats: np.ndarray) -> float:
-    return float(bleu_from_stats(stats)[-1])
-
-
 def compare(gold_captions: pd.DataFrame, predicted_captions: pd.DataFrame, ts: TableSet,
             gold_boxes: pd.DataFrame, n_boot: int = 1000, seed: int = 0
             ) -> tuple[dict, pd.DataFrame]:
@@ -82,11 +78,8 @@ def compare(gold_captions: pd.DataFrame, predicted_captions: pd.DataFrame, ts: T
                            "mdd": paired_mdd(a - b)}
     ref_lists = refs.loc[images].tolist()
     if len(images):
-        stats_a = bleu_stats(gold.caption.tolist(), ref_lists)
-        stats_b = bleu_stats(pred.caption.tolist(), ref_lists)
-        boot = [_bleu_4(stats_a[d].sum(axis=0)) - _bleu_4(stats_b[d].sum(axis=0)) for d in picked]
-        figures["bleu_4"] = _paired(_bleu_4(stats_a.sum(axis=0)), _bleu_4(stats_b.sum(axis=0)),
-                                    boot)
+        figures["bleu_4"] = _paired(*paired_bleu_4(gold.caption.tolist(), pred.caption.tolist(),
+                                                   ref_lists, picked))
     table = gold.drop(columns="caption").add_suffix("_gold").join(
         pred.drop(columns="caption").add_suffix("_predicted"))
     table["caption_gold"], table["caption_predicted"] = gold.caption, pred.caption
@@ -218,13 +211,12 @@ def _mislocate(gold: pd.DataFrame, images: pd.DataFrame, rate: float,
     coords[moved, 2] += np.where(along_x, size, 0)
     coords[moved, 1] += np.where(along_x, 0, size)
     coords[moved, 3] += np.where(along_x, 0, size)
-    width = out.image_id.map(images.drop_duplicates("image_id").set_index("image_id").width)
-    height = out.image_id.map(images.drop_duplicates("image_id").set_index("image_id").height)
+    image_size = images.drop_duplicates("image_id").set_index("image_id")
+    width = out.image_id.map(image_size.width).to_numpy(np.float64)
+    height = out.image_id.map(image_size.height).to_numpy(np.float64)
     # shift back inside the image rather than clip, so the box keeps its size
-    dx = (np.minimum(0, width.to_numpy(np.float64) - coords[:, 2])
-          + np.maximum(0, -coords[:, 0]))
-    dy = (np.minimum(0, height.to_numpy(np.float64) - coords[:, 3])
-          + np.maximum(0, -coords[:, 1]))
+    dx = np.minimum(0, width - coords[:, 2]) + np.maximum(0, -coords[:, 0])
+    dy = np.minimum(0, height - coords[:, 3]) + np.maximum(0, -coords[:, 1])
     coords[:, [0, 2]] += dx[:, None]
     coords[:, [1, 3]] += dy[:, None]
     out[COORDS] = coords
@@ -259,22 +251,21 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
     out: dict = {"variants": {}, "mislocated_iou": MISLOCATED_IOU,
                  "tokenization": TOKENIZATION}
     weak_errors = Path(run) / workspace.WEAK_ERRORS
-    tables, by_detector = {}, {}
     error_tables = {TRAINED_DETECTOR: errors}
+    if weak_errors.exists():
+        error_tables[WEAK_DETECTOR] = pd.read_parquet(weak_errors)
+    tables, by_detector = {}, {}
     for folder in found:
-        sources = [(folder.name, workspace.CAPTIONS_PREDICTED, errors)]
-        detectors = {folder.name: TRAINED_DETECTOR}
+        sources = [(folder.name, workspace.CAPTIONS_PREDICTED, TRAINED_DETECTOR)]
         if (folder / workspace.CAPTIONS_PREDICTED_WEAK).exists() and weak_errors.exists():
             sources.append((f"{folder.name}, weak detector", workspace.CAPTIONS_PREDICTED_WEAK,
-                            pd.read_parquet(weak_errors)))
-            detectors[f"{folder.name}, weak detector"] = WEAK_DETECTOR
-            error_tables[WEAK_DETECTOR] = sources[-1][2]
-        for name, predicted_file, error_table in sources:
+                            WEAK_DETECTOR))
+        for name, predicted_file, detector in sources:
             gold_captions = pd.read_parquet(folder / workspace.CAPTIONS_GOLD)
             predicted_captions = pd.read_parquet(folder / predicted_file)
             figures, table = compare(gold_captions, predicted_captions, ts, gold, n_boot, seed)
             tables[name] = table
-            by_detector[detectors[name], folder.name] = table
+            by_detector[detector, folder.name] = table
             order = "content_predicted" if "content_predicted" in table else table.columns[0]
             worst = table.sort_values(order).head(8).reset_index()
             out["variants"][name] = {
@@ -282,15 +273,16 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
                 # each drop's interval: the same test images drawn for gold and predicted input
                 "resampled": {"unit": "image", "paired": True, "count": figures["n_images"],
                               "n_boot": n_boot},
-                "attribution": _records(attribute(table, error_table, n_boot, seed)),
+                "attribution": _records(attribute(table, error_tables[detector], n_boot, seed)),
                 "attribution_resampled": {"unit": "image, within its bucket",
                                           "n_boot": n_boot},
                 "versus_people": equal_terms(
                     ts, {"gold input": gold_captions, "predicted input": predicted_captions},
                     table.index, n_boot, seed),
-                "worst": worst.astype(object).where(worst.notna(), None).to_dict("records")}
+                "worst": _records(worst)}
     out["adequacy"] = between_variants(tables)
-    out["summary"] = block = cascade.summary(by_detector, error_tables, list(ts.labels),
+    evaluated = {d: e for d, e in error_tables.items() if any(d == k for k, _ in by_detector)}
+    out["summary"] = block = cascade.summary(by_detector, evaluated, list(ts.labels),
                                              MISLOCATED_IOU, n_boot, seed)
     if perturb:
         images = ts.images[ts.images.split == "test"]

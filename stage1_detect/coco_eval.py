@@ -19,11 +19,9 @@ import numpy as np
 import pandas as pd
 
 from annotate import jsonio
-from annotate.coco_import import id_text
+from annotate.coco_import import RESULTS_SOURCE, id_text
 from annotate.errors import UserError
-from annotate.schema import CROWD, TableSet, coerce, model_source
-
-RESULTS_SOURCE = model_source("coco-results")
+from annotate.schema import CROWD, TableSet, coerce
 
 
 def read_predictions(path: str | os.PathLike, ts: TableSet) -> pd.DataFrame:

@@ -15,16 +15,15 @@ cascade's loss that the detector causes whatever stage 2 does.
 from __future__ import annotations
 
 import os
-from collections import Counter
 
 import pandas as pd
 
 from annotate.atomic import write_parquet
+from annotate.demo.captions import listing
 from annotate.layout import DEFAULT_BINS, EMPTY, SEPARATOR, encode_layouts
 from annotate.schema import coerce, model_source
 
 SOURCE = model_source("rule-baseline")
-NUMBERS = {1: "a", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 
 
 def caption_of(layout: str) -> str:
@@ -32,23 +31,13 @@ def caption_of(layout: str) -> str:
     if layout == EMPTY or not layout.strip():
         return "an empty image"
     labels = [_label(part) for part in layout.split(SEPARATOR)]
-    counts = Counter(labels)
-    phrases = [_noun_phrase(label, counts[label]) for label in dict.fromkeys(labels)]
-    if len(labels) == 1:
-        return phrases[0]
-    listing = phrases[0] if len(phrases) == 1 else (", ".join(phrases[:-1]) + " and "
-                                                    + phrases[-1])
-    return f"from left to right: {listing}"
+    return listing(labels) if len(labels) == 1 else f"from left to right: {listing(labels)}"
 
 
 def _label(part: str) -> str:
     """The class name of one encoded object ('red circle x2 y5 x4 y7' -> 'red circle')."""
     words = part.split()
     return " ".join(words[:-4]) if len(words) > 4 else part
-
-
-def _noun_phrase(label: str, count: int) -> str:
-    return f"{NUMBERS.get(count, str(count))} {label}{'s' if count > 1 else ''}"
 
 
 def rule_captions(boxes: pd.DataFrame, images: pd.DataFrame, bins: int = DEFAULT_BINS

@@ -11,14 +11,12 @@ import pandas as pd
 from annotate import jsonio
 from annotate.atomic import write_json
 from annotate.caption_metrics import TOKENIZATION, caption_scores
-from annotate.coco_import import id_text
+from annotate.coco_import import RESULTS_SOURCE, id_text
 from annotate.errors import UserError
-from annotate.schema import CONSENSUS, HUMAN, TRUTH, TableSet, coerce, model_source
+from annotate.schema import CONSENSUS, HUMAN, TRUTH, TableSet, coerce
 from annotate.views import gold_boxes, split_images
 
 from .content import content_score
-
-RESULTS_SOURCE = model_source("coco-results")
 
 
 def read_captions(path: str | os.PathLike) -> pd.DataFrame:

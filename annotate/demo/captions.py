@@ -21,13 +21,16 @@ def noun_phrase(label: str, count: int = 1) -> str:
     return f"{NUMBERS.get(count, str(count))} {label}{'s' if count > 1 else ''}"
 
 
-def _listing(objects: Sequence[Obj]) -> str:
-    """Objects in the given order, identical classes merged and counted: 'a red circle and two
-    blue squares'."""
-    counts = Counter(o.label for o in objects)
-    order = list(dict.fromkeys(o.label for o in objects))
-    parts = [noun_phrase(label, counts[label]) for label in order]
+def listing(labels: Sequence[str]) -> str:
+    """Classes in the given order, identical ones merged and counted at their first place:
+    'a red circle and two blue squares'."""
+    counts = Counter(labels)
+    parts = [noun_phrase(label, counts[label]) for label in dict.fromkeys(labels)]
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _listing(objects: Sequence[Obj]) -> str:
+    return listing([o.label for o in objects])
 
 
 def _centre(o: Obj) -> tuple[float, float]:
