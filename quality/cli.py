@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -128,6 +129,24 @@ def cmd_robustness(args: argparse.Namespace) -> None:
     print(f"wrote {workspace.path(args.dir, 'robustness')}")
 
 
+def cmd_threshold(args: argparse.Namespace) -> None:
+    from annotate import store
+
+    from . import workspace
+    from .threshold import threshold_job
+
+    run = Path(args.dir)
+    model = Path(args.model) if args.model else workspace.path(run, "stage2") / "gold"
+    record = threshold_job(model, run / args.detector,
+                           store.load(workspace.path(run, "split")))
+    for point in record["curve"]:
+        mark = "  <- chosen" if point["threshold"] == record["chosen"] else ""
+        print(f"threshold {point['threshold']:.2f}  validation {record['metric']} "
+              f"{point['score']:.3f}  boxes/image {point['boxes_per_image']:.2f}{mark}")
+    print(f"wrote {run / args.detector / workspace.THRESHOLD} and the detections at "
+          f"{record['chosen']:g} (predicted_val/test.parquet)")
+
+
 def cmd_compare(args: argparse.Namespace) -> None:
     from .compare import compare_job, resolve_run
 
@@ -224,6 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="gold vs predicted stage-2 input, attribution, perturbation curves")
     p.add_argument("--no-perturbation", action="store_true", help="skip the curves (faster)")
     p.set_defaults(func=cmd_robustness)
+
+    p = sub.add_parser("threshold", help="a detector's operating threshold: the one whose "
+                                         "detections give the best stage-2 score on val")
+    p.add_argument("dir", help="run folder (split/, the detector folder, stage2/gold)")
+    p.add_argument("--detector", default="stage1",
+                   help="detector folder in the run, holding raw_val.parquet (and "
+                        "raw_test.parquet) predicted at a low --conf (default: stage1)")
+    p.add_argument("--model", help="stage-2 model that captions (default: DIR/stage2/gold)")
+    p.set_defaults(func=cmd_threshold)
 
     p = sub.add_parser("compare", help="two runs on their common test images: paired "
                                        "differences, intervals, a verdict (refused when the "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -232,6 +233,11 @@ def _primary(result: dict) -> dict:
             "line": line}
 
 
+def metric_name(key: str) -> str:
+    """`key` with the characters MLflow refuses in metric names (e.g. `+`) replaced by `_`."""
+    return re.sub(r"[^\w\-. :/]", "_", key)
+
+
 def compare_job(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
                 json_path: str | os.PathLike | None = None,
                 page_dir: str | os.PathLike | None = None, force: bool = False,
@@ -277,7 +283,8 @@ def _record_comparison(result: dict, uri: str, json_path, page_dir) -> dict:
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment("twostage-compare")
         with mlflow.start_run(run_name="compare", tags=tags) as run:
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if pd.notna(v)})
+            mlflow.log_metrics({metric_name(k): float(v) for k, v in metrics.items()
+                                if pd.notna(v)})
             for path in (json_path, page_dir and Path(page_dir) / "compare.html"):
                 if path is not None and Path(path).exists():
                     mlflow.log_artifact(str(path))

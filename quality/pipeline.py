@@ -13,10 +13,10 @@ import hashlib
 import json
 import logging
 import os
-import re
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -29,29 +29,50 @@ from annotate.versions import data_version
 
 from . import workspace
 from .capture import captured
+from .compare import metric_name
 
 log = logging.getLogger(__name__)
 
 #: Nominal step durations (seconds, 2 CPU cores) per preset, for the time-left estimate.
 PRESETS: dict[str, dict] = {
     "smoke": {"detector": "tiny", "detector_epochs": 1, "imgsz": 64, "stage2_preset": "tiny",
-              "stage2_epochs": 2, "folds": 2, "oof_epochs": 1, "weak_epochs": 1, "n_boot": 100,
-              "perturbation": False, "val": 0.15, "test": 0.15, "split_seed": 0},
-    "demo": {"detector": "yolov8n.yaml", "detector_epochs": 40, "imgsz": 160,
-             "stage2_preset": "small", "stage2_epochs": 25, "folds": 3, "oof_epochs": 15,
-             "weak_epochs": 10,
-             "n_boot": 1000, "perturbation": True, "val": 0.15, "test": 0.15, "split_seed": 0},
+              "stage2_epochs": 2, "folds": 2, "oof_epochs": 1, "strong_epochs": 1, "n_boot": 100,
+              "demo_images": 0, "perturbation": False, "val": 0.15, "test": 0.15, "split_seed": 0},
+    "demo": {"detector": "yolov8n.yaml", "detector_epochs": 10, "imgsz": 160,
+             "stage2_preset": "small", "stage2_epochs": 15, "folds": 2, "oof_epochs": 20,
+             "strong_epochs": 8, "demo_images": 500,
+             "n_boot": 1000, "perturbation": True, "val": 0.2, "test": 0.35, "split_seed": 0},
     "full": {"detector": "yolov8n.yaml", "detector_epochs": 100, "imgsz": 320,
              "stage2_preset": "small", "stage2_epochs": 60, "folds": 5, "oof_epochs": 50,
-             "weak_epochs": 10,
+             "strong_epochs": 50, "demo_images": 600,
              "n_boot": 2000, "perturbation": True, "val": 0.1, "test": 0.2, "split_seed": 0},
 }
-DEMO_EXPORT = Path(__file__).resolve().parent.parent / "data" / "demo" / "export.json"
+DATA = Path(__file__).resolve().parent.parent / "data"
+#: The shipped demo sample (200 images; what the tests read).
+DEMO_EXPORT = DATA / "demo" / "export.json"
+
+
+def demo_data(images: int, root: Path = DATA) -> Path:
+    """The demo export the preset asks for: the shipped sample, or (`demo_images` > 0) a
+    larger one generated on first use by `annotate demo --n N --seed 0` (deterministic: the
+    same bytes on every machine) into `data/generated/demo-N/`, written whole or not at all."""
+    if not images:
+        return DEMO_EXPORT
+    from annotate import demo
+
+    folder = root / "generated" / f"demo-{images}"
+    if not (folder / demo.EXPORT).is_file():
+        partial = folder.with_name(f".{folder.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        demo.generate(images, partial, seed=0)
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    return folder / demo.EXPORT
 
 
 @dataclass
 class Settings:
-    data: str = str(DEMO_EXPORT)
+    data: str | None = None  # None: the preset's demo data (`demo_data`)
     preset: str = "demo"
     seed: int = 0
     tracking_uri: str | None = None
@@ -140,8 +161,8 @@ class Pipeline:
             if params:
                 self.mlflow.log_params(params)
             metrics = work() or {}
-            numeric = {re.sub(r"[^\w\-. :/]", "_", k): float(v) for k, v in metrics.items()
-                       if isinstance(v, int | float) and pd.notna(v)}  # names MLflow accepts
+            numeric = {metric_name(k): float(v) for k, v in metrics.items()
+                       if isinstance(v, int | float) and pd.notna(v)}
             if numeric:
                 self.mlflow.log_metrics(numeric)
             self.runs[name] = child.info.run_id
@@ -159,6 +180,8 @@ class Pipeline:
 
         self.out.mkdir(parents=True, exist_ok=True)
         o, seed, run = self.settings.options, self.settings.seed, self.out
+        if self.settings.data is None:
+            self.settings.data = str(demo_data(o["demo_images"]))
         data = Path(self.settings.data)
         tables = workspace.path(run, "tables")
 
@@ -183,7 +206,10 @@ class Pipeline:
                 self.runs["import"] = child.info.run_id
             self._quality_steps(o, seed)
             self._stage1_steps(o, seed)
-            self._stage2_steps(o, seed)
+            self._stage2_steps(o, seed, ("gold",))
+            self._threshold_steps(o, seed)
+            self._stage2_steps(o, seed, LEARNED[1:])
+            self._caption_step()
             self._report_steps(o, seed)
             self.mlflow.log_artifact(str(run / "report" / "report.html"))
             self.mlflow.log_artifact(str(run / "report" / "report.json"))
@@ -229,135 +255,183 @@ class Pipeline:
         self._step("audit", [split], [workspace.path(run, "audit")], do_audit)
 
     def _stage1_steps(self, o: dict, seed: int) -> None:
+        """Train the deployed detector (the recipe the settings give) and a strong one (the
+        deployed one fine-tuned `strong_epochs` more: what a better stage 1 would give); both
+        predict val and test at the lowest candidate threshold (the operating threshold is
+        chosen later, by stage-2 score); out-of-fold detections of the train images come from
+        the deployed recipe."""
         from stage1_detect.crossfit import crossfit
-        from stage1_detect.jobs import evaluate_job, predict_job
+        from stage1_detect.jobs import predict_job
         from stage1_detect.train import DetectorConfig, train
+
+        from .threshold import FLOOR
 
         run = self.out
         split = workspace.path(run, "split")
-        stage1 = run / "stage1"
+        stage1, strong = run / "stage1", run / workspace.STRONG
         config = DetectorConfig(model=o["detector"], epochs=o["detector_epochs"],
                                 imgsz=o["imgsz"], seed=seed)
+        weights = stage1 / "train" / "weights" / "best.pt"
 
         def do_train() -> dict:
-            record = train(store.load(split), stage1, config)
+            return train(store.load(split), stage1, config)["val"]
+
+        def do_strong() -> dict:
+            record = train(store.load(split), strong, DetectorConfig(
+                model=str(weights), epochs=o["strong_epochs"], imgsz=o["imgsz"], seed=seed))
             return record["val"]
 
         def do_predict() -> dict:
             ts = store.load(split)
-            return {f"boxes_{part}": len(predict_job(stage1, ts, stage1 / f"predicted_{part}"
-                                                     ".parquet", split=part, imgsz=o["imgsz"]))
-                    for part in ("val", "test")}
-
-        def do_evaluate() -> dict:
-            ts = store.load(split)
-            for part in ("val", "test"):  # val errors calibrate noise; test errors are reported
-                report, _ = evaluate_job(
-                    ts, pd.read_parquet(stage1 / f"predicted_{part}.parquet"),
-                    run=stage1 if part == "test" else None, split=part, imgsz=o["imgsz"],
-                    errors_path=stage1 / f"errors_{part}.parquet",
-                    json_path=workspace.path(run, "evaluate") if part == "test" else None)
-            overall = next(r for r in report["errors"] if r["class"] == "all")
-            return {**report["map"], "test_miss_rate": overall["miss_rate"],
-                    "test_spurious_rate": overall["spurious_rate"]}
+            return {f"{folder.name}_boxes_{part}": len(predict_job(
+                folder, ts, folder / f"raw_{part}.parquet", split=part, conf=FLOOR,
+                imgsz=o["imgsz"])) for folder in (stage1, strong) for part in ("val", "test")}
 
         def do_crossfit() -> dict:
             ts = store.load(split)
-            training = ts.subset(ts.images.image_id[ts.images.split != "test"])
-            boxes = crossfit(training, run / "oof", o["folds"],
-                             DetectorConfig(model=o["detector"], epochs=o["oof_epochs"],
-                                            imgsz=o["imgsz"], seed=seed))
+            training = ts.subset(ts.images.image_id[ts.images.split == "train"])
+            boxes = crossfit(training, run / "oof", o["folds"], replace(config, epochs=o[
+                "oof_epochs"]), conf=FLOOR)
             return {"oof_boxes": len(boxes)}
 
         self._step("stage1 train", [split], [stage1 / "run.json"], do_train, asdict(config))
-        weights = stage1 / "train" / "weights" / "best.pt"
-        self._step("stage1 predict", [weights, split], [workspace.path(run, "predicted")],
-                   do_predict, self._uses("imgsz"))
-        self._step("stage1 evaluate", [weights, split, stage1 / "predicted_val.parquet",
-                                       workspace.path(run, "predicted")],
-                   [workspace.path(run, "errors")], do_evaluate, self._uses("imgsz"))
+        self._step("stage1 strong", [split, weights], [strong / "run.json"], do_strong,
+                   self._uses("strong_epochs", "imgsz"))
+        self._step("stage1 predict", [weights, strong / "train" / "weights" / "best.pt", split],
+                   [folder / f"raw_{part}.parquet" for folder in (stage1, strong)
+                    for part in ("val", "test")], do_predict, self._uses("imgsz"))
         self._step("stage1 crossfit", [split], [run / "oof" / "oof_boxes.parquet"],
                    do_crossfit, self._uses("folds", "oof_epochs", "detector", "imgsz"))
 
-        weak = run / "stage1_weak"
+    def _threshold_steps(self, o: dict, seed: int) -> None:
+        """Each detector's operating threshold, chosen on validation by the gold-trained stage
+        2's score; its detections at that threshold and their error tables, val and test."""
+        from stage1_detect.jobs import evaluate_job
 
-        def do_weak() -> dict:
-            """A deliberately under-trained detector: what the cascade loses to a weak stage 1."""
+        from .threshold import threshold_job
+
+        run = self.out
+        split = workspace.path(run, "split")
+        stage1, strong = run / "stage1", run / workspace.STRONG
+        gold_model = workspace.path(run, "stage2") / "gold"
+        raw = [folder / f"raw_{part}.parquet" for folder in (stage1, strong)
+               for part in ("val", "test")]
+
+        def do_threshold() -> dict:
             ts = store.load(split)
-            record = train(ts, weak, DetectorConfig(model=o["detector"], epochs=o["weak_epochs"],
-                                                    imgsz=o["imgsz"], seed=seed))
-            boxes = predict_job(weak, ts, run / workspace.WEAK_PREDICTED, split="test",
-                                imgsz=o["imgsz"])
-            report, _ = evaluate_job(ts, boxes, split="test",
-                                     errors_path=run / workspace.WEAK_ERRORS)
-            overall = next(r for r in report["errors"] if r["class"] == "all")
-            return {**record["val"], **{f"test_{k}": v for k, v in overall.items()
-                                        if k != "class"}}
+            return {f"{folder.name}_threshold": threshold_job(gold_model, folder, ts)["chosen"]
+                    for folder in (stage1, strong)}
 
-        self._step("stage1 weak", [split], [run / workspace.WEAK_ERRORS], do_weak,
-                   self._uses("weak_epochs", "detector", "imgsz"))
+        def do_evaluate() -> dict:
+            ts = store.load(split)
+            out = {}
+            for folder in (stage1, strong):  # val errors calibrate noise; test errors report
+                for part in ("val", "test"):
+                    main = folder == stage1 and part == "test"
+                    report, _ = evaluate_job(
+                        ts, pd.read_parquet(folder / f"predicted_{part}.parquet"),
+                        run=folder if main else None, split=part, imgsz=o["imgsz"],
+                        errors_path=folder / f"errors_{part}.parquet",
+                        json_path=workspace.path(run, "evaluate") if main else None)
+                    overall = next(r for r in report["errors"] if r["class"] == "all")
+                    out.update({f"{folder.name}_{part}_{k}": v for k, v in overall.items()
+                                if k != "class"})
+                    if main:
+                        out.update(report["map"])
+            return out
 
-    def _stage2_steps(self, o: dict, seed: int) -> None:
-        from annotate.views import gold_boxes
-        from stage2_generate.generate import generate_job
+        self._step("stage1 threshold", [*raw, gold_model / "model.safetensors", split],
+                   [folder / f"predicted_{part}.parquet" for folder in (stage1, strong)
+                    for part in ("val", "test")], do_threshold)
+        self._step("stage1 evaluate", [stage1 / "predicted_val.parquet",
+                                       workspace.path(run, "predicted"),
+                                       run / workspace.STRONG_PREDICTED, split],
+                   [workspace.path(run, "errors"), stage1 / "errors_val.parquet",
+                    run / workspace.STRONG_ERRORS], do_evaluate, self._uses("imgsz"))
+
+    def _stage2_steps(self, o: dict, seed: int, variants: tuple[str, ...]) -> None:
+        """Train the stage-2 variants named: `gold` (gold layouts), `noise` (noise calibrated
+        on the deployed detector's validation errors at its operating threshold), `oof` (half
+        the examples read the deployed recipe's out-of-fold detections at that threshold),
+        `noise+oof` (both)."""
         from stage2_generate.noise import Noise, calibrate
         from stage2_generate.train import TrainConfig, train
+
+        from .threshold import at_threshold
 
         run = self.out
         split = workspace.path(run, "split")
         stage1 = run / "stage1"
+        errors_val, oof = stage1 / "errors_val.parquet", run / "oof" / "oof_boxes.parquet"
+        threshold = stage1 / workspace.THRESHOLD
 
-        def layouts(ts) -> list[tuple[pd.DataFrame, str]]:
-            """Each stage-2 variant captions these: gold, the detector's, the weak one's."""
-            return [(gold_boxes(ts), workspace.CAPTIONS_GOLD),
-                    (pd.read_parquet(workspace.path(run, "predicted")),
-                     workspace.CAPTIONS_PREDICTED),
-                    (pd.read_parquet(run / workspace.WEAK_PREDICTED),
-                     workspace.CAPTIONS_PREDICTED_WEAK)]
+        def noise() -> Noise:
+            return calibrate(pd.read_parquet(errors_val))
 
-        variants = {
+        def oof_boxes() -> pd.DataFrame:
+            return at_threshold(pd.read_parquet(oof),
+                                json.loads(threshold.read_text())["chosen"])
+
+        recipes = {
             "gold": ([split], lambda: (Noise(), None, 0.0)),
-            "noise": ([split, stage1 / "errors_val.parquet"], lambda: (
-                calibrate(pd.read_parquet(stage1 / "errors_val.parquet")), None, 0.0)),
-            "oof": ([split, run / "oof" / "oof_boxes.parquet"], lambda: (
-                Noise(), pd.read_parquet(run / "oof" / "oof_boxes.parquet"), 0.5)),
+            "noise": ([split, errors_val], lambda: (noise(), None, 0.0)),
+            "oof": ([split, oof, threshold], lambda: (Noise(), oof_boxes(), 0.5)),
+            "noise+oof": ([split, errors_val, oof, threshold],
+                          lambda: (noise(), oof_boxes(), 0.5)),
         }
-        for name, (inputs, make) in variants.items():
+        for name in variants:
+            inputs, make = recipes[name]
             folder = workspace.path(run, "stage2") / name
 
             def do_variant(folder=folder, make=make) -> dict:
-                ts = store.load(split)
                 noise, extra, share = make()
-                record = train(ts, folder, TrainConfig(
+                record = train(store.load(split), folder, TrainConfig(
                     preset=o["stage2_preset"], epochs=o["stage2_epochs"], seed=seed,
                     noise=noise, extra_share=share, patience=5, progress=False), extra)
-                test = ts.images[ts.images.split == "test"]
-                for boxes, name in layouts(ts):
-                    generate_job(folder, boxes, test, folder / name)
                 return {"best_val_loss": record["best_val_loss"], **{
                     f"noise_{k}": v for k, v in noise.to_dict().items()
                     if isinstance(v, float)}}
 
-            self._step(f"stage2 {name}", [*inputs, workspace.path(run, "predicted"),
-                                          run / workspace.WEAK_PREDICTED],
-                       [folder / workspace.CAPTIONS_PREDICTED], do_variant,
+            self._step(f"stage2 {name}", inputs, [folder / "model.safetensors"], do_variant,
                        self._uses("stage2_preset", "stage2_epochs"))
 
+    def _caption_step(self) -> None:
+        """Every variant (and the rule baseline, which needs no training) captions the gold,
+        deployed and strong detectors' layouts of the test images, and of the validation
+        images under `val/` (for the validation-vs-test check)."""
+        from annotate.views import gold_boxes
+        from stage2_generate.baseline import rule_job
+        from stage2_generate.generate import generate_job
+
+        run = self.out
+        split = workspace.path(run, "split")
+        models = [workspace.path(run, "stage2") / v for v in LEARNED]
         baseline = workspace.path(run, "stage2") / "baseline"
+        detected = [run / "stage1" / f"predicted_{p}.parquet" for p in ("val", "test")] + [
+            run / workspace.STRONG / f"predicted_{p}.parquet" for p in ("val", "test")]
 
-        def do_baseline() -> dict:
-            from stage2_generate.baseline import rule_job
-
+        def do_captions() -> dict:
             ts = store.load(split)
-            test = ts.images[ts.images.split == "test"]
-            for boxes, name in layouts(ts):
-                rule_job(boxes, test, baseline / name)
+            for part in ("test", "val"):
+                images = ts.images[ts.images.split == part]
+                layouts = [(gold_boxes(ts), workspace.CAPTIONS_GOLD),
+                           (pd.read_parquet(run / "stage1" / f"predicted_{part}.parquet"),
+                            workspace.CAPTIONS_PREDICTED),
+                           (pd.read_parquet(run / workspace.STRONG / f"predicted_{part}"
+                                            ".parquet"), workspace.CAPTIONS_PREDICTED_STRONG)]
+                for model in [*models, baseline]:
+                    folder = model if part == "test" else model / workspace.VAL
+                    for boxes, name in layouts:
+                        if model == baseline:
+                            rule_job(boxes, images, folder / name)
+                        else:
+                            generate_job(model, boxes, images, folder / name)
             return {}
 
-        # the rule baseline, evaluated exactly like the learned variants (no training)
-        self._step("stage2 baseline", [split, workspace.path(run, "predicted"),
-                                       run / workspace.WEAK_PREDICTED],
-                   [baseline / workspace.CAPTIONS_PREDICTED], do_baseline)
+        self._step("stage2 captions", [split, *detected,
+                                       *[m / "model.safetensors" for m in models]],
+                   [m / workspace.VAL / workspace.CAPTIONS_PREDICTED_STRONG
+                    for m in [*models, baseline]], do_captions)
 
     def _report_steps(self, o: dict, seed: int) -> None:
         from .report import build
@@ -365,8 +439,8 @@ class Pipeline:
         from .sanity import sanity_job
 
         run = self.out
-        variants = [workspace.path(run, "stage2") / v / workspace.CAPTIONS_PREDICTED
-                    for v in ("gold", "noise", "oof", "baseline")]
+        captions = [workspace.path(run, "stage2") / v / workspace.VAL
+                    / workspace.CAPTIONS_PREDICTED_STRONG for v in (*LEARNED, "baseline")]
 
         def do_robustness() -> dict:
             figures = robustness_job(run, o["n_boot"], seed, perturb=o["perturbation"])
@@ -387,7 +461,9 @@ class Pipeline:
             return {}
 
         self._step("robustness", [workspace.path(run, "split"), workspace.path(run, "errors"),
-                                  run / workspace.WEAK_ERRORS, *variants],
+                                  run / workspace.STRONG_ERRORS, *captions,
+                                  *[run / d / workspace.THRESHOLD
+                                    for d in ("stage1", workspace.STRONG)]],
                    [workspace.path(run, "robustness")], do_robustness,
                    self._uses("n_boot", "perturbation"))
         self._step("sanity", [workspace.path(run, "split")], [workspace.path(run, "sanity")],
@@ -447,16 +523,18 @@ class _NoTracking:
         return None
 
 
+#: The learned stage-2 variants, in training order (gold first: it chooses the thresholds).
+LEARNED = ("gold", "noise", "oof", "noise+oof")
 STEPS = ["import", "reliability", "consensus", "split", "audit", "stage1 train",
-         "stage1 predict", "stage1 evaluate", "stage1 crossfit", "stage1 weak", "stage2 gold",
-         "stage2 noise",
-         "stage2 oof", "stage2 baseline", "robustness", "sanity", "report"]
+         "stage1 strong", "stage1 predict", "stage1 crossfit", "stage2 gold", "stage1 threshold",
+         "stage1 evaluate", "stage2 noise", "stage2 oof", "stage2 noise+oof", "stage2 captions",
+         "robustness", "sanity", "report"]
 NOMINAL = {
     "smoke": dict.fromkeys(STEPS, 8),
     "demo": {"import": 3, "reliability": 8, "consensus": 2, "split": 3, "audit": 3,
-             "stage1 train": 150, "stage1 predict": 5, "stage1 evaluate": 8,
-             "stage1 crossfit": 200, "stage1 weak": 20, "stage2 gold": 30, "stage2 noise": 30,
-             "stage2 oof": 30, "stage2 baseline": 1, "robustness": 10, "sanity": 10,
-             "report": 5},
+             "stage1 train": 110, "stage1 strong": 90, "stage1 predict": 8,
+             "stage1 crossfit": 120, "stage2 gold": 40, "stage1 threshold": 20,
+             "stage1 evaluate": 8, "stage2 noise": 40, "stage2 oof": 40, "stage2 noise+oof": 40,
+             "stage2 captions": 15, "robustness": 25, "sanity": 10, "report": 8},
     "full": dict.fromkeys(STEPS, 300),
 }

@@ -60,6 +60,10 @@ def collect(run: str | os.PathLike) -> dict:
                              "source_version": record.get("source_version")}
         if need("evaluate"):
             figures["stage1"]["test"] = _read_json(workspace.path(run, "evaluate"))
+        thresholds = {name: _read_json(run / folder / workspace.THRESHOLD)
+                      for name, folder in (("deployed detector", "stage1"),
+                                           ("strong detector", workspace.STRONG))}
+        figures["stage1"]["thresholds"] = {k: v for k, v in thresholds.items() if v}
     if need("robustness"):
         figures["robustness"] = _read_json(workspace.path(run, "robustness"))
         if "summary" in figures["robustness"]:
@@ -132,6 +136,7 @@ def render(figures: dict, run: Path) -> str:
     sections = [_verdict_section(figures), _reliability_section(figures, run),
                 _split_section(figures),
                 _stage1_section(figures), _robustness_section(figures, run),
+                _agreement_section(figures),
                 _sanity_section(figures)]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<title>twostage report</title>" f"<style>{STYLE}</style></head><body>"
@@ -140,13 +145,15 @@ def render(figures: dict, run: Path) -> str:
 
 
 def _verdict_section(figures: dict) -> str:
-    """The answer first: the verdict sentences of `robustness.json`'s summary, the gap of every
-    variant per detector with its interval, each detector's error rates and confusion."""
+    """The answer first: the verdict sentences of `robustness.json`'s summary and one plot
+    (every variant on gold and predicted input next to the ceilings), the gap of every variant
+    per detector with its interval, each detector's error rates and confusion."""
     block = figures.get("summary")
     if not block:
         return ""
     out = ["<section><h2>Verdict</h2>"]
     out += [f"<p>{html.escape(line)}</p>" for line in block.get("verdict", [])]
+    out.append(_verdict_plot(block))
     rows = []
     for kind in ("gap", "baseline"):
         for detector, variants in block[kind].items():
@@ -154,41 +161,81 @@ def _verdict_section(figures: dict) -> str:
             for variant, e in entries:
                 key = (f"summary.gap.{detector}.{variant}" if kind == "gap"
                        else f"summary.baseline.{detector}")
-                rows.append([html.escape(f"{detector}: {variant}"),
-                             *[_fig(f"{key}.{k}", e[k]) for k in (
-                                 "gold", "predicted", "drop", "ci_low", "ci_high", "reduction",
-                                 "reduction_ci_low", "reduction_ci_high")]])
-    out.append(_table([f"detector: variant ({block['metric']})", "gold input", "predicted input",
-                       "drop", "CI low", "CI high", "gap closed", "CI low", "CI high"], rows))
-    out.append(_gap_plot(block))
-    rates = ("recall", "miss_rate", "spurious_rate", "wrong_label_rate", "mislocated_rate")
+                rows.append([html.escape(f"{detector}: {variant}"), *[
+                    _with_interval(key, e, name, low, high) for name, low, high in (
+                        ("gold", "gold_ci_low", "gold_ci_high"),
+                        ("predicted", "predicted_ci_low", "predicted_ci_high"),
+                        ("drop", "ci_low", "ci_high"),
+                        ("reduction", "reduction_ci_low", "reduction_ci_high"),
+                        ("predicted_change", "predicted_change_ci_low",
+                         "predicted_change_ci_high"),
+                        ("gold_change", "gold_change_ci_low", "gold_change_ci_high"))]])
+    out.append(_table([f"detector: variant ({block['metric']}, [95% CI])", "gold input",
+                       "predicted input", "drop", "gap closed",
+                       "predicted input vs gold-trained", "gold input vs gold-trained"], rows))
+    rates = ("threshold", "recall", "miss_rate", "spurious_rate", "wrong_label_rate",
+             "mislocated_rate")
     out.append(_table(["detector", *[r.replace("_", " ") for r in rates]], [
-        [html.escape(name), *[_fig(f"summary.detectors.{name}.{r}", d[r]) for r in rates]]
+        [html.escape(name), *[_fig(f"summary.detectors.{name}.{r}", d.get(r)) for r in rates]]
         for name, d in block["detectors"].items()]))
     out.append(_confusion_plot(block["detectors"]))
     return "".join(out) + "</section>"
 
 
-def _gap_plot(block: dict) -> str:
-    """Drop per variant (bars with 95% intervals), one panel per detector."""
+def _with_interval(key: str, entry: dict, name: str, low: str, high: str) -> str:
+    """A figure and its interval, or n/a."""
+    if entry.get(name) is None:
+        return "n/a"
+    return (f"{_fig(f'{key}.{name}', entry[name])} [{_fig(f'{key}.{low}', entry[low])}, "
+            f"{_fig(f'{key}.{high}', entry[high])}]")
+
+
+def _verdict_plot(block: dict) -> str:
+    """One picture of the verdict: per variant (deployed detector) the score on perfect input
+    and on each detector's output with 95% intervals, the rule baseline beside them, and the
+    perfect-input and human ceilings as lines."""
     detectors = list(block["gap"])
     if not detectors:
         return ""
-    fig = Figure(figsize=(4.5 * len(detectors), 3.2), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(detectors)))
-    for ax, detector in zip(axes, detectors, strict=True):
-        entries = dict(block["gap"][detector])
-        if detector in block["baseline"]:
-            entries["rule baseline"] = block["baseline"][detector]
-        names = list(entries)
-        drops = np.array([entries[n]["drop"] for n in names], dtype=float)
-        low = np.array([entries[n]["ci_low"] for n in names], dtype=float)
-        high = np.array([entries[n]["ci_high"] for n in names], dtype=float)
-        ax.bar(names, drops, yerr=[drops - low, high - drops], capsize=4,
-               color=["#888888" if n == "rule baseline" else "#1f77b4" for n in names])
-        ax.axhline(0, color="black", lw=0.8)
-        ax.set_title(f"{detector}: gold - predicted {block['metric']}")
-        ax.tick_params(axis="x", rotation=30)
+    deployed = block.get("deployed", detectors[0])
+    entries = dict(block["gap"].get(deployed, {}))
+    if deployed in block["baseline"]:
+        entries["rule baseline"] = block["baseline"][deployed]
+    names = list(entries)
+    x = np.arange(len(names))
+    fig = Figure(figsize=(7.5, 3.6), layout="constrained")
+    ax = fig.subplots()
+
+    def points(values: dict, field: str, offset: float, **style) -> None:
+        y = np.array([values[n][field] if n in values else np.nan for n in names], float)
+        low = np.array([values[n][f"{field}_ci_low"] if n in values else np.nan
+                        for n in names], float)
+        high = np.array([values[n][f"{field}_ci_high"] if n in values else np.nan
+                         for n in names], float)
+        ax.errorbar(x + offset, y, yerr=[y - low, high - y], fmt="o", capsize=3, **style)
+
+    points(entries, "gold", -0.15, color="#2ca02c", label="perfect input")
+    points(entries, "predicted", 0.0, color="#d62728", label=f"{deployed} output")
+    for other in [d for d in detectors if d != deployed]:
+        others = dict(block["gap"][other])
+        if other in block["baseline"]:
+            others["rule baseline"] = block["baseline"][other]
+        points(others, "predicted", 0.15, color="#7f7f7f", mfc="white",
+               label=f"{other} output")
+    ceilings = block.get("ceilings") or {}
+    if ceilings.get("perfect_input") is not None:
+        ax.axhline(ceilings["perfect_input"], color="#2ca02c", ls=":", lw=1,
+                   label="perfect-input ceiling (gold-trained)")
+    if ceilings.get("human") is not None:
+        ax.axhline(ceilings["human"], color="black", ls="--", lw=1,
+                   label="human ceiling (k - 1 refs)")
+        if ceilings.get("human_ci_low") is not None:
+            ax.axhspan(ceilings["human_ci_low"], ceilings["human_ci_high"], color="black",
+                       alpha=0.08)
+    ax.set_xticks(x, names, rotation=20, ha="right")
+    ax.set_ylabel(block["metric"])
+    ax.set_title(f"{block['metric']} on {block['test_images']} test images, 95% intervals")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1, 0.5))
     return _png(fig)
 
 
@@ -403,6 +450,68 @@ def _stage1_section(figures: dict) -> str:
             for i, e in enumerate(errors)]))
     else:
         out.append(_missing(figures, "evaluate"))
+    thresholds = stage1.get("thresholds") or {}
+    if thresholds:
+        out.append("<h3>Operating threshold</h3><p>Each detector's confidence threshold is the "
+                   "one whose detections give the best stage-2 score on the validation split "
+                   "(captioned by the gold-trained model); ties go to the higher threshold. "
+                   "The chosen point's validation score is optimistic; the test figures are "
+                   "the ones to read.</p>")
+        out.append(_table(["detector", "chosen threshold", "validation images", "metric"], [
+            [html.escape(name), _fig(f"stage1.thresholds.{name}.chosen", t["chosen"]),
+             _fig(f"stage1.thresholds.{name}.images", t["images"]), html.escape(t["metric"])]
+            for name, t in thresholds.items()]))
+        out += [f"<p class='warn'>&#9888; {html.escape(name)}: the best is the "
+                f"{'lowest' if t['chosen'] == t['curve'][0]['threshold'] else 'highest'} "
+                "candidate; a threshold beyond it may be better still.</p>"
+                for name, t in thresholds.items() if t.get("at_edge")]
+        out.append(_threshold_plot(thresholds))
+    return "".join(out) + "</section>"
+
+
+def _threshold_plot(thresholds: dict) -> str:
+    """Validation stage-2 score against the detector's confidence threshold, chosen marked."""
+    fig = Figure(figsize=(5.5, 3.2), layout="constrained")
+    ax = fig.subplots()
+    for (name, t), colour in zip(thresholds.items(), COLOURS, strict=False):
+        curve = pd.DataFrame(t["curve"])
+        ax.plot(curve.threshold, curve.score, "o-", color=colour, label=name, ms=3)
+        chosen = curve[curve.threshold == t["chosen"]]
+        ax.plot(chosen.threshold, chosen.score, "*", color=colour, ms=12)
+    ax.set_xlabel("confidence threshold")
+    ax.set_ylabel(f"validation {next(iter(thresholds.values()))['metric']}")
+    ax.legend(fontsize="small")
+    return _png(fig)
+
+
+def _agreement_section(figures: dict) -> str:
+    """Validation and test side by side (`robustness.json` val_vs_test), disagreements
+    flagged: a validation split that does not predict test makes its decisions wrong."""
+    agreement = (figures.get("robustness") or {}).get("val_vs_test")
+    if not agreement:
+        return ""
+    out = ["<section><h2>Validation vs test</h2><p>Each figure on both splits with its 95% "
+           "interval over that split's images, and test &minus; validation with an interval "
+           "(the splits resampled independently); &#9888; where that interval excludes 0.</p>"]
+    if agreement["flagged"]:
+        out.append("<p class='warn'>&#9888; Disagree: "
+                   + html.escape("; ".join(agreement["flagged"])) + "</p>")
+    else:
+        out.append("<p>No figure disagrees beyond its interval.</p>")
+    rows = []
+    for part in ("stage1", "stage2"):
+        for detector, entries in agreement[part].items():
+            groups = entries.items() if part == "stage1" else [
+                (f"{v}: {f}", e) for v, figs in entries.items() for f, e in figs.items()]
+            for name, e in groups:
+                key = (f"robustness.val_vs_test.{part}.{detector}."
+                       + (name if part == "stage1" else name.replace(": ", ".")))
+                rows.append([html.escape(f"{detector}: {name}"),
+                             *[_with_interval(key, e, f, f"{f}_ci_low", f"{f}_ci_high")
+                               for f in ("val", "test", "difference")],
+                             "<span class='warn'>&#9888;</span>" if e["disagree"] else ""])
+    out.append(_table([f"figure ({agreement['metric']} for stage 2)", "validation", "test",
+                       "test - validation", "disagree"], rows))
     return "".join(out) + "</section>"
 
 

@@ -9,6 +9,7 @@ why (which stage-1 errors), and how sensitive stage 2 is to each error type.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,9 @@ FEW_IMAGES = 5
 #: Perturbation curves: injected errors per gold object, and how many seeds each point averages.
 RATES = (0.0, 0.1, 0.2, 0.4)
 SEEDS = 3
-#: The detectors a run evaluates: the trained one and a deliberately weak one.
-TRAINED_DETECTOR, WEAK_DETECTOR = "trained detector", "weak detector"
+#: The detectors a run evaluates: the deployed one (the settings' recipe, what the robust
+#: variants are built for) and a strong one (trained longer: what a better stage 1 gives).
+DEPLOYED_DETECTOR, STRONG_DETECTOR = "deployed detector", "strong detector"
 ITEM_METRICS = ("cider_d", "rouge_l", "content")
 ERROR_TYPES = ("missed", "spurious", "wrong_label", "mislocated")
 
@@ -229,9 +231,10 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) -> dict:
-    """Robustness figures of a run folder (see `workspace`): for every stage-2 variant the
-    gold-vs-predicted comparison and its attribution to stage-1 errors; perturbation curves of
-    the first (gold-trained) variant. Writes nothing; returns JSON-ready figures."""
+    """Robustness figures of a run folder (see `workspace`): for every stage-2 variant and
+    detector the gold-vs-predicted comparison on the test images and its attribution to
+    stage-1 errors; perturbation curves of the gold-trained variant; the summary block and
+    validation against test. Writes nothing; returns JSON-ready figures."""
     from annotate import store
     from annotate.views import gold_boxes
     from stage2_generate.generate import generate_captions
@@ -246,44 +249,52 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
             f"{n} ({workspace.ARTIFACTS[n].command})" for n in needs))
     ts = store.load(workspace.path(run, "split"))
     gold = gold_boxes(ts)
-    errors = check_errors(pd.read_parquet(workspace.path(run, "errors")),
-                          str(workspace.path(run, "errors")))
+    detectors = _detectors(Path(run))
     out: dict = {"variants": {}, "mislocated_iou": MISLOCATED_IOU,
-                 "tokenization": TOKENIZATION}
-    weak_errors = Path(run) / workspace.WEAK_ERRORS
-    error_tables = {TRAINED_DETECTOR: errors}
-    if weak_errors.exists():
-        error_tables[WEAK_DETECTOR] = pd.read_parquet(weak_errors)
-    tables, by_detector = {}, {}
+                 "tokenization": TOKENIZATION, "detectors": {
+                     name: {"folder": d["folder"], "threshold": d["threshold"]}
+                     for name, d in detectors.items()}}
+    tables, by_detector, val_tables = {}, {}, {}
     for folder in found:
-        sources = [(folder.name, workspace.CAPTIONS_PREDICTED, TRAINED_DETECTOR)]
-        if (folder / workspace.CAPTIONS_PREDICTED_WEAK).exists() and weak_errors.exists():
-            sources.append((f"{folder.name}, weak detector", workspace.CAPTIONS_PREDICTED_WEAK,
-                            WEAK_DETECTOR))
-        for name, predicted_file, detector in sources:
-            gold_captions = pd.read_parquet(folder / workspace.CAPTIONS_GOLD)
-            predicted_captions = pd.read_parquet(folder / predicted_file)
-            figures, table = compare(gold_captions, predicted_captions, ts, gold, n_boot, seed)
-            tables[name] = table
-            by_detector[detector, folder.name] = table
+        for detector, d in detectors.items():
+            if not (folder / d["captions"]).exists():
+                continue
+            name = folder.name + d["suffix"]
+            figures, table = compare(pd.read_parquet(folder / workspace.CAPTIONS_GOLD),
+                                     pd.read_parquet(folder / d["captions"]), ts, gold, n_boot,
+                                     seed)
+            tables[name] = by_detector[detector, folder.name] = table
+            val = folder / workspace.VAL
+            if (val / d["captions"]).exists() and d["errors_val"] is not None:
+                val_tables[detector, folder.name] = compare(
+                    pd.read_parquet(val / workspace.CAPTIONS_GOLD),
+                    pd.read_parquet(val / d["captions"]), ts, gold, n_boot, seed)[1]
             order = "content_predicted" if "content_predicted" in table else table.columns[0]
-            worst = table.sort_values(order).head(8).reset_index()
             out["variants"][name] = {
-                "figures": figures,
+                "figures": figures, "detector": detector,
                 # each drop's interval: the same test images drawn for gold and predicted input
                 "resampled": {"unit": "image", "paired": True, "count": figures["n_images"],
                               "n_boot": n_boot},
-                "attribution": _records(attribute(table, error_tables[detector], n_boot, seed)),
+                "attribution": _records(attribute(table, d["errors"], n_boot, seed)),
                 "attribution_resampled": {"unit": "image, within its bucket",
                                           "n_boot": n_boot},
                 "versus_people": equal_terms(
-                    ts, {"gold input": gold_captions, "predicted input": predicted_captions},
+                    ts, {"gold input": pd.read_parquet(folder / workspace.CAPTIONS_GOLD),
+                         "predicted input": pd.read_parquet(folder / d["captions"])},
                     table.index, n_boot, seed),
-                "worst": _records(worst)}
+                "worst": _records(table.sort_values(order).head(8).reset_index())}
     out["adequacy"] = between_variants(tables)
-    evaluated = {d: e for d, e in error_tables.items() if any(d == k for k, _ in by_detector)}
+    evaluated = {n: d["errors"] for n, d in detectors.items()
+                 if any(n == k for k, _ in by_detector)}
     out["summary"] = block = cascade.summary(by_detector, evaluated, list(ts.labels),
                                              MISLOCATED_IOU, n_boot, seed)
+    block["deployed"] = DEPLOYED_DETECTOR
+    for name, d in detectors.items():
+        if name in block["detectors"]:
+            block["detectors"][name]["threshold"] = d["threshold"]
+    out["val_vs_test"] = cascade.agreement(
+        val_tables, by_detector, {n: d["errors_val"] for n, d in detectors.items()
+                                  if d["errors_val"] is not None}, evaluated, n_boot, seed)
     if perturb:
         images = ts.images[ts.images.split == "test"]
         model = found[0]
@@ -296,8 +307,36 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
                                              "n_boot": n_boot}}
         block["costliest_error"] = cascade.costliest_error(curves)
     people = (out["variants"].get(cascade.GOLD_VARIANT, {}).get("versus_people", {})
-              .get("metrics", {}).get(cascade.PRIMARY_METRIC, {}).get("people", {}).get("score"))
-    block["verdict"] = cascade.verdict(block, TRAINED_DETECTOR, people)
+              .get("metrics", {}).get(cascade.PRIMARY_METRIC, {}).get("people", {}))
+    block["ceilings"] = {"perfect_input": block["gap"].get(DEPLOYED_DETECTOR, {}).get(
+        cascade.GOLD_VARIANT, {}).get("gold"), "human": people.get("score"),
+        "human_ci_low": people.get("ci_low"), "human_ci_high": people.get("ci_high"),
+        "human_rule": "each annotator against the other annotators, on the same test images "
+                      "and k - 1 references (quality.ceiling.equal_terms)"}
+    block["verdict"] = cascade.verdict(block, DEPLOYED_DETECTOR, people.get("score"))
+    return out
+
+
+def _detectors(run: Path) -> dict[str, dict]:
+    """The detectors whose test error tables exist: folder, operating threshold, captions
+    file name in the variant folders, variant-name suffix and error tables (val may be
+    None)."""
+    from . import workspace
+
+    out = {}
+    for name, folder, captions, suffix in (
+            (DEPLOYED_DETECTOR, "stage1", workspace.CAPTIONS_PREDICTED, ""),
+            (STRONG_DETECTOR, workspace.STRONG, workspace.CAPTIONS_PREDICTED_STRONG,
+             f", {STRONG_DETECTOR}")):
+        test, val = run / folder / "errors_test.parquet", run / folder / "errors_val.parquet"
+        if not test.exists():
+            continue
+        threshold = run / folder / workspace.THRESHOLD
+        out[name] = {"folder": folder, "captions": captions, "suffix": suffix,
+                     "errors": check_errors(pd.read_parquet(test), str(test)),
+                     "errors_val": pd.read_parquet(val) if val.exists() else None,
+                     "threshold": json.loads(threshold.read_text())["chosen"]
+                     if threshold.exists() else None}
     return out
 
 

@@ -30,18 +30,25 @@ ARTIFACTS = {
                        "--errors DIR/stage1/errors_test.parquet --json DIR/stage1/evaluate.json"),
     "evaluate": Artifact("stage1/evaluate.json", "(as errors)"),
     "stage2": Artifact("stage2", "stage2-generate train DIR/split --out DIR/stage2/gold "
-                                 "(and other variants: DIR/stage2/noise, DIR/stage2/oof)"),
+                                 "(and other variants: DIR/stage2/noise, DIR/stage2/oof, "
+                                 "DIR/stage2/noise+oof)"),
     "robustness": Artifact("robustness.json", "quality robustness DIR"),
     "sanity": Artifact("sanity.json", "quality sanity DIR/split --json DIR/sanity.json"),
 }
-#: Captions of a stage-2 variant folder, from gold and from predicted layouts.
+#: Captions of a stage-2 variant folder, from gold and from the deployed detector's layouts, for
+#: the test images; the same files under `val/` hold the validation images' captions.
 CAPTIONS_GOLD = "captions_gold.parquet"
 CAPTIONS_PREDICTED = "captions_predicted.parquet"
-#: Captions from a deliberately weak detector's layouts, and that detector's test error table.
-CAPTIONS_PREDICTED_WEAK = "captions_predicted_weak.parquet"
-WEAK_ERRORS = "stage1_weak/errors_test.parquet"
-WEAK_PREDICTED = "stage1_weak/predicted_test.parquet"
-
+VAL = "val"
+#: The strong detector (the deployed one trained longer: what a better stage 1 would give):
+#: its folder, the captions from its layouts, and its test predictions and error table.
+STRONG = "stage1_strong"
+CAPTIONS_PREDICTED_STRONG = "captions_predicted_strong.parquet"
+STRONG_PREDICTED = f"{STRONG}/predicted_test.parquet"
+STRONG_ERRORS = f"{STRONG}/errors_test.parquet"
+#: A detector folder's predictions at the lowest candidate threshold (`raw_<split>.parquet`)
+#: and the operating threshold chosen on validation (`quality.threshold`).
+THRESHOLD = "threshold.json"
 
 def path(run: str | os.PathLike, name: str) -> Path:
     return Path(run) / ARTIFACTS[name].path

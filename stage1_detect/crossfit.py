@@ -26,8 +26,10 @@ def crossfit(ts: TableSet, out: str | os.PathLike, folds: int, config: DetectorC
     `out/oof_boxes.parquet` (with `crossfit.json`).
 
     Folds come from the images' `fold` column, or are made (grouped, stratified) with `folds`.
-    Each detector trains on the other folds with its last-epoch weights kept as they are (its
-    own training images stand in for validation), so nothing of the held-out fold steers it.
+    Each detector trains on the other folds with its last-epoch weights kept as they are and
+    no validation until the last epoch (its own training images stand in for validation), so
+    nothing of the held-out fold steers it. Detections at or above `conf` are kept: predict at
+    a low `conf` to choose the operating threshold later (`quality.threshold`).
     """
     out = Path(out)
     if "fold" not in ts.images.columns or ts.images.fold.isna().any():
@@ -38,7 +40,8 @@ def crossfit(ts: TableSet, out: str | os.PathLike, folds: int, config: DetectorC
         held_out = (ts.images.fold == k).to_numpy()
         images = ts.images.assign(split=np.where(held_out, "test", "train"))
         fold_ts = TableSet(images, ts.annotations, ts.boxes, ts.captions, ts.labels, ts.meta)
-        record = train(fold_ts, out / f"fold_{k}", replace(config, seed=config.seed + k))
+        record = train(fold_ts, out / f"fold_{k}",
+                       replace(config, seed=config.seed + k, val=False))
         last = Path(record["weights"]).with_name("last.pt")
         predictions.append(predict(last, ts.images[held_out], conf=conf,
                                    imgsz=config.imgsz, device=config.device,

@@ -27,7 +27,8 @@ def match_errors(gold: pd.DataFrame, predicted: pd.DataFrame, image_ids=None,
     Per image, gold and predicted boxes are matched one to one by the Hungarian algorithm on
     IoU (class-agnostic, pairs below `iou_threshold` not allowed): a matched pair is `matched`
     when the labels agree, else `wrong_label`; a gold box left over is `missed`, a prediction
-    left over `spurious`.
+    left over `spurious`. `iou` is the matched pair's; of a spurious prediction, its largest
+    IoU with any gold box of the image (0 when none): high for a second box on a real object.
     """
     ids = pd.Index(pd.unique(pd.concat([gold.image_id, predicted.image_id]))
                    if image_ids is None else pd.unique(pd.Series(list(image_ids))))
@@ -38,6 +39,7 @@ def match_errors(gold: pd.DataFrame, predicted: pd.DataFrame, image_ids=None,
     coords_g = pairs[["x0_g", "y0_g", "x1_g", "y1_g"]].to_numpy(np.float64)
     coords_p = pairs[["x0_p", "y0_p", "x1_p", "y1_p"]].to_numpy(np.float64)
     pairs["iou"] = iou(coords_g, coords_p)
+    nearest = pairs.groupby("index_p").iou.max()  # for a spurious prediction: a duplicate?
     pairs = pairs[pairs.iou >= iou_threshold]
     chosen_g, chosen_p, chosen_iou = [], [], []
     for _, block in pairs.groupby("image_id", sort=False):  # small per-image problems
@@ -72,7 +74,8 @@ def match_errors(gold: pd.DataFrame, predicted: pd.DataFrame, image_ids=None,
                       "pred_object_id": None, "score": np.nan}),
         pd.DataFrame({"image_id": spurious.image_id.to_numpy(object), "status": "spurious",
                       "gold_label": None, "pred_label": spurious.label.to_numpy(object),
-                      "iou": np.nan, "gold_object_id": None,
+                      "iou": nearest.reindex(spurious.index).fillna(0.0).to_numpy(np.float64),
+                      "gold_object_id": None,
                       "pred_object_id": spurious.object_id.to_numpy(object),
                       "score": spurious.score.to_numpy(np.float64)}),
     ], ignore_index=True)[ERROR_COLUMNS]

@@ -36,6 +36,8 @@ class DetectorConfig:
     patience: int = 50
     workers: int = 0
     verbose: bool = False
+    #: validate every epoch (best.pt = the best epoch); False validates the last epoch only
+    val: bool = True
 
 
 def train(ts: TableSet, out: str | os.PathLike, config: DetectorConfig) -> dict:
@@ -55,7 +57,7 @@ def train(ts: TableSet, out: str | os.PathLike, config: DetectorConfig) -> dict:
         data=str(data_yaml), epochs=config.epochs, imgsz=config.imgsz, batch=config.batch,
         device=device_or_auto(config.device), seed=config.seed, deterministic=True,
         workers=config.workers, project=str(out), name="train", exist_ok=True, plots=False,
-        amp=False, patience=config.patience, verbose=config.verbose, val=True)
+        amp=False, patience=config.patience, verbose=config.verbose, val=config.val)
     weights = out / "train" / "weights" / "best.pt"
     record = {
         "config": asdict(config), "weights": str(weights), "data_yaml": str(data_yaml),

@@ -28,7 +28,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     ts = read_tables(args.dir)
     noise = (calibrate(pd.read_parquet(args.noise_from)) if args.noise_from else
-             Noise(args.drop, args.spurious, args.swap, args.jitter, args.scale))
+             Noise(args.drop, args.spurious, args.swap, args.jitter, args.scale,
+                   duplicate=args.duplicate))
     extra = coerce("boxes", pd.read_parquet(args.train_boxes)) if args.train_boxes else None
     config = TrainConfig(preset=args.preset, model=args.model, epochs=args.epochs,
                          batch_size=args.batch_size, learning_rate=args.lr, bins=args.bins,
@@ -77,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     noise.add_argument("--swap", type=float, default=0.0, help="share of labels swapped")
     noise.add_argument("--jitter", type=float, default=0.0, help="corner sd, in box sizes")
     noise.add_argument("--scale", type=float, default=0.0, help="sd of log box size")
+    noise.add_argument("--duplicate", type=float, default=0.0,
+                       help="share of spurious objects put on a real object (a second box)")
     noise.add_argument("--noise-from", help="calibrate all rates from a stage-1 error table")
     noise.add_argument("--train-boxes", help="boxes Parquet (e.g. out-of-fold stage-1 output) "
                                              "to train on instead of gold for a share")

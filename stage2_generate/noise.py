@@ -23,7 +23,9 @@ COORDS = ["x0", "y0", "x1", "y1"]
 class Noise:
     """Corruption rates: drop (per object), spurious (expected extra objects per image), swap
     (per object, label changed), jitter (sd of each corner, in box widths/heights), scale (sd of
-    log size change). `confusion` (gold label -> {pred label: p}) replaces uniform swaps."""
+    log size change). `confusion` (gold label -> {pred label: p}) replaces uniform swaps.
+    `duplicate`: the share of spurious objects put on a real object (a second box on it with
+    any label, as detectors mostly err) instead of anywhere in the image."""
 
     drop: float = 0.0
     spurious: float = 0.0
@@ -31,9 +33,10 @@ class Noise:
     jitter: float = 0.0
     scale: float = 0.0
     confusion: dict[str, dict[str, float]] = field(default_factory=dict)
+    duplicate: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("drop", "swap"):
+        for name in ("drop", "swap", "duplicate"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UserError(f"noise {name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("spurious", "jitter", "scale"):
@@ -48,8 +51,13 @@ class Noise:
         return asdict(self)
 
 
+#: A spurious prediction overlapping a gold box at least this much counts as a duplicate.
+DUPLICATE_IOU = 0.3
+
+
 def calibrate(errors: pd.DataFrame) -> Noise:
-    """Noise rates that reproduce a stage-1 error table (see module docstring)."""
+    """Noise rates that reproduce a stage-1 error table (see module docstring); the share of
+    duplicates from the spurious rows' `iou` (their overlap with the nearest gold box)."""
     check_errors(errors)
     counts = errors.status.value_counts()
     gold = counts.get("matched", 0) + counts.get("missed", 0) + counts.get("wrong_label", 0)
@@ -59,7 +67,10 @@ def calibrate(errors: pd.DataFrame) -> Noise:
                  if len(found) else pd.DataFrame())
     swap = counts.get("wrong_label", 0) / max(len(found), 1)
     iou = found.iou.dropna()
+    spurious = errors.iou[errors.status == "spurious"]
     return Noise(drop=counts.get("missed", 0) / max(gold, 1),
+                 duplicate=float((spurious.fillna(0) >= DUPLICATE_IOU).mean())
+                 if len(spurious) else 0.0,
                  spurious=counts.get("spurious", 0) / images, swap=float(swap),
                  jitter=jitter_for_iou(float(iou.median())) if len(iou) else 0.0,
                  confusion={g: {p: float(v) for p, v in row.items() if v > 0}
@@ -100,7 +111,7 @@ def corrupt(boxes: pd.DataFrame, images: pd.DataFrame, noise: Noise, labels: lis
     corners = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
     corners += rng.normal(0, noise.jitter, corners.shape) * np.stack([w, h, w, h], axis=1)
     out[COORDS] = corners
-    extra = _spurious(out, boxes, size, noise.spurious, labels, rng)
+    extra = _spurious(boxes, size, noise, labels, rng)
     out = pd.concat([out, extra], ignore_index=True)
     return _clip(out, size)
 
@@ -125,12 +136,14 @@ def _swap(current: np.ndarray, noise: Noise, labels: list[str], rng) -> np.ndarr
     return current
 
 
-def _spurious(out: pd.DataFrame, original: pd.DataFrame, size: pd.DataFrame, rate: float,
-              labels: list[str], rng) -> pd.DataFrame:
+def _spurious(original: pd.DataFrame, size: pd.DataFrame, noise: Noise, labels: list[str],
+              rng) -> pd.DataFrame:
+    """Extra objects, Poisson(`noise.spurious`) per image: a share `noise.duplicate` on one of
+    the image's objects (shifted by up to a fifth of its size), the rest anywhere; any label."""
     images = original.image_id.unique()
-    if not rate or len(original) == 0 or len(images) == 0:
-        return out.iloc[:0]
-    per_image = rng.poisson(rate, len(images))
+    if not noise.spurious or len(original) == 0 or len(images) == 0:
+        return original.iloc[:0]
+    per_image = rng.poisson(noise.spurious, len(images))
     owner = np.repeat(images, per_image)
     n = len(owner)
     template = original.iloc[rng.integers(0, len(original), n)]
@@ -140,6 +153,21 @@ def _spurious(out: pd.DataFrame, original: pd.DataFrame, size: pd.DataFrame, rat
     height = size.height.reindex(owner).to_numpy(np.float64)
     x0 = rng.uniform(0, np.maximum(width - w, 1))
     y0 = rng.uniform(0, np.maximum(height - h, 1))
+    on_object = rng.random(n) < noise.duplicate
+    if on_object.any():  # one of the owner image's own objects, picked uniformly
+        by_image = original.reset_index(drop=True).sort_values("image_id", kind="stable")
+        first = by_image.groupby("image_id", sort=False).cumcount() == 0
+        starts = pd.Series(np.flatnonzero(first), index=by_image.image_id[first].to_numpy())
+        counts = by_image.image_id.value_counts()
+        k = starts.reindex(owner[on_object]).to_numpy() + np.floor(
+            rng.random(on_object.sum()) * counts.reindex(owner[on_object]).to_numpy()
+        ).astype(np.int64)
+        host = by_image.iloc[k]
+        w[on_object] = (host.x1 - host.x0).to_numpy()
+        h[on_object] = (host.y1 - host.y0).to_numpy()
+        shift = rng.uniform(-0.2, 0.2, (on_object.sum(), 2))
+        x0[on_object] = host.x0.to_numpy() + shift[:, 0] * w[on_object]
+        y0[on_object] = host.y0.to_numpy() + shift[:, 1] * h[on_object]
     extra = template.copy()
     extra["image_id"] = owner
     extra["object_id"] = [f"noise{k}" for k in range(n)]

@@ -4,13 +4,17 @@ CLIs and the pipeline call, so the report tests see what a real run writes."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+
+import pandas as pd
 
 from annotate import store
 from annotate.readers import import_set
 from annotate.views import gold_boxes
 from quality import workspace
 from quality.jobs import audit_job, consensus_job, reliability_job, split_job
+from quality.threshold import threshold_job
 from stage1_detect.jobs import evaluate_job, predict_job
 from stage1_detect.train import DetectorConfig, train
 from stage2_generate.baseline import rule_job
@@ -21,7 +25,7 @@ from stage2_generate.train import train as train_stage2
 from tests.conftest import REPO
 
 
-def make_run(run: Path, stage2: bool = True) -> Path:
+def make_run(run: Path) -> Path:
     ts, _ = import_set(REPO / "data/demo/export.json", workspace.path(run, "tables"))
     reliability_job(ts, workspace.path(run, "reliability"), n_boot=50)
     consensus_job(ts, workspace.path(run, "gold"))
@@ -31,20 +35,24 @@ def make_run(run: Path, stage2: bool = True) -> Path:
     audit_job(split, workspace.path(run, "audit"), check_images=False)
     stage1 = run / "stage1"
     train(split, stage1, DetectorConfig(model="tiny", epochs=1, imgsz=64))
-    predicted = predict_job(stage1, split, workspace.path(run, "predicted"), split="test",
-                            conf=0.001)
-    evaluate_job(split, predicted, run=stage1, split="test", imgsz=64,
+    for part in ("val", "test"):
+        predict_job(stage1, split, stage1 / f"raw_{part}.parquet", split=part, conf=0.001)
+    for name, noise in (("gold", Noise()), ("noise", Noise(drop=0.2, jitter=0.05))):
+        train_stage2(split, run / "stage2" / name, TrainConfig(preset="tiny", epochs=2,
+                                                               noise=noise, progress=False))
+    threshold_job(run / "stage2" / "gold", stage1, split, thresholds=(0.001, 0.01))
+    predicted = {part: pd.read_parquet(stage1 / f"predicted_{part}.parquet")
+                 for part in ("val", "test")}
+    evaluate_job(split, predicted["test"], run=stage1, split="test", imgsz=64,
                  errors_path=workspace.path(run, "errors"),
                  json_path=workspace.path(run, "evaluate"))
-    if stage2:
-        test = split.images[split.images.split == "test"]
-        for name, noise in (("gold", Noise()), ("noise", Noise(drop=0.2, jitter=0.05))):
-            folder = run / "stage2" / name
-            train_stage2(split, folder, TrainConfig(preset="tiny", epochs=2, noise=noise,
-                                                    progress=False))
-            generate_job(folder, gold_boxes(split), test, folder / workspace.CAPTIONS_GOLD)
-            generate_job(folder, predicted, test, folder / workspace.CAPTIONS_PREDICTED)
-        baseline = run / "stage2" / "baseline"
-        rule_job(gold_boxes(split), test, baseline / workspace.CAPTIONS_GOLD)
-        rule_job(predicted, test, baseline / workspace.CAPTIONS_PREDICTED)
+    evaluate_job(split, predicted["val"], split="val", errors_path=stage1 / "errors_val.parquet")
+    for part, sub in (("test", ""), ("val", workspace.VAL)):
+        images = split.images[split.images.split == part]
+        for name in ("gold", "noise", "baseline"):
+            folder = run / "stage2" / name / sub
+            caption = (rule_job if name == "baseline" else partial(
+                generate_job, run / "stage2" / name))
+            caption(gold_boxes(split), images, folder / workspace.CAPTIONS_GOLD)
+            caption(predicted[part], images, folder / workspace.CAPTIONS_PREDICTED)
     return run

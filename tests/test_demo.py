@@ -35,6 +35,20 @@ def test_shipped_sample_is_the_generator_output(tmp_path):
     assert (REPO / "data/demo/export.json").read_bytes() == (tmp_path / "export.json").read_bytes()
 
 
+def test_the_demo_preset_generates_its_larger_sample_once_and_whole(tmp_path):
+    """`evaluate-pipeline --preset demo` reads a 500-image sample made on first use: the
+    generator's bytes, written whole (no partial folder left), reused afterwards."""
+    from quality.pipeline import DEMO_EXPORT, demo_data
+
+    assert demo_data(0, tmp_path) == DEMO_EXPORT
+    export = demo_data(12, tmp_path)
+    assert export == tmp_path / "generated" / "demo-12" / "export.json"
+    made = export.stat().st_mtime_ns
+    assert demo_data(12, tmp_path).stat().st_mtime_ns == made
+    assert export.read_bytes() == generate(12, tmp_path / "reference", seed=0).read_bytes()
+    assert [p.name for p in (tmp_path / "generated").iterdir()] == ["demo-12"]
+
+
 def test_shape_of_the_demo_set(demo):
     _, ts, summary, truth = demo
     assert len(ts.images) == 120 and summary.skipped > 0

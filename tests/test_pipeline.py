@@ -33,8 +33,8 @@ def test_same_seed_same_figures(two_runs):
     first, second = two_runs
     a, b = figures_of(first), figures_of(second)
     assert a == b
-    names = {"gold", "noise", "oof", "baseline"}
-    assert set(a["robustness"]["variants"]) == names | {f"{n}, weak detector" for n in names}
+    names = {"gold", "noise", "oof", "noise+oof", "baseline"}
+    assert set(a["robustness"]["variants"]) == names | {f"{n}, strong detector" for n in names}
     assert not a["missing"]
 
 
@@ -186,10 +186,11 @@ def test_the_main_job_is_quiet(tmp_path, capfd):
     out, err = capfd.readouterr()
     lines = out.splitlines()
     steps = [line for line in lines if line.startswith("[")]
-    assert len(steps) == 17 and err == ""
+    assert len(steps) == 19 and err == ""
     rest = [line for line in lines if not line.startswith("[")]
-    assert rest[0].startswith("detector: mAP50") and "human ceiling CIDEr-D" in out
-    assert rest[-1].startswith("report: ") and len(rest) == 5
+    assert rest[0].startswith("deployed detector: mAP50")
+    assert rest[1].startswith("With the deployed detector") and "human ceiling" in rest[-2]
+    assert rest[-1].startswith("report: ")
     logs = {p.name: p.read_text() for p in (tmp_path / "run" / "logs").iterdir()}
     assert "mAP50" in logs["stage1_train.log"]  # ultralytics' training output went here
 
@@ -208,15 +209,20 @@ def test_a_changed_setting_reruns_only_the_steps_that_use_it(two_runs, tmp_path)
     # robustness reads n_boot; so do reliability and split (whose tables do not change, so
     # nothing downstream of them reruns); the report reads what changed
     assert rerun(n_boot=60) == {"reliability", "split", "robustness", "report"}
-    # a stage-2 setting reruns the three variants and what reads their captions
-    reran = rerun(n_boot=60, stage2_epochs=1)  # the report too if the figures moved
-    assert reran - {"report"} == {"stage2 gold", "stage2 noise", "stage2 oof", "robustness"}
+    # a stage-2 setting reruns the four variants, the threshold choice (the gold-trained
+    # model captions it) and what reads their captions; the error tables only if the chosen
+    # threshold moved, the report only if the figures did
+    reran = rerun(n_boot=60, stage2_epochs=1)
+    assert reran - {"report", "stage1 evaluate"} == {
+        "stage2 gold", "stage1 threshold", "stage2 noise", "stage2 oof", "stage2 noise+oof",
+        "stage2 captions", "robustness"}
     assert rerun(n_boot=60, stage2_epochs=1) == set()
 
 
 def test_a_changed_input_reruns_its_step_and_the_steps_after_it(two_runs, tmp_path):
-    """The detector's test predictions change (as if predicted again): evaluation, the stage-2
-    captions from them and what reads those rerun; training and everything before do not."""
+    """The detector's raw test detections change (as if predicted again): the threshold step
+    that filters them, evaluation, the stage-2 captions and what reads those rerun; training
+    and everything before do not."""
     from quality.pipeline import Pipeline, Settings
 
     run = tmp_path / "run"
@@ -226,7 +232,7 @@ def test_a_changed_input_reruns_its_step_and_the_steps_after_it(two_runs, tmp_pa
 
     split = store.load(run / "split")
     image = split.images[split.images.split == "test"].image_id.iloc[0]
-    predicted = run / "stage1" / "predicted_test.parquet"
+    predicted = run / "stage1" / "raw_test.parquet"
     extra = coerce("boxes", [{"image_id": image, "annotator": "model:edit", "object_id": "e1",
                               "label": split.labels[0], "x0": 10, "y0": 10, "x1": 50, "y1": 50,
                               "score": 0.9, "source": "model:edit"}])
@@ -234,8 +240,8 @@ def test_a_changed_input_reruns_its_step_and_the_steps_after_it(two_runs, tmp_pa
     lines: list[str] = []
     Pipeline(run, Settings(preset="smoke"), echo=lines.append).run()
     reran = {line[8:30].strip() for line in lines if not line.endswith("cached")}
-    assert reran - {"report"} == {"stage1 evaluate", "stage2 gold", "stage2 noise",
-                                  "stage2 oof", "stage2 baseline", "robustness"}
+    assert reran - {"report"} == {"stage1 threshold", "stage1 evaluate", "stage2 captions",
+                                  "robustness"}
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,8 @@ def test_every_figure_on_the_page_is_the_one_in_report_json(report):
     for key, text in shown:
         assert _fmt(lookup(figures, key)) == text, key
     for section in ("Annotator agreement", "Splits and leakage", "Stage 1: detector",
-                    "Stage 2: gold vs predicted input", "Sanity checks"):
+                    "Operating threshold", "Stage 2: gold vs predicted input",
+                    "Validation vs test", "Sanity checks"):
         assert section in page
     assert page.count('<img class="plot"') >= 4 and "http://" not in page.split("<body>")[1]
     assert figures["robustness"]["variants"].keys() == {"gold", "noise", "baseline"}
@@ -200,15 +201,15 @@ def test_summary_block_agrees_with_the_detailed_sections(report):
     summary = figures["summary"]
     variants = figures["robustness"]["variants"]
     assert summary["test_images"] == variants["gold"]["figures"]["n_images"]
-    gap = summary["gap"]["trained detector"]
-    assert set(gap) == {"gold", "noise"} and set(summary["baseline"]) == {"trained detector"}
-    for name, entry in [*gap.items(), ("baseline", summary["baseline"]["trained detector"])]:
+    gap = summary["gap"]["deployed detector"]
+    assert set(gap) == {"gold", "noise"} and set(summary["baseline"]) == {"deployed detector"}
+    for name, entry in [*gap.items(), ("baseline", summary["baseline"]["deployed detector"])]:
         detailed = variants[name]["figures"]["cider_d"]
         for key in ("gold", "predicted", "drop"):
             assert entry[key] == pytest.approx(detailed[key]), (name, key)
     assert gap["gold"]["reduction"] in (0.0, None)
-    assert summary["baseline"]["trained detector"]["reduction"] is None
-    detector = summary["detectors"]["trained detector"]
+    assert summary["baseline"]["deployed detector"]["reduction"] is None
+    detector = summary["detectors"]["deployed detector"]
     assert set(detector) >= {"recall", "miss_rate", "spurious_rate", "wrong_label_rate",
                              "mislocated_rate", "confusion"}
     counts = np.array(detector["confusion"]["counts"])
@@ -253,3 +254,25 @@ def test_confusion_matrix_counts_on_a_hand_made_error_table():
     assert rates["recall"] == 0.75 and rates["miss_rate"] == 0.25
     assert rates["wrong_label_rate"] == 0.25 and rates["mislocated_rate"] == 0.25
     assert rates["spurious_rate"] == 0.25
+
+
+def test_threshold_command_chooses_on_validation_and_writes_the_detections(run, capsys,
+                                                                           tmp_path):
+    """`quality threshold RUN` is the pipeline's job: the curve over the candidates, the
+    choice (the best validation score) and the detections at it, every one at or above it."""
+    import pandas as pd
+
+    copy = tmp_path / "run"
+    for name in ("split", "stage1", "stage2"):
+        shutil.copytree(run / name, copy / name)
+    for name in ("threshold.json", "predicted_val.parquet", "predicted_test.parquet"):
+        (copy / "stage1" / name).unlink()
+    assert main(["threshold", str(copy)]) == 0
+    assert "<- chosen" in capsys.readouterr().out
+    record = json.loads((copy / "stage1" / workspace.THRESHOLD).read_text())
+    curve = pd.DataFrame(record["curve"])
+    assert record["chosen"] == curve.threshold[curve.score == curve.score.max()].max()
+    raw = pd.read_parquet(copy / "stage1" / "raw_test.parquet")
+    kept = pd.read_parquet(copy / "stage1" / "predicted_test.parquet")
+    assert len(kept) == (raw.score >= record["chosen"]).sum()
+    assert record["model"].startswith("gold-")  # the captioning model's weights, named

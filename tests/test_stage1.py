@@ -66,6 +66,11 @@ def test_error_table_labels_a_hand_made_case():
     assert errors.loc["d", "status"] == "missed"
     spurious = errors[errors.status == "spurious"]
     assert sorted(spurious.pred_object_id) == ["s", "t"]
+    assert (spurious.iou == 0).all()  # nowhere near a gold box (t: no gold in its image)
+    doubled = match_errors(gold, pd.concat([predicted, predicted.iloc[[0]].assign(
+        object_id="u", label="dog", x0=2.0, x1=22.0)]))
+    second = doubled.set_index("pred_object_id").loc["u"]
+    assert second.status == "spurious" and second.iou == pytest.approx(18 / 22)
     rates = error_rates(errors)
     assert rates.loc["all", "miss_rate"] == 0.25 and rates.loc["all", "spurious_rate"] == 0.4
     assert rates.loc["all", "wrong_label_rate"] == 0.25

@@ -92,6 +92,13 @@ def test_noise_rates_and_calibration():
     swapped = corrupt(boxes, images, Noise(swap=0.2), LABELS, rng)
     assert (swapped.label.to_numpy() != boxes.label.to_numpy()).mean() == pytest.approx(0.2,
                                                                                         abs=0.02)
+    doubled = corrupt(boxes, images, Noise(spurious=0.5, duplicate=1.0), LABELS, rng)
+    added = doubled[doubled.object_id.str.startswith("noise")]
+    # every object sits at (50, 50)-(90, 90): a duplicate shifted by <= 1/5 keeps IoU >= 0.47
+    overlap = ((np.minimum(added.x1, 90) - np.maximum(added.x0, 50))
+               * (np.minimum(added.y1, 90) - np.maximum(added.y0, 50)))
+    assert len(added) / len(images) == pytest.approx(0.5, abs=0.05)
+    assert (overlap / (2 * 1600 - overlap)).min() >= 0.47
     moved = corrupt(boxes, images, Noise(jitter=0.1), LABELS, rng)
     assert ((moved.x0 >= 0) & (moved.x1 <= 200) & (moved.x1 > moved.x0)).all()
     assert moved.x0.std() == pytest.approx(4.0, rel=0.1)  # 0.1 x box width 40
@@ -104,8 +111,10 @@ def test_noise_rates_and_calibration():
                        "red circle"],
         "pred_label": ["red circle", None, "green square", "blue square", "red circle",
                        "red circle"],
-        "iou": [0.9, np.nan, 0.8, 0.9, np.nan, 0.9]})
+        "iou": [0.9, np.nan, 0.8, 0.9, 0.0, 0.9]})
     noise = calibrate(errors)
+    assert noise.duplicate == 0.0
+    assert calibrate(errors.assign(iou=[0.9, np.nan, 0.8, 0.9, 0.6, 0.9])).duplicate == 1.0
     assert noise.drop == pytest.approx(1 / 5) and noise.spurious == pytest.approx(1 / 3)
     assert noise.swap == pytest.approx(1 / 4)
     assert noise.confusion["blue square"] == {"blue square": 0.5, "green square": 0.5}

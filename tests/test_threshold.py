@@ -1,0 +1,103 @@
+"""The operating threshold chosen by stage-2 score (`quality.threshold`) and validation
+against test (`quality.cascade.agreement`), on hand-made inputs with known answers."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from annotate.errors import UserError
+from quality.cascade import agreement, gaps
+from quality.threshold import at_threshold, choose, score_curve
+
+
+def test_choose_takes_the_best_score_and_breaks_ties_upwards():
+    curve = pd.DataFrame({"threshold": [0.1, 0.2, 0.3, 0.4, 0.5],
+                          "score": [1.0, 1.4, 1.7, 1.2, 0.9]})
+    assert choose(curve) == 0.3
+    tied = curve.assign(score=[1.0, 1.7, 1.7, 1.2, 0.9])
+    assert choose(tied) == 0.3
+    with pytest.raises(UserError, match="no threshold"):
+        choose(curve.assign(score=float("nan")))
+
+
+def test_score_curve_finds_the_threshold_whose_layouts_stage_2_reads_best():
+    """Image a holds two objects (detected at 0.9 and 0.6) and a spurious detection at 0.2;
+    image b one object at 0.45. A stage 2 that is right only when it reads every object and
+    nothing else scores 1 per such image: every threshold in (0.2, 0.45] is right on both
+    images, and the highest of them wins."""
+    boxes = pd.DataFrame({"image_id": ["a", "a", "a", "b"], "score": [0.9, 0.6, 0.2, 0.45],
+                          "real": [True, True, False, True]})
+    images = pd.DataFrame({"image_id": ["a", "b"]})
+    truth = {"a": 2, "b": 1}
+
+    def stage2(kept: pd.DataFrame) -> pd.Series:
+        found = kept.groupby("image_id").real.agg(["sum", "size"])
+        found = found.reindex(list(truth), fill_value=0)
+        return pd.Series([float(found.loc[i, "sum"] == found.loc[i, "size"] == truth[i])
+                          for i in truth], index=list(truth))
+
+    curve = score_curve(boxes, images, stage2, thresholds=(0.1, 0.3, 0.4, 0.5, 0.7))
+    assert curve.score.tolist() == [0.5, 1.0, 1.0, 0.5, 0.0]
+    assert curve.boxes_per_image.tolist() == [2.0, 1.5, 1.5, 1.0, 0.5]
+    assert choose(curve) == 0.4
+
+
+def test_a_threshold_needs_confidences():
+    with pytest.raises(UserError, match="no `score` column"):
+        at_threshold(pd.DataFrame({"image_id": ["a"]}), 0.5)
+    kept = at_threshold(pd.DataFrame({"image_id": ["a", "b"], "score": [0.3, 0.5]}), 0.5)
+    assert kept.image_id.tolist() == ["b"]
+
+
+def _scores(drop: float, n: int = 40, noise: float = 0.1) -> pd.DataFrame:
+    gold = 2.0 + noise * (pd.RangeIndex(n) % 3 - 1)
+    return pd.DataFrame({"cider_d_gold": gold, "cider_d_predicted": gold - drop},
+                        index=pd.Index([f"i{k}" for k in range(n)], name="image_id"))
+
+
+def _errors(missed_share: float, n_images: int = 40) -> pd.DataFrame:
+    """Two gold objects per image, a share of them missed, one spurious per ten images."""
+    rows = []
+    for k in range(n_images):
+        for j in range(2):
+            status = "missed" if (2 * k + j) < missed_share * 2 * n_images else "matched"
+            rows.append({"image_id": f"i{k}", "status": status, "gold_object_id": f"g{k}{j}",
+                         "pred_object_id": None if status == "missed" else f"p{k}{j}"})
+        if k % 10 == 0:
+            rows.append({"image_id": f"i{k}", "status": "spurious", "gold_object_id": None,
+                         "pred_object_id": f"s{k}"})
+    return pd.DataFrame(rows)
+
+
+def test_validation_and_test_agree_or_are_flagged():
+    same = agreement({("d", "gold"): _scores(0.5)}, {("d", "gold"): _scores(0.5)},
+                     {"d": _errors(0.1)}, {"d": _errors(0.1)}, n_boot=200, seed=0)
+    assert same["flagged"] == []
+    recall = same["stage1"]["d"]["recall"]
+    assert recall["val"] == recall["test"] == pytest.approx(0.9)
+    assert same["stage1"]["d"]["spurious_rate"]["test"] == pytest.approx(4 / 76)
+    assert same["stage2"]["d"]["gold"]["drop"]["difference"] == pytest.approx(0.0)
+
+    apart = agreement({("d", "gold"): _scores(0.5)}, {("d", "gold"): _scores(1.5)},
+                      {"d": _errors(0.1)}, {"d": _errors(0.5)}, n_boot=200, seed=0)
+    drop = apart["stage2"]["d"]["gold"]["drop"]
+    assert drop["difference"] == pytest.approx(1.0) and drop["disagree"]
+    assert not apart["stage2"]["d"]["gold"]["gold"]["disagree"]  # perfect input: same scores
+    assert apart["stage1"]["d"]["recall"]["disagree"]
+    assert set(apart["flagged"]) == {"d: recall", "d, gold: predicted", "d, gold: drop"}
+
+
+def test_gap_reports_the_change_of_the_perfect_input_score():
+    """A robust variant that loses 0.2 on perfect input on every image: the change is -0.2
+    with a paired interval of -0.2 (every image alike); the gold-trained variant has none."""
+    robust = _scores(0.25).assign(cider_d_gold=lambda t: t.cider_d_gold - 0.2,
+                                  cider_d_predicted=lambda t: t.cider_d_predicted - 0.2)
+    result = gaps({("d", "gold"): _scores(0.5), ("d", "noise"): robust}, n_boot=100,
+                  seed=0)["d"]
+    assert result["noise"]["gold_change"] == pytest.approx(-0.2)
+    assert result["noise"]["gold_change_ci_low"] == pytest.approx(-0.2)
+    assert result["noise"]["reduction"] == pytest.approx(0.5)
+    assert result["gold"]["gold_change"] is None
+    assert result["gold"]["gold_ci_low"] <= result["gold"]["gold"] <= result["gold"][
+        "gold_ci_high"]
