@@ -10,6 +10,8 @@ the out-of-fold detections' error profile against the deployed detector's, and w
 stage-2 variant was still improving when training stopped.
 
     uv run python benchmarks/robustness_study.py [--images 1000] [--stage2-epochs 30]
+    cp -r runs/demo runs/long && uv run python benchmarks/robustness_study.py \
+        --images 500 --stage2-epochs 40 --out runs/long   # the demo, stage 2 trained longer
     uv run python benchmarks/robustness_study.py --run runs/demo      # only read a run
 """
 
@@ -43,14 +45,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--stage2-epochs", type=int, default=30)
     parser.add_argument("--run", help="an existing run folder: read it, run nothing")
+    parser.add_argument("--out", help="run folder (default: a new temporary one); steps whose "
+                                      "inputs and settings did not change are reused")
     args = parser.parse_args()
     if args.run:
         run = Path(args.run)
     else:
         work = Path(tempfile.mkdtemp(prefix="twostage-robustness-"))
-        run = work / "run"
+        run = Path(args.out) if args.out else work / "run"
         started = time.perf_counter()
-        Pipeline(run, Settings(data=str(demo_data(args.images, work)), preset="demo",
+        data = demo_data(args.images) if args.out else demo_data(args.images, work)
+        Pipeline(run, Settings(data=str(data), preset="demo",
                                options={"stage2_epochs": args.stage2_epochs})).run()
         print(f"pipeline: {args.images} images, stage-2 epochs {args.stage2_epochs}: "
               f"{(time.perf_counter() - started) / 60:.1f} min ({run})")
