@@ -55,8 +55,8 @@ def gaps(tables: dict[tuple[str, str], pd.DataFrame], n_boot: int, seed: int) ->
     """detector -> variant -> gold, predicted and drop, each with its interval; the reduction
     of the gold-trained variant's drop (1 - drop / gold variant's drop) and the change of the
     predicted-input and gold-input scores against the gold-trained variant, each with its
-    interval; on
-    `PRIMARY_METRIC`, the same images drawn for every variant of a detector (paired)."""
+    interval; on `PRIMARY_METRIC`, the same images drawn for every variant of a detector
+    (paired)."""
     out: dict = {}
     for detector in dict.fromkeys(d for d, _ in tables):
         variants = {v: t for (d, v), t in tables.items() if d == detector}
@@ -100,6 +100,7 @@ def gaps(tables: dict[tuple[str, str], pd.DataFrame], n_boot: int, seed: int) ->
 
 
 def _means(values: np.ndarray, picked: np.ndarray) -> np.ndarray:
+    """The mean of `values` in each bootstrap draw (rows of `picked`); none without draws."""
     return values[picked].mean(axis=1) if len(picked) else np.array([])
 
 
@@ -280,5 +281,4 @@ def _score_replicates(table: pd.DataFrame, figure: str, n_boot: int, seed: int
     gold = table[f"{PRIMARY_METRIC}_gold"].to_numpy(np.float64)
     predicted = table[f"{PRIMARY_METRIC}_predicted"].to_numpy(np.float64)
     values = {"gold": gold, "predicted": predicted, "drop": gold - predicted}[figure]
-    picked = draws(len(values), n_boot, seed)
-    return float(values.mean()), (values[picked].mean(axis=1) if len(picked) else np.array([]))
+    return float(values.mean()), _means(values, draws(len(values), n_boot, seed))

@@ -298,8 +298,7 @@ class Pipeline:
         self._step("stage1 strong", [split, weights], [strong / "run.json"], do_strong,
                    self._uses("strong_epochs", "imgsz"))
         self._step("stage1 predict", [weights, strong / "train" / "weights" / "best.pt", split],
-                   [folder / f"raw_{part}.parquet" for folder in (stage1, strong)
-                    for part in ("val", "test")], do_predict, self._uses("imgsz"))
+                   workspace.detector_files(run, "raw"), do_predict, self._uses("imgsz"))
         self._step("stage1 crossfit", [split], [run / "oof" / "oof_boxes.parquet"],
                    do_crossfit, self._uses("folds", "oof_epochs", "detector", "imgsz"))
 
@@ -312,20 +311,19 @@ class Pipeline:
 
         run = self.out
         split = workspace.path(run, "split")
-        stage1, strong = run / "stage1", run / workspace.STRONG
+        detectors = [run / folder for folder in workspace.DETECTORS.values()]
+        stage1 = detectors[0]
         gold_model = workspace.path(run, "stage2") / "gold"
-        raw = [folder / f"raw_{part}.parquet" for folder in (stage1, strong)
-               for part in ("val", "test")]
 
         def do_threshold() -> dict:
             ts = store.load(split)
             return {f"{folder.name}_threshold": threshold_job(gold_model, folder, ts)["chosen"]
-                    for folder in (stage1, strong)}
+                    for folder in detectors}
 
         def do_evaluate() -> dict:
             ts = store.load(split)
             out = {}
-            for folder in (stage1, strong):  # val errors calibrate noise; test errors report
+            for folder in detectors:  # val errors calibrate noise; test errors report
                 for part in ("val", "test"):
                     main = folder == stage1 and part == "test"
                     report, _ = evaluate_job(
@@ -340,14 +338,11 @@ class Pipeline:
                         out.update(report["map"])
             return out
 
-        self._step("stage1 threshold", [*raw, gold_model / "model.safetensors", split],
-                   [folder / f"predicted_{part}.parquet" for folder in (stage1, strong)
-                    for part in ("val", "test")], do_threshold)
-        self._step("stage1 evaluate", [stage1 / "predicted_val.parquet",
-                                       workspace.path(run, "predicted"),
-                                       run / workspace.STRONG_PREDICTED, split],
-                   [workspace.path(run, "errors"), stage1 / "errors_val.parquet",
-                    run / workspace.STRONG_ERRORS], do_evaluate, self._uses("imgsz"))
+        self._step("stage1 threshold", [*workspace.detector_files(run, "raw"),
+                                        gold_model / "model.safetensors", split],
+                   workspace.detector_files(run, "predicted"), do_threshold)
+        self._step("stage1 evaluate", [*workspace.detector_files(run, "predicted"), split],
+                   workspace.detector_files(run, "errors"), do_evaluate, self._uses("imgsz"))
 
     def _stage2_steps(self, o: dict, seed: int, variants: tuple[str, ...]) -> None:
         """Train the stage-2 variants named: `gold` (gold layouts), `noise` (noise calibrated
@@ -407,8 +402,6 @@ class Pipeline:
         split = workspace.path(run, "split")
         models = [workspace.path(run, "stage2") / v for v in LEARNED]
         baseline = workspace.path(run, "stage2") / "baseline"
-        detected = [run / "stage1" / f"predicted_{p}.parquet" for p in ("val", "test")] + [
-            run / workspace.STRONG / f"predicted_{p}.parquet" for p in ("val", "test")]
 
         def do_captions() -> dict:
             ts = store.load(split)
@@ -428,7 +421,7 @@ class Pipeline:
                             generate_job(model, boxes, images, folder / name)
             return {}
 
-        self._step("stage2 captions", [split, *detected,
+        self._step("stage2 captions", [split, *workspace.detector_files(run, "predicted"),
                                        *[m / "model.safetensors" for m in models]],
                    [m / workspace.VAL / workspace.CAPTIONS_PREDICTED_STRONG
                     for m in [*models, baseline]], do_captions)
@@ -460,10 +453,10 @@ class Pipeline:
             build(run, run / "report")
             return {}
 
-        self._step("robustness", [workspace.path(run, "split"), workspace.path(run, "errors"),
-                                  run / workspace.STRONG_ERRORS, *captions,
+        self._step("robustness", [workspace.path(run, "split"),
+                                  *workspace.detector_files(run, "errors"), *captions,
                                   *[run / d / workspace.THRESHOLD
-                                    for d in ("stage1", workspace.STRONG)]],
+                                    for d in workspace.DETECTORS.values()]],
                    [workspace.path(run, "robustness")], do_robustness,
                    self._uses("n_boot", "perturbation"))
         self._step("sanity", [workspace.path(run, "split")], [workspace.path(run, "sanity")],

@@ -61,8 +61,7 @@ def collect(run: str | os.PathLike) -> dict:
         if need("evaluate"):
             figures["stage1"]["test"] = _read_json(workspace.path(run, "evaluate"))
         thresholds = {name: _read_json(run / folder / workspace.THRESHOLD)
-                      for name, folder in (("deployed detector", "stage1"),
-                                           ("strong detector", workspace.STRONG))}
+                      for name, folder in workspace.DETECTORS.items()}
         figures["stage1"]["thresholds"] = {k: v for k, v in thresholds.items() if v}
     if need("robustness"):
         figures["robustness"] = _read_json(workspace.path(run, "robustness"))

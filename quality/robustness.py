@@ -26,6 +26,7 @@ from . import cascade
 from .adequacy import paired_mdd
 from .ceiling import equal_terms
 from .units import COORDS
+from .workspace import DEPLOYED_DETECTOR, DETECTORS, STRONG_DETECTOR
 
 #: A matched box with IoU below this counts as mislocated.
 MISLOCATED_IOU = 0.75
@@ -34,9 +35,6 @@ FEW_IMAGES = 5
 #: Perturbation curves: injected errors per gold object, and how many seeds each point averages.
 RATES = (0.0, 0.1, 0.2, 0.4)
 SEEDS = 3
-#: The detectors a run evaluates: the deployed one (the settings' recipe, what the robust
-#: variants are built for) and a strong one (trained longer: what a better stage 1 gives).
-DEPLOYED_DETECTOR, STRONG_DETECTOR = "deployed detector", "strong detector"
 ITEM_METRICS = ("cider_d", "rouge_l", "content")
 ERROR_TYPES = ("missed", "spurious", "wrong_label", "mislocated")
 
@@ -260,9 +258,9 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
             if not (folder / d["captions"]).exists():
                 continue
             name = folder.name + d["suffix"]
-            figures, table = compare(pd.read_parquet(folder / workspace.CAPTIONS_GOLD),
-                                     pd.read_parquet(folder / d["captions"]), ts, gold, n_boot,
-                                     seed)
+            gold_captions = pd.read_parquet(folder / workspace.CAPTIONS_GOLD)
+            predicted_captions = pd.read_parquet(folder / d["captions"])
+            figures, table = compare(gold_captions, predicted_captions, ts, gold, n_boot, seed)
             tables[name] = by_detector[detector, folder.name] = table
             val = folder / workspace.VAL
             if (val / d["captions"]).exists() and d["errors_val"] is not None:
@@ -279,8 +277,7 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
                 "attribution_resampled": {"unit": "image, within its bucket",
                                           "n_boot": n_boot},
                 "versus_people": equal_terms(
-                    ts, {"gold input": pd.read_parquet(folder / workspace.CAPTIONS_GOLD),
-                         "predicted input": pd.read_parquet(folder / d["captions"])},
+                    ts, {"gold input": gold_captions, "predicted input": predicted_captions},
                     table.index, n_boot, seed),
                 "worst": _records(table.sort_values(order).head(8).reset_index())}
     out["adequacy"] = between_variants(tables)
@@ -324,10 +321,10 @@ def _detectors(run: Path) -> dict[str, dict]:
     from . import workspace
 
     out = {}
-    for name, folder, captions, suffix in (
-            (DEPLOYED_DETECTOR, "stage1", workspace.CAPTIONS_PREDICTED, ""),
-            (STRONG_DETECTOR, workspace.STRONG, workspace.CAPTIONS_PREDICTED_STRONG,
-             f", {STRONG_DETECTOR}")):
+    for name, captions, suffix in (
+            (DEPLOYED_DETECTOR, workspace.CAPTIONS_PREDICTED, ""),
+            (STRONG_DETECTOR, workspace.CAPTIONS_PREDICTED_STRONG, f", {STRONG_DETECTOR}")):
+        folder = DETECTORS[name]
         test, val = run / folder / "errors_test.parquet", run / folder / "errors_val.parquet"
         if not test.exists():
             continue

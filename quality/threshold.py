@@ -87,15 +87,16 @@ def threshold_job(model_dir, detector, ts, thresholds=THRESHOLDS) -> dict:
 
     boxes = pd.read_parquet(raw["val"])
     curve = score_curve(boxes[boxes.image_id.isin(images.image_id)], images, score, thresholds)
-    record = {"chosen": choose(curve), "metric": PRIMARY_METRIC, "split": "val",
+    chosen = choose(curve)
+    record = {"chosen": chosen, "metric": PRIMARY_METRIC, "split": "val",
               "images": len(refs), "model": model_version(model_dir),
               "rule": "highest validation score; ties to the higher threshold",
               # the best at the lowest or highest candidate: the true best may lie beyond
-              "at_edge": choose(curve) in (min(thresholds), max(thresholds)),
+              "at_edge": chosen in (min(thresholds), max(thresholds)),
               "curve": curve.to_dict("records")}
     for part, path in raw.items():
         if path.exists():
             write_parquet(detector / f"predicted_{part}.parquet",
-                          at_threshold(pd.read_parquet(path), record["chosen"]))
+                          at_threshold(pd.read_parquet(path), chosen))
     write_json(detector / workspace.THRESHOLD, record)
     return record

@@ -41,14 +41,16 @@ CAPTIONS_GOLD = "captions_gold.parquet"
 CAPTIONS_PREDICTED = "captions_predicted.parquet"
 VAL = "val"
 #: The strong detector (the deployed one trained longer: what a better stage 1 would give):
-#: its folder, the captions from its layouts, and its test predictions and error table.
+#: its folder and the captions from its layouts.
 STRONG = "stage1_strong"
 CAPTIONS_PREDICTED_STRONG = "captions_predicted_strong.parquet"
-STRONG_PREDICTED = f"{STRONG}/predicted_test.parquet"
-STRONG_ERRORS = f"{STRONG}/errors_test.parquet"
 #: A detector folder's predictions at the lowest candidate threshold (`raw_<split>.parquet`)
 #: and the operating threshold chosen on validation (`quality.threshold`).
 THRESHOLD = "threshold.json"
+#: The detectors a run evaluates, by name, and their folders: the deployed one (the settings'
+#: recipe, what the robust variants are built for) and a strong one (trained longer).
+DEPLOYED_DETECTOR, STRONG_DETECTOR = "deployed detector", "strong detector"
+DETECTORS = {DEPLOYED_DETECTOR: "stage1", STRONG_DETECTOR: STRONG}
 
 def path(run: str | os.PathLike, name: str) -> Path:
     return Path(run) / ARTIFACTS[name].path
@@ -56,6 +58,13 @@ def path(run: str | os.PathLike, name: str) -> Path:
 
 def exists(run: str | os.PathLike, name: str) -> bool:
     return path(run, name).exists()
+
+
+def detector_files(run: str | os.PathLike, kind: str) -> list[Path]:
+    """Every detector's `<kind>_val.parquet` and `<kind>_test.parquet` (kind: raw, predicted,
+    errors)."""
+    return [Path(run) / folder / f"{kind}_{part}.parquet" for folder in DETECTORS.values()
+            for part in ("val", "test")]
 
 
 def variants(run: str | os.PathLike) -> list[Path]:
