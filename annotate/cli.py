@@ -12,7 +12,9 @@ import pandas as pd
 from . import coco, demo, ls_export, readers, store, yolo
 from .atomic import write_json, write_text
 from .cliutil import run_command
+from .errors import UserError
 from .labels import image_field, read_labels
+from .records import read_sample, record_step
 from .schema import HUMAN, coerce
 
 
@@ -95,18 +97,52 @@ def cmd_push(args: argparse.Namespace) -> None:
     ts = readers.read_tables(args.dir)
     predictions = coerce("boxes", pd.read_parquet(args.predictions)) if args.predictions else None
     labels = read_labels(args.labels) if args.labels else None
-    summary = push(connect(args.url, args.api_key), ts, args.project, args.document_root,
-                   predictions, labels)
+    if args.sample:
+        ids = read_sample(args.sample)
+        unknown = sorted(set(ids) - set(ts.images.image_id))
+        if unknown:
+            raise UserError(f"{args.sample}: {len(unknown)} sampled images are not in "
+                            f"{args.dir}, e.g. {unknown[:3]}: push the set it was planned on")
+        ts = ts.subset(ids)
+    connection = connect(args.url, args.api_key)
+    summary = push(connection, ts, args.project, args.document_root, predictions, labels,
+                   blind=bool(args.sample))
     print(summary)
+    if args.sample:
+        record = record_step(Path(args.sample).parent, "push", {
+            "project": args.project, "project_id": summary.project_id,
+            "images": len(ts.images), "tasks_created": summary.tasks_created,
+            "tasks_existing": summary.tasks_existing, "sample": str(args.sample),
+            "settings": {"url": connection.url, "blind": True, "project": args.project}},
+            args.tracking_uri)
+        print(f"blind re-label project {summary.project_id}: {len(ts.images)} sampled images, "
+              "no earlier annotations or predictions shown; recorded in "
+              f"{Path(args.sample).parent / 'push.json'} (MLflow run "
+              f"{record['mlflow']['run_id']})")
 
 
 def cmd_pull(args: argparse.Namespace) -> None:
     from .ls_client import connect, pull
 
-    _, summary, export = pull(connect(args.url, args.api_key), args.project, args.out,
-                              args.images_root or args.document_root, args.timeout)
+    connection = connect(args.url, args.api_key)
+    ts, summary, export = pull(connection, args.project, args.out,
+                               args.images_root or args.document_root, args.timeout)
     print(summary)
     print(f"wrote {args.out} (raw export: {export})")
+    if args.sample:
+        ids = read_sample(args.sample)
+        labelled = set(ts.annotations.image_id[ts.annotations.source == HUMAN])
+        record_step(Path(args.sample).parent, "pull", {
+            "project": args.project, "out": str(args.out), "export": str(export),
+            "sampled_images": len(ids), "labelled_images": len(labelled & set(ids)),
+            "not_yet_labelled": len(set(ids) - labelled),
+            "annotations": int((ts.annotations.source == HUMAN).sum()),
+            "annotators": int(ts.annotations.annotator[ts.annotations.source == HUMAN]
+                              .nunique()),
+            "import": summary.to_dict(),
+            "settings": {"url": connection.url, "project": args.project}}, args.tracking_uri)
+        print(f"{len(labelled & set(ids))} of {len(ids)} sampled images labelled; recorded in "
+              f"{Path(args.sample).parent / 'pull.json'}")
 
 
 def _server_args(p: argparse.ArgumentParser) -> None:
@@ -117,6 +153,11 @@ def _server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", required=True, help="project title or id")
     p.add_argument("--document-root", help="the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT"
                                            " (images under it are served as local files)")
+    p.add_argument("--sample", help="a re-label study's sample.json (quality plan-relabel): push "
+                                    "only those images, blind; record the step in its folder")
+    p.add_argument("--tracking-uri", help="MLflow for --sample records (default: "
+                                          "$MLFLOW_TRACKING_URI, else the study folder's "
+                                          "mlflow.db)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ from .errors import UserError
 from .labels import LabelConfig
 from .ls_export import labeling_config, to_tasks
 from .readers import import_set
-from .schema import TableSet
+from .schema import HUMAN, TableSet
 from .summary import ImportSummary
 
 #: Snapshot options that name every annotator and keep prediction bodies.
@@ -119,15 +119,21 @@ class PushSummary:
 
 
 def push(connection: Connection, ts: TableSet, project: str, document_root: str | None,
-         predictions: pd.DataFrame | None = None, labels: list[str] | None = None
-         ) -> PushSummary:
+         predictions: pd.DataFrame | None = None, labels: list[str] | None = None,
+         blind: bool = False) -> PushSummary:
     """Create (or reuse) `project`, link local-file storage for the images and import one task
-    per image (keyed by `image_id`: pushing again adds no duplicates), with `predictions` as
-    pre-annotations (model_version, score and original size filled). Human annotations are
-    not pushed: tasks are for the next annotation round."""
+    per image (keyed by `image_id`: pushing again adds no duplicates), with `predictions` and
+    the set's model rows as pre-annotations (model_version, score and original size filled).
+    Human annotations are not pushed: tasks are for the next annotation round. `blind` pushes
+    no pre-annotation at all (a re-label round must not show what anyone said before)."""
     labels = labels or ts.labels
     if not labels:
         raise UserError("no label map: pass --labels or import the set with --labels")
+    if blind:
+        if predictions is not None:
+            raise UserError("a blind push shows no predictions: leave --predictions out")
+        ts = TableSet(ts.images, ts.annotations, ts.boxes[ts.boxes.source == HUMAN],
+                      ts.captions[ts.captions.source == HUMAN], ts.labels, dict(ts.meta))
     tasks = to_tasks(ts, predictions, document_root, include_annotations=False)
     unservable = [t["data"]["image"] for t in tasks
                   if not str(t["data"]["image"]).startswith(("/data/", "http://", "https://",

@@ -67,6 +67,9 @@ TABLES: tuple[str, ...] = tuple(COLUMNS)
 
 HUMAN = "human"
 CONSENSUS = "consensus"
+#: A reviewer's decision on an image people disagreed about (`quality adjudicate`): consensus
+#: takes it instead of the vote.
+ADJUDICATED = "adjudicated"
 #: Known ground truth of a simulated data set (the demo generator writes it next to its export).
 TRUTH = "truth"
 #: A COCO `iscrowd` region: not an object instance; an ignore region for COCO-style evaluation.
@@ -272,7 +275,7 @@ def find_violations(ts: TableSet) -> list[Violation]:
               ~isin(boxes.label, ts.labels), boxes, [*box_cols, "label"])
     else:
         check("boxes", "missing label", boxes.label.isna(), boxes, [*box_cols, "label"])
-    human = isin(boxes.source, [HUMAN, TRUTH, CROWD])
+    human = isin(boxes.source, [HUMAN, ADJUDICATED, TRUTH, CROWD])
     check("boxes", "human boxes carry no score (score must be NaN)",
           human & boxes.score.notna(), boxes, [*box_cols, "score"])
     model = is_model_source(boxes.source)
@@ -292,19 +295,23 @@ def find_violations(ts: TableSet) -> list[Violation]:
 
 
 def _check_sources(check, table: str, frame: pd.DataFrame, cols: Sequence[str]) -> None:
-    ok = isin(frame.source, [HUMAN, CONSENSUS, TRUTH, CROWD]) | is_model_source(frame.source)
-    check(table, f"source must be {HUMAN!r}, {CONSENSUS!r}, {TRUTH!r}, {CROWD!r} or "
+    ok = (isin(frame.source, [HUMAN, ADJUDICATED, CONSENSUS, TRUTH, CROWD])
+          | is_model_source(frame.source))
+    check(table, f"source must be {HUMAN!r}, {ADJUDICATED!r}, {CONSENSUS!r}, {TRUTH!r}, "
+          f"{CROWD!r} or "
           "'model:<version>'",
           ~ok, frame, [*cols, "source"])
 
 
 def _check_has_annotation(check, table: str, frame: pd.DataFrame, annotations: pd.DataFrame,
                           cols: Sequence[str]) -> None:
-    """Human rows need an annotations row: it is what says the annotator saw the image."""
-    human = frame[frame.source == HUMAN]
-    seen = pd.MultiIndex.from_frame(annotations.loc[annotations.source == HUMAN,
-                                                    ["image_id", "annotator"]])
-    keys = pd.MultiIndex.from_frame(human[["image_id", "annotator"]])
+    """Human (and adjudicated) rows need an annotations row of their source: it is what says
+    the annotator saw the image."""
+    people = [HUMAN, ADJUDICATED]
+    human = frame[isin(frame.source, people)]
+    seen = pd.MultiIndex.from_frame(annotations.loc[isin(annotations.source, people),
+                                                    ["image_id", "annotator", "source"]])
+    keys = pd.MultiIndex.from_frame(human[["image_id", "annotator", "source"]])
     missing = pd.Series(False, index=frame.index)
     missing.loc[human.index] = ~keys.isin(seen)
     check(table, "annotator with human rows but no annotations row for that image",

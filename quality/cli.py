@@ -28,13 +28,21 @@ from .jobs import (
     reliability_job,
     split_job,
 )
+from .relabel import KINDS as RELABEL_KINDS
+from .relabel import SAMPLE_FILE, merge_sets, plan_job, study_check
 from .units import DEFAULT_IOU
 
 
 def cmd_reliability(args: argparse.Namespace) -> None:
-    _, result = reliability_job(read_tables(args.dir), args.json, iou=args.iou,
-                                n_boot=args.n_boot, seed=args.seed, top=args.top,
-                                ceiling=args.ceiling, plot=args.plot)
+    ts = read_tables(args.dir)
+    for extra in args.add or []:
+        ts, added = merge_sets(ts, read_tables(extra))
+        print(f"added {extra}: {added['annotations_added']} annotations on {added['images']} "
+              f"images ({added['labelled_twice_by_one_person']} by someone who had labelled "
+              "the image before, kept as a second rater named '... (again)')")
+    _, result = reliability_job(ts, args.json, iou=args.iou, n_boot=args.n_boot,
+                                seed=args.seed, top=args.top, ceiling=args.ceiling,
+                                plot=args.plot)
     print(f"{'':10} {'alpha':>7} {'95% CI':>17} {'units':>7} {'values':>7}")
     for kind, a in result.alphas.items():
         if not a.n_units:
@@ -52,6 +60,78 @@ def cmd_reliability(args: argparse.Namespace) -> None:
     for path in (args.json, args.plot):
         if path:
             print(f"wrote {path}")
+    if args.plan:
+        check = study_check(result.alphas, args.plan, args.tracking_uri)
+        verdict = ("met" if check["met"] else
+                   f"NOT met: about {check['more_images']} more images labelled alike would "
+                   "reach it")
+        print(f"target: {check['kind']} alpha {check['alpha']:.3f} "
+              f"[{check['ci_low']:.3f}, {check['ci_high']:.3f}], +-{check['half_width']:.3f} on "
+              f"{check['images']} images against the planned +-{check['target_ci']:g}: {verdict}")
+        print(f"wrote {Path(args.plan).parent / 'reliability.json'}")
+
+
+def cmd_plan_relabel(args: argparse.Namespace) -> None:
+    plan = plan_job(read_tables(args.dir), args.out, args.target_ci, kind=args.kind,
+                    extra=args.annotators, prior_alpha=args.prior_alpha,
+                    per_group=args.per_group or None, min_per_class=args.min_per_class,
+                    iou=args.iou, n_boot=args.n_boot, seed=args.seed,
+                    cost_per_hour=args.cost_per_hour, assurance=args.assurance,
+                    tracking_uri=args.tracking_uri)
+    pilot = plan["pilot"]
+    print(f"pilot ({pilot['route']}): {plan['kind']} alpha {pilot['alpha']:.3f} "
+          f"[{pilot['ci_low']:.3f}, {pilot['ci_high']:.3f}] on {pilot['images']} images with "
+          f"{pilot['labels_per_image']} labels each")
+    print(f"+-{plan['target_ci']:g} needs {plan['needed_images']} images with "
+          f"{plan['labels_per_image']} labels each; {plan['already_labelled']} have them")
+    print(f"sample: {plan['sample_size']} images to label again "
+          f"({plan['annotations']} annotations); expected interval "
+          f"+-{plan['expected_half_width']:.3f}")
+    if plan["shortfall"]:
+        print(f"NOTE: {plan['shortfall']} images short: the set has no more images labelled "
+              "fewer times (one per group); raise --annotators, or --per-group")
+    cost = plan["cost"]
+    if cost["hours"] is not None:
+        money = f", {cost['total']:.2f} at {cost['per_hour']:g} per hour" if cost["total"] else ""
+        print(f"expected cost: {cost['hours']:.1f} hours at the median "
+              f"{cost['seconds_per_annotation']:.0f} s per annotation{money}")
+    print(f"wrote {Path(args.out) / SAMPLE_FILE}")
+
+
+def cmd_adjudicate(args: argparse.Namespace) -> None:
+    from annotate.ls_client import connect
+
+    from .adjudicate import adjudicate_pull, adjudicate_push
+
+    ts = read_tables(args.dir)
+    connection = connect(args.url, args.api_key)
+    if args.pull:
+        record = adjudicate_pull(connection, ts, args.out, images_root=args.images_root
+                                 or args.document_root, timeout=args.timeout,
+                                 tracking_uri=args.tracking_uri)
+        print(f"{record['reviewed_images']} of {record['pushed_images']} images decided by "
+              f"{', '.join(record['reviewers']) or 'nobody yet'}"
+              + (f" ({record['several_reviews']} reviewed twice: the latest decision counts)"
+                 if record["several_reviews"] else ""))
+        if record.get("objects") is not None:
+            share = record["overturned_share"]
+            print(f"the vote was overturned for {record['overturned']} of {record['objects']} "
+                  f"objects{f' ({share:.0%})' if share is not None else ''}: "
+                  f"{record['relabelled']} relabelled, {record['removed']} removed, "
+                  f"{record['added']} added; {record['captions_overturned']} of "
+                  f"{record['captions']} captions replaced")
+        print(f"wrote {record['out']} (consensus takes the decisions) and "
+              f"{Path(args.out) / 'adjudication.json'}")
+        return
+    if not args.project:
+        raise UserError("--project names the review project to create (or --pull)")
+    record = adjudicate_push(connection, ts, args.project, args.out, args.document_root,
+                             kind=args.kind, top=args.top, iou=args.iou,
+                             tracking_uri=args.tracking_uri)
+    print(f"review project {record['project_id']}: {record['units']} disputed {args.kind} "
+          f"units on {record['images']} images, every annotator's version as a prediction")
+    print(f"wrote {Path(args.out) / 'review.json'}; when the reviewer is done: quality "
+          f"adjudicate {args.dir} --pull --out {args.out}")
 
 
 def cmd_consensus(args: argparse.Namespace) -> None:
@@ -60,6 +140,12 @@ def cmd_consensus(args: argparse.Namespace) -> None:
           f"clusters; {figures['consensus_captions']} consensus captions")
     flags = figures["flags"]
     print("flagged for review: " + (", ".join(f"{n} {k}" for k, n in flags.items()) or "none"))
+    decided = figures["adjudication"]
+    if decided:
+        print(f"adjudicated: {decided['images']} images decided by a reviewer instead of the "
+              f"vote; the vote was overturned for {decided['overturned']} of "
+              f"{decided['objects']} objects and {decided['captions_overturned']} of "
+              f"{decided['captions']} captions")
     print(f"wrote {args.out} (flags: {args.out}/{CONSENSUS_FLAGS})")
 
 
@@ -216,7 +302,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match boxes")
     p.add_argument("--top", type=int, default=20, help="units with most disagreement to list")
     p.add_argument("--ceiling", action="store_true", help="add the human caption ceiling")
+    p.add_argument("--add", action="append", metavar="PULLED",
+                   help="a re-labelled set (annotate pull) to add to DIR first; repeatable")
+    p.add_argument("--plan", metavar="SAMPLE.json",
+                   help="the study's plan: say whether its target interval was met (recorded "
+                        "as reliability.json beside it and in MLflow)")
+    p.add_argument("--tracking-uri", help="MLflow for --plan (default: $MLFLOW_TRACKING_URI, "
+                                          "else the study folder's mlflow.db)")
     p.set_defaults(func=cmd_reliability)
+
+    p = sub.add_parser("plan-relabel", parents=[common],
+                       help="how many images to label again for alpha's interval to be "
+                            "+-target wide, and a stratified sample of them")
+    p.add_argument("--target-ci", type=float, required=True,
+                   help="half-width of alpha's 95%% interval to reach, e.g. 0.05")
+    p.add_argument("--kind", choices=RELABEL_KINDS, default="labels")
+    p.add_argument("--annotators", type=int, default=1,
+                   help="extra people per sampled image (default 1: each gets a second label)")
+    p.add_argument("--prior-alpha", type=float,
+                   help="plan from this alpha instead of the agreement observed (needed when "
+                        "no image was labelled twice)")
+    p.add_argument("--per-group", type=int, default=1,
+                   help="at most this many images per group (0: no limit)")
+    p.add_argument("--min-per-class", type=int, default=5,
+                   help="rare classes get at least this many sampled images")
+    p.add_argument("--assurance", type=float, default=0.8,
+                   help="share of studies whose interval should be no wider than the target "
+                        "(0.5: the expected width is the target)")
+    p.add_argument("--cost-per-hour", type=float, help="annotation cost per hour, for the "
+                                                       "expected cost")
+    p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match boxes")
+    p.add_argument("--out", default="relabel",
+                   help="study folder: sample.json, later the push/pull records (default: "
+                        "./relabel)")
+    p.add_argument("--tracking-uri", help="MLflow (default: $MLFLOW_TRACKING_URI, else the "
+                                          "study folder's mlflow.db)")
+    p.set_defaults(func=cmd_plan_relabel)
+
+    p = sub.add_parser("adjudicate", help="the most disputed units to a Label Studio review "
+                                          "project (every annotator's version a prediction); "
+                                          "--pull brings the decisions back")
+    p.add_argument("dir", help="table set folder or export file (several annotators)")
+    p.add_argument("--top", type=int, default=20, help="units with most disagreement to review")
+    p.add_argument("--kind", choices=("labels", "boxes", "captions", "counts"),
+                   default="labels", help="whose review list to take")
+    p.add_argument("--project", help="title of the review project to create")
+    p.add_argument("--out", default="review", help="review folder: review.json, then pulled/, "
+                                                   "adjudicated/, adjudication.json")
+    p.add_argument("--pull", action="store_true",
+                   help="pull the review project recorded in --out and write the decisions")
+    p.add_argument("--url", help="Label Studio URL (default: $LABEL_STUDIO_URL)")
+    p.add_argument("--api-key", help="access token (default: $LABEL_STUDIO_API_KEY)")
+    p.add_argument("--document-root", help="the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
+    p.add_argument("--images-root", help="--pull: where image references resolve")
+    p.add_argument("--timeout", type=float, default=600, help="--pull: seconds for the export")
+    p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match boxes")
+    p.add_argument("--tracking-uri", help="MLflow (default: $MLFLOW_TRACKING_URI, else the "
+                                          "review folder's mlflow.db)")
+    p.set_defaults(func=cmd_adjudicate)
 
     p = sub.add_parser("consensus", parents=[common],
                        help="add consensus boxes and captions (source 'consensus')")

@@ -23,13 +23,13 @@ from annotate import store
 from annotate.atomic import write_json, write_text
 from annotate.bootstrap import draws, percentile_interval
 from annotate.caption_metrics import paired_bleu_4
+from annotate.capture import captured
 from annotate.errors import MissingFileError, UserError
 from annotate.versions import split_versions
 from annotate.views import gold_boxes
 
 from . import workspace
 from .adequacy import paired_mdd
-from .capture import captured
 from .robustness import ITEM_METRICS, per_image, references
 
 #: The metric and figure whose verdict names the comparison (tagged in MLflow).

@@ -10,11 +10,15 @@ flagged rather than hidden.
   to the image's other captions) is added as the consensus caption.
 - Consensus rows have source and annotator "consensus"; each image with a human annotation gets a
   consensus annotations row, so "gold says: no objects" differs from "no gold for this image".
+- Adjudicated images (a reviewer's decision, source "adjudicated", from `quality adjudicate`)
+  take the decision instead of the vote: its boxes (score 1) and its caption, when it has one.
+  Their review flags are dropped (decided), and `adjudication` counts how often the decision
+  overturned the vote, object by object (matched at the IoU threshold) and caption by caption.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -22,10 +26,10 @@ import pandas as pd
 from annotate.caption_metrics import chrf_distance
 from annotate.errors import UserError
 from annotate.geometry import iou
-from annotate.schema import CONSENSUS, HUMAN, TableSet, coerce
+from annotate.schema import ADJUDICATED, CONSENSUS, HUMAN, TableSet, coerce
 
 from .alpha import pairs_within
-from .units import COORDS, DEFAULT_IOU, Units, build_units
+from .units import ABSENT, COORDS, DEFAULT_IOU, Units, build_units
 
 TIES = ("keep", "drop")
 #: Flag a kept cluster whose members overlap their median box less than this on average.
@@ -45,6 +49,8 @@ class Consensus:
     #: image_id, kind (presence_tie, label_tie, low_box_agreement, low_caption_agreement),
     #: cluster (or -1), detail
     flags: pd.DataFrame
+    #: What adjudication changed (see `adjudication_effect`); empty when nothing was adjudicated.
+    adjudication: dict = field(default_factory=dict)
 
 
 def build_consensus(ts: TableSet, units: Units | None = None, iou_threshold: float = DEFAULT_IOU,
@@ -56,6 +62,13 @@ def build_consensus(ts: TableSet, units: Units | None = None, iou_threshold: flo
     clusters = cluster_decisions(units, tie)
     boxes = _consensus_boxes(units, clusters)
     captions, caption_flags = consensus_captions(ts)
+    flags = pd.concat([_cluster_flags(clusters), caption_flags], ignore_index=True)
+    decided = pd.Index(ts.annotations.image_id[ts.annotations.source == ADJUDICATED].unique())
+    effect: dict = {}
+    if len(decided):
+        effect = adjudication_effect(ts, boxes, captions, decided, units.iou_threshold)
+        boxes, captions = _take_decisions(ts, boxes, captions, decided)
+        flags = flags[~flags.image_id.isin(decided)].reset_index(drop=True)
     annotations = pd.DataFrame({"image_id": units.seen.image_id.unique(), "annotator": CONSENSUS,
                                 "source": CONSENSUS})
     keep = {name: ts.table(name)[ts.table(name).source != CONSENSUS]
@@ -67,8 +80,60 @@ def build_consensus(ts: TableSet, units: Units | None = None, iou_threshold: flo
         boxes=pd.concat([keep["boxes"], coerce("boxes", boxes)], ignore_index=True),
         captions=pd.concat([keep["captions"], coerce("captions", captions)], ignore_index=True),
         labels=ts.labels, meta=dict(ts.meta))
-    flags = pd.concat([_cluster_flags(clusters), caption_flags], ignore_index=True)
-    return Consensus(tables.validate(), clusters, flags)
+    return Consensus(tables.validate(), clusters, flags, effect)
+
+
+def _take_decisions(ts: TableSet, boxes: pd.DataFrame, captions: pd.DataFrame,
+                    decided: pd.Index) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The vote's boxes and captions with the adjudicated images' decisions instead."""
+    chosen = ts.boxes[ts.boxes.source == ADJUDICATED]
+    taken = pd.DataFrame({"image_id": chosen.image_id, "label": chosen.label,
+                          **{c: chosen[c] for c in COORDS}, "score": 1.0})
+    taken["object_id"] = "a" + taken.groupby("image_id").cumcount().astype(str)
+    taken = taken.assign(annotator=CONSENSUS, source=CONSENSUS)
+    boxes = _stack(boxes[~boxes.image_id.isin(decided)], taken)
+    said = ts.captions[ts.captions.source == ADJUDICATED].drop_duplicates("image_id")
+    captions = _stack(captions[~captions.image_id.isin(said.image_id)],
+                      said[["image_id", "caption"]].assign(annotator=CONSENSUS,
+                                                           source=CONSENSUS))
+    return boxes, captions
+
+
+def _stack(kept: pd.DataFrame, added: pd.DataFrame) -> pd.DataFrame:
+    """`kept` then `added` (an empty part left out: its column types must not decide)."""
+    parts = [frame for frame in (kept, added) if len(frame)]
+    return pd.concat(parts, ignore_index=True) if parts else kept.iloc[:0]
+
+
+def adjudication_effect(ts: TableSet, vote_boxes: pd.DataFrame, vote_captions: pd.DataFrame,
+                        decided: pd.Index, iou_threshold: float = DEFAULT_IOU) -> dict:
+    """How the decisions on `decided` images compare with the vote: each object (the vote's
+    kept boxes and the decision's, matched at `iou_threshold`) was upheld, relabelled, removed
+    (the vote kept it, the reviewer did not) or added; each decided caption upheld or not."""
+    vote = vote_boxes[vote_boxes.image_id.isin(decided)].assign(annotator="vote")
+    chosen = ts.boxes[(ts.boxes.source == ADJUDICATED) & ts.boxes.image_id.isin(decided)]
+    both = pd.concat([vote, chosen.assign(annotator="decision")], ignore_index=True)
+    both = both.assign(source=HUMAN, score=np.nan,
+                       object_id=both.groupby(["image_id", "annotator"]).cumcount().astype(str))
+    seen = pd.DataFrame({"image_id": np.repeat(decided.to_numpy(object), 2),
+                         "annotator": ["vote", "decision"] * len(decided), "source": HUMAN})
+    pair = TableSet(ts.images[ts.images.image_id.isin(decided)], seen, both, labels=ts.labels)
+    ratings = build_units(pair, iou_threshold).ratings
+    side = ratings.pivot(index="cluster", columns="annotator", values="label")
+    side = side.reindex(columns=["vote", "decision"]).fillna(ABSENT)
+    vote_has, decision_has = side.vote != ABSENT, side.decision != ABSENT
+    outcome = {"upheld": int((vote_has & decision_has & (side.vote == side.decision)).sum()),
+               "relabelled": int((vote_has & decision_has & (side.vote != side.decision)).sum()),
+               "removed": int((vote_has & ~decision_has).sum()),
+               "added": int((~vote_has & decision_has).sum())}
+    said = ts.captions[(ts.captions.source == ADJUDICATED) & ts.captions.image_id.isin(decided)]
+    said = said.drop_duplicates("image_id").set_index("image_id").caption
+    before = vote_captions.set_index("image_id").caption.reindex(said.index)
+    overturned = outcome["relabelled"] + outcome["removed"] + outcome["added"]
+    objects = sum(outcome.values())
+    return {"images": len(decided), "objects": objects, **outcome, "overturned": overturned,
+            "overturned_share": overturned / objects if objects else None,
+            "captions": len(said), "captions_overturned": int((before != said).sum())}
 
 
 def cluster_decisions(units: Units, tie: str = "keep") -> pd.DataFrame:

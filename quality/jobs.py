@@ -36,6 +36,7 @@ from .units import DEFAULT_IOU
 
 SPLIT_REPORT = "split_report.json"
 CONSENSUS_FLAGS = "consensus_flags.csv"
+CONSENSUS_SUMMARY = "consensus.json"
 REPAIR_MOVES = "repair_moves.csv"
 
 
@@ -60,14 +61,18 @@ def reliability_job(ts: TableSet, json_path: str | os.PathLike | None = None, *,
 
 def consensus_job(ts: TableSet, out: str | os.PathLike, *, iou: float = DEFAULT_IOU,
                   tie: str = "keep") -> dict:
-    """The set plus consensus boxes and captions, written to `out` with its review flags."""
+    """The set plus consensus boxes and captions, written to `out` with its review flags and
+    `consensus.json` (counts, flags, what adjudication overturned)."""
     result = build_consensus(ts, iou_threshold=iou, tie=tie)
     folder = store.save(result.tables, out)
     write_text(folder / CONSENSUS_FLAGS, result.flags.to_csv(index=False))
-    return {"consensus_boxes": int(result.clusters.kept.sum()),
-            "box_clusters": len(result.clusters),
-            "consensus_captions": int((result.tables.captions.source == CONSENSUS).sum()),
-            "flags": {str(k): int(n) for k, n in result.flags.kind.value_counts().items()}}
+    figures = {"consensus_boxes": int((result.tables.boxes.source == CONSENSUS).sum()),
+               "box_clusters": len(result.clusters),
+               "consensus_captions": int((result.tables.captions.source == CONSENSUS).sum()),
+               "flags": {str(k): int(n) for k, n in result.flags.kind.value_counts().items()},
+               "adjudication": result.adjudication, "settings": {"iou": iou, "tie": tie}}
+    write_json(folder / CONSENSUS_SUMMARY, figures)
+    return figures
 
 
 def split_job(ts: TableSet, out: str | os.PathLike, *, val: float = 0.1, test: float = 0.1,

@@ -23,12 +23,12 @@ import pandas as pd
 
 from annotate import store
 from annotate.atomic import write_json
+from annotate.capture import captured
 from annotate.errors import UserError
 from annotate.readers import read_tables
 from annotate.versions import data_version
 
 from . import workspace
-from .capture import captured
 from .compare import metric_name
 
 log = logging.getLogger(__name__)

@@ -6,6 +6,7 @@ TWOSTAGE_REQUIRE_LABEL_STUDIO=1 so that it fails instead.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -203,3 +204,151 @@ def test_pasted_inline_image_comes_back_as_a_file(server, tmp_path):
     box = pulled.boxes.iloc[0]
     assert (box.annotator, box.label, box.x0, box.y0, box.x1, box.y1) == (
         "inline@example.com", "cat", 10, 3, 30, 18)
+
+
+@pytest.fixture(scope="module")
+def demo_full(server) -> TableSet:
+    """The whole demo set (200 images, three annotators each) under the document root."""
+    ts, _ = import_export(REPO / "data/demo/export.json")
+    folder = server.document_root / "demo-all"
+    folder.mkdir(exist_ok=True)
+    for path in ts.images.path:
+        shutil.copy(path, folder / os.path.basename(path))
+    ts.images["path"] = [str(folder / os.path.basename(p)) for p in ts.images.path]
+    return ts
+
+
+def _users(client, emails) -> dict[str, int]:
+    have = {u.email: u.id for u in client.users.list()}
+    return {e: have.get(e) or client.users.create(username=e.split("@")[0].replace(".", "-"),
+                                                  email=e, password="pass-12345!").id
+            for e in emails}
+
+
+def test_relabel_study_plan_push_blind_annotate_pull_and_target(server, demo_full, tmp_path,
+                                                               monkeypatch):
+    """Done when: the demo with one label per image (two on a 40-image pilot), a plan for
+    +-0.1, the sample pushed blind, labelled by API-created users, pulled, and the union's
+    interval about as wide as planned."""
+    from quality.cli import main as quality
+    from tests.test_relabel import single_demo
+
+    monkeypatch.setenv("LABEL_STUDIO_URL", server.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.token)
+    single = single_demo()
+    single.images = demo_full.images
+    store.save(single, tmp_path / "set")
+    study = tmp_path / "study"
+    assert quality(["plan-relabel", str(tmp_path / "set"), "--target-ci", "0.1", "--out",
+                    str(study), "--n-boot", "1000"]) == 0
+    plan = json.loads((study / "sample.json").read_text())
+    sample = [row["image_id"] for row in plan["sample"]]
+    assert plan["pilot"]["images"] == 40 and len(sample) == plan["needed_images"] - 40 > 10
+
+    assert main(["push", str(tmp_path / "set"), "--sample", str(study / "sample.json"),
+                 "--project", "relabel round 1", "--document-root",
+                 str(server.document_root)]) == 0
+    connection = connect(server.url, server.token)
+    client = connection.client
+    project = find_project(connection, "relabel round 1")
+    tasks = {t.data["image_id"]: t for t in client.tasks.list(project=project.id, fields="all")}
+    assert sorted(tasks) == sorted(sample)
+    for task in tasks.values():  # blind: nothing anyone said before
+        assert not task.annotations and not task.predictions
+        assert not client.predictions.list(task=task.id)
+    pushed = json.loads((study / "push.json").read_text())
+    assert pushed["project_id"] == project.id and pushed["images"] == len(sample)
+
+    # each sampled image is labelled by one of the demo annotators it had not been given to
+    had = single.annotations.groupby("image_id").annotator.agg(set)
+    results = {(t["data"]["image_id"], a["completed_by"]["email"]): a["result"]
+               for t in to_tasks(demo_full.subset(sample)) for a in t["annotations"]}
+    people = {image: sorted(a for (i, a) in results if i == image and a not in had[image])[0]
+              for image in sample}
+    ids = _users(client, set(people.values()))
+    for image, person in people.items():
+        client.annotations.create(id=tasks[image].id, result=results[image, person],
+                                  completed_by=ids[person], lead_time=20.0)
+
+    assert main(["pull", "--project", "relabel round 1", "--out", str(study / "pulled"),
+                 "--document-root", str(server.document_root), "--sample",
+                 str(study / "sample.json")]) == 0
+    pulled = json.loads((study / "pull.json").read_text())
+    assert pulled["labelled_images"] == len(sample) and pulled["not_yet_labelled"] == 0
+
+    assert quality(["reliability", str(tmp_path / "set"), "--add", str(study / "pulled"),
+                    "--plan", str(study / "sample.json"), "--n-boot", "1000"]) == 0
+    check = json.loads((study / "reliability.json").read_text())
+    assert check["images"] == plan["needed_images"]
+    assert check["half_width"] == pytest.approx(plan["expected_half_width"], rel=0.2)
+    assert check["met"] and check["half_width"] <= 0.1 and check["more_images"] == 0
+    import mlflow
+
+    tracking = mlflow.MlflowClient(check["mlflow"]["tracking_uri"])
+    steps = {r.data.tags["step"] for r in tracking.search_runs(
+        [tracking.get_experiment_by_name("twostage-studies").experiment_id])}
+    assert steps == {"sample", "push", "pull", "reliability"}
+
+
+def test_adjudication_round_trip_changes_the_consensus(server, demo_full, tmp_path,
+                                                      monkeypatch):
+    from quality.cli import main as quality
+    from quality.consensus import build_consensus
+
+    monkeypatch.setenv("LABEL_STUDIO_URL", server.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.token)
+    store.save(demo_full, tmp_path / "set")
+    review = tmp_path / "review"
+    assert quality(["adjudicate", str(tmp_path / "set"), "--top", "4", "--project",
+                    "review round 1", "--out", str(review), "--document-root",
+                    str(server.document_root)]) == 0
+    record = json.loads((review / "review.json").read_text())
+    connection = connect(server.url, server.token)
+    client = connection.client
+    project = find_project(connection, "review round 1")
+    assert record["project_id"] == project.id
+    tasks = {t.data["image_id"]: t for t in client.tasks.list(project=project.id, fields="all")}
+    assert sorted(tasks) == sorted(record["image_ids"])
+    for image, task in tasks.items():  # every annotator's version, as predictions only
+        assert not task.annotations
+        versions = {p.model_version for p in client.predictions.list(task=task.id)}
+        assert versions == set(demo_full.annotations.annotator[
+            demo_full.annotations.image_id == image])
+
+    # the reviewer takes a version that differs from the vote on the most disputed image, and
+    # one that agrees with it on the next
+    vote = build_consensus(demo_full).tables.boxes
+    vote = vote[vote.source == "consensus"]
+    first = record["review"][0]["image_id"]
+    second = next(u["image_id"] for u in record["review"] if u["image_id"] != first)
+
+    def labels_of(frame, image):
+        return sorted(frame.label[frame.image_id == image])
+
+    reviewer = _users(client, ["reviewer@example.com"])["reviewer@example.com"]
+    chosen = {}
+    for image, agree in ((first, False), (second, True)):
+        people = demo_full.boxes[demo_full.boxes.image_id == image].annotator.unique()
+        fits = [p for p in sorted(people) if (labels_of(demo_full.boxes[
+            demo_full.boxes.annotator == p], image) == labels_of(vote, image)) == agree]
+        pick = (fits or sorted(people))[0]
+        prediction = next(p for p in client.predictions.list(task=tasks[image].id)
+                          if p.model_version == pick)
+        client.annotations.create(id=tasks[image].id, result=prediction.result,
+                                  completed_by=reviewer)
+        chosen[image] = pick
+
+    assert quality(["adjudicate", str(tmp_path / "set"), "--pull", "--out", str(review),
+                    "--document-root", str(server.document_root)]) == 0
+    done = json.loads((review / "adjudication.json").read_text())
+    assert done["reviewed_images"] == 2 and done["reviewers"] == ["reviewer@example.com"]
+    assert done["overturned"] >= 1
+    decided = store.load(review / "adjudicated")
+    result = build_consensus(decided)
+    gold = result.tables.boxes[result.tables.boxes.source == "consensus"]
+    for image, person in chosen.items():
+        want = demo_full.boxes[(demo_full.boxes.image_id == image)
+                               & (demo_full.boxes.annotator == person)]
+        assert sorted(gold[gold.image_id == image].label) == sorted(want.label)
+    assert labels_of(gold, first) != labels_of(vote, first)
+    assert result.adjudication["images"] == 2
