@@ -221,7 +221,13 @@ class Pipeline:
         return run / "report" / "report.html"
 
     def _quality_steps(self, o: dict, seed: int) -> None:
-        from .jobs import audit_job, consensus_job, reliability_job, split_job
+        from .jobs import (
+            CONSENSUS_SUMMARY,
+            audit_job,
+            consensus_job,
+            reliability_job,
+            split_job,
+        )
 
         run = self.out
         tables, gold, split = (workspace.path(run, n) for n in ("tables", "gold", "split"))
@@ -235,7 +241,8 @@ class Pipeline:
         def do_consensus() -> dict:
             figures = consensus_job(store.load(tables), gold)
             return {"consensus_boxes": figures["consensus_boxes"],
-                    "flags": sum(figures["flags"].values())}
+                    "flags": sum(figures["flags"].values()),
+                    **{f"adjudicated_{k}": v for k, v in figures["adjudication"].items()}}
 
         def do_split() -> dict:
             summary = split_job(store.load(gold), split, val=o["val"], test=o["test"],
@@ -248,7 +255,7 @@ class Pipeline:
 
         self._step("reliability", [tables], [workspace.path(run, "reliability")],
                    do_reliability, self._uses("n_boot"))
-        self._step("consensus", [tables], [gold], do_consensus)
+        self._step("consensus", [tables], [gold, gold / CONSENSUS_SUMMARY], do_consensus)
         # the split has its own seed: runs that differ only in --seed share their test data
         self._step("split", [gold], [split], do_split,
                    {n: o[n] for n in ("val", "test", "n_boot", "split_seed")})

@@ -48,6 +48,8 @@ def collect(run: str | os.PathLike) -> dict:
 
     if need("reliability"):
         figures["reliability"] = _read_json(workspace.path(run, "reliability"))
+    if need("consensus"):
+        figures["consensus"] = _read_json(workspace.path(run, "consensus"))
     if need("split"):
         figures["split"] = _read_json(workspace.path(run, "split") / "split_report.json")
     if need("audit"):
@@ -324,7 +326,38 @@ def _reliability_section(figures: dict, run: Path) -> str:
                    + (f" (95% intervals resample {html.escape(unit)}s)" if unit else "")
                    + "</p>")
     out.append(_disagreements(rel, run))
+    out.append(_consensus(figures))
     return "".join(out) + "</section>"
+
+
+def _consensus(figures: dict) -> str:
+    """What the gold labels rest on: the vote, and the reviewers' decisions that replaced it."""
+    block = figures.get("consensus")
+    if block is None:
+        return _missing(figures, "consensus")
+    flags = ", ".join(f"{_fig(f'consensus.flags.{k}', n)} {html.escape(k.replace('_', ' '))}"
+                      for k, n in block["flags"].items()) or "none"
+    out = [f"<h3>Consensus</h3><p>{_fig('consensus.consensus_boxes', block['consensus_boxes'])} "
+           f"gold boxes from {_fig('consensus.box_clusters', block['box_clusters'])} box "
+           "clusters (majority vote); flagged for review: " + flags + ".</p>"]
+    decided = block.get("adjudication") or {}
+    if decided:
+        key = "consensus.adjudication"
+        out.append(
+            f"<p>Adjudicated: {_fig(f'{key}.images', decided['images'])} images were decided by a "
+            "reviewer instead of the vote. The vote was overturned for "
+            f"{_fig(f'{key}.overturned', decided['overturned'])} of "
+            f"{_fig(f'{key}.objects', decided['objects'])} objects (share "
+            f"{_fig(f'{key}.overturned_share', decided['overturned_share'])}: "
+            f"{_fig(f'{key}.relabelled', decided['relabelled'])} relabelled, "
+            f"{_fig(f'{key}.removed', decided['removed'])} removed, "
+            f"{_fig(f'{key}.added', decided['added'])} added) and for "
+            f"{_fig(f'{key}.captions_overturned', decided['captions_overturned'])} of "
+            f"{_fig(f'{key}.captions', decided['captions'])} captions.</p>")
+    else:
+        out.append("<p>No image was adjudicated (<code>quality adjudicate</code> sends the most "
+                   "disputed ones to a reviewer).</p>")
+    return "".join(out)
 
 
 def _alpha_cells(key: str, a: dict) -> list[str]:

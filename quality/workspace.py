@@ -19,6 +19,7 @@ ARTIFACTS = {
     "reliability": Artifact("reliability.json",
                             "quality reliability DIR/tables --json DIR/reliability.json --ceiling"),
     "gold": Artifact("gold", "quality consensus DIR/tables --out DIR/gold"),
+    "consensus": Artifact("gold/consensus.json", "quality consensus DIR/tables --out DIR/gold"),
     "split": Artifact("split", "quality split DIR/gold --out DIR/split"),
     "audit": Artifact("audit.json", "quality audit DIR/split --json DIR/audit.json"),
     "stage1": Artifact("stage1/run.json", "stage1-detect train DIR/split --out DIR/stage1"),

@@ -102,3 +102,33 @@ def test_reliability_ignores_decisions():
         ts, [("1", "rev", "dog", 10, 10, 60, 60)]), ["1", "2"])[0])
     assert reliability(decided, n_boot=0).alphas["labels"].alpha == pytest.approx(
         reliability(ts, n_boot=0).alphas["labels"].alpha)
+
+
+def test_report_shows_what_adjudication_overturned(tmp_path):
+    import json
+    import re
+
+    from annotate import store
+    from quality import workspace
+    from quality.cli import main
+    from quality.jobs import reliability_job
+    from quality.report import _fmt
+    from tests.test_report import lookup
+
+    ts = disputed()
+    decided = with_decisions(ts, decisions(decided_by_reviewer(
+        ts, [("1", "rev", "dog", 10, 10, 60, 60)]), ["1", "2"])[0])
+    run = tmp_path / "run"
+    store.save(decided, workspace.path(run, "tables"))
+    reliability_job(decided, workspace.path(run, "reliability"), n_boot=20, ceiling=False)
+    consensus_job(decided, workspace.path(run, "gold"))
+    assert main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "report.html").read_text()
+    figures = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert figures["consensus"]["adjudication"]["overturned"] == 2
+    assert "Adjudicated:" in page and "overturned" in page
+    shown = dict(re.findall(r'<span class="fig" data-key="(consensus[^"]+)">([^<]*)</span>',
+                            page))
+    assert {"consensus.adjudication.overturned", "consensus.adjudication.images"} <= set(shown)
+    for key, text in shown.items():
+        assert _fmt(lookup(figures, key)) == text, key

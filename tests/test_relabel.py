@@ -183,3 +183,29 @@ def test_cli_plan_writes_the_sample_and_records_it(tmp_path, capsys):
     assert main(["plan-relabel", str(tmp_path / "set"), "--target-ci", "0", "--out",
                  str(tmp_path / "bad")]) == 2
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_sample_files_and_push_refuse_what_does_not_fit(tmp_path, capsys):
+    from annotate import store
+    from annotate.cli import main as annotate
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": []}')
+    with pytest.raises(UserError, match="not a sample file"):
+        read_sample(bad)
+    with pytest.raises(UserError, match="no such sample file"):
+        read_sample(tmp_path / "nope.json")
+    bad.write_text('{"sample": [{"image_id": "1"}, {"image_id": "1"}]}')
+    with pytest.raises(UserError, match="more than once"):
+        read_sample(bad)
+    store.save(make_set([("1", "a")], labels=["cat"]), tmp_path / "set")
+    stranger = tmp_path / "sample.json"
+    stranger.write_text('{"sample": [{"image_id": "1"}, {"image_id": "42"}]}')
+    assert annotate(["push", str(tmp_path / "set"), "--sample", str(stranger), "--project", "p",
+                     "--url", "http://127.0.0.1:9", "--api-key", "k"]) == 2
+    assert "1 sampled images are not in" in capsys.readouterr().err
+    from annotate.ls_client import push
+
+    ts = make_set([("1", "a")], [("1", "a", "cat", 0, 0, 9, 9)], labels=["cat"])
+    with pytest.raises(UserError, match="blind push shows no predictions"):
+        push(None, ts, "p", None, predictions=ts.boxes, blind=True)

@@ -84,8 +84,8 @@ def test_missing_inputs_are_explained_not_a_crash(run, tmp_path):
     assert main(["report", str(partial), "--out", str(tmp_path / "r")]) == 0
     page = (tmp_path / "r" / "report.html").read_text()
     figures = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert set(figures["missing"]) == {"reliability", "split", "audit", "stage1", "robustness",
-                                       "sanity"}
+    assert set(figures["missing"]) == {"reliability", "consensus", "split", "audit", "stage1",
+                                       "robustness", "sanity"}
     assert not (partial / "robustness.json").exists()  # the report computed nothing
     assert page.count('class="missing"') >= 4
     assert "stage1-detect train" in page and "quality reliability" in page
