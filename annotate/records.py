@@ -18,6 +18,7 @@ from .capture import captured
 from .errors import UserError
 
 EXPERIMENT = "twostage-studies"
+URI_VARIABLE = "MLFLOW_TRACKING_URI"
 #: The key of a sample file that lists the images to label: [{"image_id": ..., ...}, ...].
 SAMPLE = "sample"
 
@@ -49,21 +50,28 @@ def record_step(folder: str | os.PathLike, step: str, record: dict,
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or (
+    uri = tracking_uri or os.environ.get(URI_VARIABLE) or (
         f"sqlite:///{(folder / 'mlflow.db').resolve()}")
     path = folder / f"{step}.json"
     metrics = {k: float(v) for k, v in record.items()
                if isinstance(v, int | float) and not isinstance(v, bool)}
     params = {k: v for k, v in record.get("settings", {}).items()
               if isinstance(v, str | int | float | bool) or v is None}
-    with captured(folder / "mlflow.log"):
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(EXPERIMENT)
-        with mlflow.start_run(run_name=step, tags={"study_folder": str(folder.resolve()),
-                                                   "step": step}) as run:
-            record = {**record, "mlflow": {"tracking_uri": uri, "run_id": run.info.run_id}}
-            write_json(path, record)
-            mlflow.log_params(params)
-            mlflow.log_metrics(metrics)
-            mlflow.log_artifact(str(path))
+    before = os.environ.get(URI_VARIABLE)
+    try:
+        with captured(folder / "mlflow.log"):
+            mlflow.set_tracking_uri(uri)
+            mlflow.set_experiment(EXPERIMENT)
+            with mlflow.start_run(run_name=step, tags={"study_folder": str(folder.resolve()),
+                                                       "step": step}) as run:
+                record = {**record, "mlflow": {"tracking_uri": uri, "run_id": run.info.run_id}}
+                write_json(path, record)
+                mlflow.log_params(params)
+                mlflow.log_metrics(metrics)
+                mlflow.log_artifact(str(path))
+    finally:  # set_tracking_uri exports the variable: the next study's default must not see it
+        if before is None:
+            os.environ.pop(URI_VARIABLE, None)
+        else:
+            os.environ[URI_VARIABLE] = before
     return record

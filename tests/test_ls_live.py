@@ -286,7 +286,8 @@ def test_relabel_study_plan_push_blind_annotate_pull_and_target(server, demo_ful
 
     tracking = mlflow.MlflowClient(check["mlflow"]["tracking_uri"])
     steps = {r.data.tags["step"] for r in tracking.search_runs(
-        [tracking.get_experiment_by_name("twostage-studies").experiment_id])}
+        [tracking.get_experiment_by_name("twostage-studies").experiment_id],
+        filter_string=f"tags.study_folder = '{study.resolve()}'")}
     assert steps == {"sample", "push", "pull", "reliability"}
 
 

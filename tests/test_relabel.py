@@ -4,6 +4,7 @@ stratified sample, merging a re-labelled set and checking the target, and the CL
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -161,9 +162,10 @@ def single_demo(pilot_images: int = 40) -> TableSet:
     return single
 
 
-def test_cli_plan_writes_the_sample_and_records_it(tmp_path, capsys):
+def test_cli_plan_writes_the_sample_and_records_it(tmp_path, capsys, monkeypatch):
     from annotate import store
 
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default: the study folder
     store.save(single_demo(), tmp_path / "set")
     study = tmp_path / "study"
     assert main(["plan-relabel", str(tmp_path / "set"), "--target-ci", "0.1", "--out",
@@ -180,6 +182,10 @@ def test_cli_plan_writes_the_sample_and_records_it(tmp_path, capsys):
     run = mlflow.MlflowClient(plan["mlflow"]["tracking_uri"]).get_run(plan["mlflow"]["run_id"])
     assert run.data.metrics["sample_size"] == plan["sample_size"]
     assert run.data.params["target_ci"] == "0.1"
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # the next study gets its own default
+    assert main(["plan-relabel", str(tmp_path / "set"), "--target-ci", "0.2", "--out",
+                 str(tmp_path / "other"), "--n-boot", "100"]) == 0
+    assert (tmp_path / "other" / "mlflow.db").exists()
     assert main(["plan-relabel", str(tmp_path / "set"), "--target-ci", "0", "--out",
                  str(tmp_path / "bad")]) == 2
     assert "must be positive" in capsys.readouterr().err
