@@ -130,18 +130,16 @@ def cmd_pull(args: argparse.Namespace) -> None:
     print(summary)
     print(f"wrote {args.out} (raw export: {export})")
     if args.sample:
-        ids = read_sample(args.sample)
-        labelled = set(ts.annotations.image_id[ts.annotations.source == HUMAN])
+        sampled = set(read_sample(args.sample))
+        human = ts.annotations[ts.annotations.source == HUMAN]
+        labelled = len(sampled & set(human.image_id))
         record_step(Path(args.sample).parent, "pull", {
             "project": args.project, "out": str(args.out), "export": str(export),
-            "sampled_images": len(ids), "labelled_images": len(labelled & set(ids)),
-            "not_yet_labelled": len(set(ids) - labelled),
-            "annotations": int((ts.annotations.source == HUMAN).sum()),
-            "annotators": int(ts.annotations.annotator[ts.annotations.source == HUMAN]
-                              .nunique()),
-            "import": summary.to_dict(),
+            "sampled_images": len(sampled), "labelled_images": labelled,
+            "not_yet_labelled": len(sampled) - labelled, "annotations": len(human),
+            "annotators": int(human.annotator.nunique()), "import": summary.to_dict(),
             "settings": {"url": connection.url, "project": args.project}}, args.tracking_uri)
-        print(f"{len(labelled & set(ids))} of {len(ids)} sampled images labelled; recorded in "
+        print(f"{labelled} of {len(sampled)} sampled images labelled; recorded in "
               f"{Path(args.sample).parent / 'pull.json'}")
 
 

@@ -26,7 +26,7 @@ from annotate.schema import ADJUDICATED, HUMAN, TableSet, model_source
 
 from .consensus import build_consensus
 from .reliability import reliability
-from .units import DEFAULT_IOU
+from .units import DEFAULT_IOU, human_subset
 
 REVIEW, ADJUDICATION = "review", "adjudication"
 PULLED, DECIDED = "pulled", "adjudicated"
@@ -79,15 +79,10 @@ def decisions(pulled: TableSet, image_ids: list[str]) -> tuple[TableSet, dict]:
                               & pulled.annotations.image_id.isin(image_ids)]
     latest = done.sort_values(["image_id", "created_at"], na_position="first").drop_duplicates(
         "image_id", keep="last")
-    keys = pd.MultiIndex.from_frame(latest[["image_id", "annotator"]])
-
-    def picked(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame[frame.source == HUMAN]
-        return frame[pd.MultiIndex.from_frame(frame[["image_id", "annotator"]]).isin(keys)
-                     ].assign(source=ADJUDICATED)
-
-    rows = TableSet(pulled.images, latest.assign(source=ADJUDICATED), picked(pulled.boxes),
-                    picked(pulled.captions), pulled.labels)
+    chosen = human_subset(pulled, latest)
+    rows = TableSet(chosen.images, *(chosen.table(name).assign(source=ADJUDICATED)
+                                     for name in ("annotations", "boxes", "captions")),
+                    labels=pulled.labels)
     return rows, {"reviewed_images": len(latest), "reviews": len(done),
                   "several_reviews": int((done.groupby("image_id").size() > 1).sum()),
                   "reviewers": sorted(latest.annotator.unique().tolist())}

@@ -28,8 +28,8 @@ from .jobs import (
     reliability_job,
     split_job,
 )
+from .relabel import ASSURANCE, MIN_PER_CLASS, SAMPLE_FILE, merge_sets, plan_job, study_check
 from .relabel import KINDS as RELABEL_KINDS
-from .relabel import SAMPLE_FILE, merge_sets, plan_job, study_check
 from .units import DEFAULT_IOU
 
 
@@ -324,9 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "no image was labelled twice)")
     p.add_argument("--per-group", type=int, default=1,
                    help="at most this many images per group (0: no limit)")
-    p.add_argument("--min-per-class", type=int, default=5,
+    p.add_argument("--min-per-class", type=int, default=MIN_PER_CLASS,
                    help="rare classes get at least this many sampled images")
-    p.add_argument("--assurance", type=float, default=0.8,
+    p.add_argument("--assurance", type=float, default=ASSURANCE,
                    help="share of studies whose interval should be no wider than the target "
                         "(0.5: the expected width is the target)")
     p.add_argument("--cost-per-hour", type=float, help="annotation cost per hour, for the "

@@ -125,4 +125,3 @@ def audit_job(ts: TableSet, json_path: str | os.PathLike | None = None, *,
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
-

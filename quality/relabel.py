@@ -32,7 +32,7 @@ from annotate.schema import HUMAN, TableSet
 
 from .alpha import Alpha, alpha
 from .reliability import Ratings, ratings_by_kind
-from .units import DEFAULT_IOU, build_units
+from .units import DEFAULT_IOU, build_units, human_seen, human_subset
 
 KINDS = ("labels", "boxes", "captions")
 #: Rare classes get at least this many sampled images (when the frame has them).
@@ -102,29 +102,14 @@ def _ratings(ts: TableSet, kind: str, iou: float) -> tuple[Ratings, object]:
 
 def labels_per_image(ts: TableSet) -> pd.Series:
     """How many people completed each image (images nobody labelled: 0)."""
-    seen = ts.annotations.loc[ts.annotations.source == HUMAN, ["image_id", "annotator"]]
-    counts = seen.drop_duplicates().groupby("image_id").size()
+    counts = human_seen(ts).groupby("image_id").size()
     return counts.reindex(ts.images.image_id, fill_value=0).astype(np.int64)
-
-
-def only(ts: TableSet, pairs: pd.DataFrame) -> TableSet:
-    """The set's human rows of the (image_id, annotator) `pairs` only."""
-    keys = pd.MultiIndex.from_frame(pairs[["image_id", "annotator"]].astype(object))
-
-    def pick(frame: pd.DataFrame) -> pd.DataFrame:
-        human = frame[frame.source == HUMAN]
-        inside = pd.MultiIndex.from_frame(human[["image_id", "annotator"]].astype(object))
-        return human[inside.isin(keys)]
-
-    return TableSet(ts.images[ts.images.image_id.isin(pairs.image_id)], pick(ts.annotations),
-                    pick(ts.boxes), pick(ts.captions), ts.labels, dict(ts.meta))
 
 
 def _people(ts: TableSet, per_image: int, seed: int) -> pd.DataFrame:
     """`per_image` of the people who completed each image with at least that many, drawn at
     random (seeded): the design of the study, whoever happened to label first."""
-    seen = ts.annotations.loc[ts.annotations.source == HUMAN, ["image_id", "annotator"]]
-    seen = seen.drop_duplicates().sample(frac=1, random_state=seed)
+    seen = human_seen(ts).sample(frac=1, random_state=seed)
     enough = seen.groupby("image_id").annotator.transform("size") >= per_image
     return seen[enough].groupby("image_id").head(per_image)
 
@@ -138,7 +123,7 @@ def observed_pilot(ts: TableSet, kind: str, per_image: int, iou: float = DEFAULT
         return None
     per_image = min(per_image, most)
     pairs = _people(ts, per_image, seed)
-    result = kind_alpha(only(ts, pairs), kind, iou, n_boot, seed)
+    result = kind_alpha(human_subset(ts, pairs), kind, iou, n_boot, seed)
     return Pilot("observed", pairs.image_id.nunique(), per_image, result.alpha, result.ci_low,
                  result.ci_high)
 
@@ -152,7 +137,7 @@ def prior_pilot(ts: TableSet, kind: str, prior_alpha: float, per_image: int,
     pairs = _people(ts, 1, seed)
     if pairs.empty:
         raise UserError("no image has a human label: label some first, then plan a re-label")
-    rows, level = _ratings(only(ts, pairs), kind, iou)
+    rows, level = _ratings(human_subset(ts, pairs), kind, iou)
     if len(rows.unit) < 2:
         raise UserError(f"only {len(rows.unit)} {kind} values to simulate from")
     rng = np.random.default_rng(seed)
@@ -281,8 +266,7 @@ def merge_sets(base: TableSet, added: TableSet, suffix: str = " (again)") -> tup
         raise UserError(f"{len(unknown)} images of the re-labelled set are not in the set it "
                         f"is added to, e.g. {unknown[:3]}: add it to the set it was sampled "
                         "from")
-    seen = pd.MultiIndex.from_frame(base.annotations.loc[base.annotations.source == HUMAN,
-                                                         ["image_id", "annotator"]])
+    seen = pd.MultiIndex.from_frame(human_seen(base))
 
     def renamed(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame[frame.source == HUMAN].copy()

@@ -47,6 +47,19 @@ def human_seen(ts: TableSet) -> pd.DataFrame:
     return seen.drop_duplicates().reset_index(drop=True)
 
 
+def human_subset(ts: TableSet, pairs: pd.DataFrame) -> TableSet:
+    """The set's human rows of the (image_id, annotator) `pairs` only, on their images."""
+    keys = pd.MultiIndex.from_frame(pairs[["image_id", "annotator"]].astype(object))
+
+    def pick(frame: pd.DataFrame) -> pd.DataFrame:
+        human = frame[frame.source == HUMAN]
+        inside = pd.MultiIndex.from_frame(human[["image_id", "annotator"]].astype(object))
+        return human[inside.isin(keys)]
+
+    return TableSet(ts.images[ts.images.image_id.isin(pairs.image_id)], pick(ts.annotations),
+                    pick(ts.boxes), pick(ts.captions), ts.labels, dict(ts.meta))
+
+
 def build_units(ts: TableSet, iou_threshold: float = DEFAULT_IOU) -> Units:
     """Cluster the human boxes of every image and list who rated each cluster."""
     if not 0 < iou_threshold <= 1:

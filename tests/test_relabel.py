@@ -20,10 +20,10 @@ from quality.relabel import (
     draw_sample,
     kind_alpha,
     merge_sets,
-    only,
     plan_relabel,
     target_check,
 )
+from quality.units import human_subset
 from tests.conftest import REPO
 from tests.quality_sets import make_set
 
@@ -81,7 +81,7 @@ def test_plan_counts_images_already_labelled_twice_and_samples_the_rest():
     ids = world.images.image_id.to_numpy()
     pairs = world.annotations[["image_id", "annotator"]]
     keep = pairs[(pairs.annotator == "a") | pairs.image_id.isin(ids[:50])]
-    ts = only(world, keep)
+    ts = human_subset(world, keep)
     ts.images = world.images
     plan = plan_relabel(ts, 0.08, n_boot=300)
     assert plan["already_labelled"] == 50 and plan["assurance"] == 0.8
@@ -94,7 +94,7 @@ def test_plan_counts_images_already_labelled_twice_and_samples_the_rest():
 
 def test_prior_route_simulates_the_stated_alpha_and_is_required_without_overlap():
     world = population(300, seed=3)
-    single = only(world, world.annotations[world.annotations.annotator == "a"])
+    single = human_subset(world, world.annotations[world.annotations.annotator == "a"])
     with pytest.raises(UserError, match="--prior-alpha"):
         plan_relabel(single, 0.05)
     plan = plan_relabel(single, 0.05, prior_alpha=0.7, n_boot=300)
@@ -157,7 +157,7 @@ def single_demo(pilot_images: int = 40) -> TableSet:
     pilot = two.image_id.drop_duplicates().head(pilot_images)
     first = two.groupby("image_id").head(1)
     keep = pd.concat([first[~first.image_id.isin(pilot)], two[two.image_id.isin(pilot)]])
-    single = only(ts, keep)
+    single = human_subset(ts, keep)
     single.images = ts.images
     return single
 
