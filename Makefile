@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: evaluate test lint demo-data
+.PHONY: evaluate test lint demo-data demo-weights
 
 evaluate: .venv/.synced
 	$(RUN) evaluate-pipeline --preset demo --out runs/demo
@@ -22,6 +22,10 @@ lint: .venv/.synced
 # Regenerate the shipped demo sample (deterministic: the same bytes every time).
 demo-data: .venv/.synced
 	rm -rf data/demo && $(RUN) annotate demo --n 200 --seed 0 --out data/demo
+
+# Remake the detector weights the smoke preset and the tests fine-tune (stage1_detect/demo_weights.py).
+demo-weights: .venv/.synced
+	$(RUN) python -m stage1_detect.demo_weights
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import coco, demo, ls_export, readers, store, yolo
-from .atomic import write_json, write_text
-from .cliutil import run_command
-from .errors import UserError
-from .labels import image_field, read_labels
-from .records import read_sample, record_step
-from .schema import HUMAN, coerce
+from annotate import demo
+from annotate.formats import ls_client, ls_export, readers
+from annotate.formats.export import FORMATS, export_job
+from annotate.formats.labels import image_field, read_labels
+from annotate.runtime.atomic import write_text
+from annotate.runtime.cliutil import default, run_command
+from annotate.runtime.errors import UserError
+from annotate.tables import store
+from annotate.tables.schema import coerce
+from annotate.tables.views import annotator_table
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -42,22 +45,12 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    ts = store.load(args.dir)
-    if args.format == "labelstudio":
-        predictions = (coerce("boxes", pd.read_parquet(args.predictions))
-                       if args.predictions else None)
-        tasks = ls_export.to_tasks(ts, predictions, args.document_root,
-                                   include_annotations=not args.no_annotations)
-        write_json(args.out, tasks)
-        print(f"wrote {len(tasks)} tasks to {args.out}")
-    elif args.format == "coco":
-        instances, captions = coco.to_coco(ts)
-        write_json(Path(args.out) / "instances.json", instances)
-        write_json(Path(args.out) / "captions.json", captions)
-        print(f"wrote {args.out}/instances.json and captions.json")
-    else:
-        data_yaml = yolo.to_yolo(ts, args.out, args.source, args.annotator, args.copy)
-        print(f"wrote {data_yaml}")
+    predictions = coerce("boxes", pd.read_parquet(args.predictions)) if args.predictions else None
+    written = export_job(store.load(args.dir), args.out, args.format, predictions=predictions,
+                         document_root=args.document_root,
+                         include_annotations=not args.no_annotations, source=args.source,
+                         annotator=args.annotator, copy=args.copy)
+    print("wrote " + ", ".join(str(path) for path in written))
 
 
 def cmd_config(args: argparse.Namespace) -> None:
@@ -75,72 +68,49 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def cmd_summary(args: argparse.Namespace) -> None:
     ts = store.load(args.dir)
-    per = ts.annotations.groupby("annotator").agg(images=("image_id", "size"),
-                                                  median_lead_time_s=("lead_time", "median"))
-    human = ts.boxes[ts.boxes.source == HUMAN]
-    per["boxes"] = human.groupby("annotator").size()
-    per["captions"] = ts.captions[ts.captions.source == HUMAN].groupby("annotator").size()
-    counts = ts.counts()
+    per, counts = annotator_table(ts), ts.counts()
     if args.json:
         print(json.dumps({"counts": counts, "labels": ts.labels,
-                          "annotators": per.fillna(0).reset_index().to_dict("records")},
-                         default=str))
+                          "annotators": per.reset_index().to_dict("records")}, default=str))
         return
     print(f"{args.dir}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     print(f"labels: {', '.join(ts.labels)}")
-    print(per.fillna(0).to_string())
+    print(per.to_string())
 
 
 def cmd_push(args: argparse.Namespace) -> None:
-    from .ls_client import connect, push
-
     ts = readers.read_tables(args.dir)
-    predictions = coerce("boxes", pd.read_parquet(args.predictions)) if args.predictions else None
     labels = read_labels(args.labels) if args.labels else None
-    if args.sample:
-        ids = read_sample(args.sample)
-        unknown = sorted(set(ids) - set(ts.images.image_id))
-        if unknown:
-            raise UserError(f"{args.sample}: {len(unknown)} sampled images are not in "
-                            f"{args.dir}, e.g. {unknown[:3]}: push the set it was planned on")
-        ts = ts.subset(ids)
-    connection = connect(args.url, args.api_key)
-    summary = push(connection, ts, args.project, args.document_root, predictions, labels,
-                   blind=bool(args.sample))
+    if args.sample:  # a bad sample file is refused before any server is reached
+        ls_client.sample_subset(ts, args.sample)
+        if args.predictions:
+            raise UserError("a blind push shows no predictions: leave --predictions out")
+    connection = ls_client.connect(args.url, args.api_key)
+    if not args.sample:
+        predictions = (coerce("boxes", pd.read_parquet(args.predictions)) if args.predictions
+                       else None)
+        print(ls_client.push(connection, ts, args.project, args.document_root, predictions, labels))
+        return
+    summary, record = ls_client.push_sample(connection, ts, args.project, args.sample,
+                                  args.document_root, labels, args.tracking_uri)
     print(summary)
-    if args.sample:
-        record = record_step(Path(args.sample).parent, "push", {
-            "project": args.project, "project_id": summary.project_id,
-            "images": len(ts.images), "tasks_created": summary.tasks_created,
-            "tasks_existing": summary.tasks_existing, "sample": str(args.sample),
-            "settings": {"url": connection.url, "blind": True, "project": args.project}},
-            args.tracking_uri)
-        print(f"blind re-label project {summary.project_id}: {len(ts.images)} sampled images, "
-              "no earlier annotations or predictions shown; recorded in "
-              f"{Path(args.sample).parent / 'push.json'} (MLflow run "
-              f"{record['mlflow']['run_id']})")
+    print(f"blind re-label project {summary.project_id}: {record['images']} sampled images, "
+          "no earlier annotations or predictions shown; recorded in "
+          f"{Path(args.sample).parent / 'push.json'} (MLflow run "
+          f"{record['mlflow']['run_id']})")
 
 
 def cmd_pull(args: argparse.Namespace) -> None:
-    from .ls_client import connect, pull
-
-    connection = connect(args.url, args.api_key)
-    ts, summary, export = pull(connection, args.project, args.out,
+    connection = ls_client.connect(args.url, args.api_key)
+    ts, summary, export = ls_client.pull(connection, args.project, args.out,
                                args.images_root or args.document_root, args.timeout)
     print(summary)
     print(f"wrote {args.out} (raw export: {export})")
     if args.sample:
-        sampled = set(read_sample(args.sample))
-        human = ts.annotations[ts.annotations.source == HUMAN]
-        labelled = len(sampled & set(human.image_id))
-        record_step(Path(args.sample).parent, "pull", {
-            "project": args.project, "out": str(args.out), "export": str(export),
-            "sampled_images": len(sampled), "labelled_images": labelled,
-            "not_yet_labelled": len(sampled) - labelled, "annotations": len(human),
-            "annotators": int(human.annotator.nunique()), "import": summary.to_dict(),
-            "settings": {"url": connection.url, "project": args.project}}, args.tracking_uri)
-        print(f"{labelled} of {len(sampled)} sampled images labelled; recorded in "
-              f"{Path(args.sample).parent / 'pull.json'}")
+        record = ls_client.record_pull(connection, args.project, ts, summary, export, args.out,
+                             args.sample, args.tracking_uri)
+        print(f"{record['labelled_images']} of {record['sampled_images']} sampled images "
+              f"labelled; recorded in {Path(args.sample).parent / 'pull.json'}")
 
 
 def _server_args(p: argparse.ArgumentParser) -> None:
@@ -192,14 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="table set -> Label Studio tasks, COCO or YOLO")
     p.add_argument("dir", help="table set folder")
     p.add_argument("--out", required=True, help="tasks JSON file (labelstudio) or folder")
-    p.add_argument("--format", choices=["labelstudio", "coco", "yolo"], default="labelstudio")
+    p.add_argument("--format", choices=FORMATS, default=default(export_job, "fmt"))
     p.add_argument("--predictions", help="boxes Parquet to attach as pre-annotations")
     p.add_argument("--document-root", help="Label Studio LOCAL_FILES_DOCUMENT_ROOT: image paths "
                                            "under it become /data/local-files/ URLs")
     p.add_argument("--no-annotations", action="store_true",
                    help="leave human annotations out (fresh tasks for a new annotation round)")
-    p.add_argument("--source", default=HUMAN, help="yolo: which boxes (human, consensus, "
-                                                   "model:<version>)")
+    p.add_argument("--source", default=default(export_job, "source"),
+                   help="yolo: which boxes (human, consensus, model:<version>)")
     p.add_argument("--annotator", help="yolo: which annotator's boxes, for human boxes")
     p.add_argument("--copy", action="store_true", help="yolo: copy images instead of symlinks")
     p.set_defaults(func=cmd_export)
@@ -211,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("demo", help="generate demo images + a Label Studio export")
-    p.add_argument("--n", type=int, default=200, help="number of images")
+    p.add_argument("--n", type=int, default=200, help="number of images (the shipped sample "
+                                                      "has 200)")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
@@ -228,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the table set")
     p.add_argument("--images-root", help="where image references resolve (default: "
                                          "--document-root)")
-    p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the export")
+    p.add_argument("--timeout", type=float, default=default(ls_client.pull, "timeout"),
+                   help="seconds to wait for the export")
     p.set_defaults(func=cmd_pull)
 
     p = sub.add_parser("summary", help="counts and per-annotator figures of a table set")

@@ -29,7 +29,7 @@ import json, resource, sys, time
 start = time.perf_counter()
 mode, path = sys.argv[1], sys.argv[2]
 if mode == "import":
-    from annotate.ls_import import import_export
+    from annotate.formats.ls_import import import_export
 rest = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 if mode == "cli":  # the whole command, interpreter and library imports included

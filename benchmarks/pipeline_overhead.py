@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from annotate import store
-from annotate.layout import encode_layouts
-from annotate.views import reference_boxes
+from annotate.formats.layout import encode_layouts
+from annotate.tables import store
+from annotate.tables.views import reference_boxes
 from quality import workspace
 from stage1_detect.engine import ultralytics
 from stage1_detect.predict import predict

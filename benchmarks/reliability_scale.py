@@ -1,4 +1,4 @@
-"""Reliability at scale: time and peak memory of `quality.reliability` on 100k images x 3
+"""Reliability at scale: time and peak memory of `quality.agreement.reliability` on 100k images x 3
 annotators x ~4 boxes with captions, and of label alpha at 2000 units x 400 values, ours vs the
 `krippendorff` package (same value?). Each case runs in a fresh process so peaks do not mix.
 
@@ -25,7 +25,7 @@ WORDS = ("left of", "right of", "above", "below", "next to")
 def synthetic_set(n_images: int, seed: int = 0):
     """Each image has ~4 true objects; each annotator sees it, jitters boxes, sometimes misses,
     adds or mislabels one, and writes a caption with occasional word changes."""
-    from annotate.schema import TableSet
+    from annotate.tables.schema import TableSet
 
     rng = np.random.default_rng(seed)
     n_obj = rng.poisson(3.5, n_images) + 1
@@ -89,7 +89,7 @@ def label_matrix(seed: int = 0) -> np.ndarray:
 def run_case(case: str, images: int) -> dict:
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if case == "reliability":
-        from quality.reliability import reliability
+        from quality.agreement.reliability import reliability
 
         ts = synthetic_set(images)
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -103,7 +103,7 @@ def run_case(case: str, images: int) -> dict:
         matrix = label_matrix()
         start = time.perf_counter()
         if case == "ours":
-            from quality.alpha import alpha
+            from quality.agreement.alpha import alpha
 
             coder, unit = np.nonzero(~np.isnan(matrix))
             value = alpha(unit, matrix[coder, unit], "nominal", n_boot=0).alpha

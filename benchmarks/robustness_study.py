@@ -29,12 +29,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import pandas as pd
 
-from annotate import store
-from annotate.views import gold_boxes
-from quality.cascade import detector_rates
-from quality.pipeline import Pipeline, Settings, demo_data
-from quality.robustness import MISLOCATED_IOU
-from quality.threshold import at_threshold
+from annotate.tables import store
+from annotate.tables.views import gold_boxes
+from quality.cascade.robustness import MISLOCATED_IOU
+from quality.cascade.summary import detector_rates
+from quality.cascade.threshold import at_threshold
+from quality.run.pipeline import Pipeline, Settings, demo_data
 from stage1_detect.evaluate import match_errors
 from stage2_generate.noise import DUPLICATE_IOU, calibrate
 

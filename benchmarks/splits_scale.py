@@ -18,8 +18,8 @@ import numpy as np
 from scipy import sparse
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
-from quality.neardup import hamming_pairs, hamming_pairs_brute
-from quality.splits import stratify
+from quality.splits.neardup import hamming_pairs, hamming_pairs_brute
+from quality.splits.partition import stratify
 
 
 def grouped_rows(n_rows: int, n_groups: int, n_classes: int, seed: int = 0):

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from annotate import demo
-from annotate.ls_import import import_export
-from quality.consensus import build_consensus
-from quality.splits import split_set
+from annotate.formats.ls_import import import_export
+from quality.gold.consensus import build_consensus
+from quality.splits.partition import split_set
 from stage1_detect.evaluate import map_scores
 from stage1_detect.predict import predict
 from stage1_detect.train import DetectorConfig, train

@@ -19,11 +19,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from annotate import demo
-from annotate.caption_metrics import caption_scores
-from annotate.ls_import import import_export
-from annotate.views import reference_boxes
-from quality.consensus import build_consensus
-from quality.splits import split_set
+from annotate.formats.ls_import import import_export
+from annotate.metrics.captions import caption_scores
+from annotate.tables.views import reference_boxes
+from quality.gold.consensus import build_consensus
+from quality.splits.partition import split_set
 from stage2_generate.content import content_score
 from stage2_generate.generate import generate_captions
 from stage2_generate.train import TrainConfig, train

@@ -1,6 +1,10 @@
-"""`quality`: reliability, consensus and the human ceiling of a table set.
+"""`quality`: the data-quality jobs of a table set (reliability, consensus, re-labelling and
+adjudication, the human ceiling, splits, the leakage audit, sanity checks) and the jobs over a
+run folder (operating threshold, robustness, report, comparison of two runs).
 
-DIR is a table set folder (`annotate import --out DIR`) or an export file read on the fly.
+DIR is a table set folder (`annotate import --out DIR`) or an export file read on the fly;
+for threshold, robustness and report it is a run folder (`evaluate-pipeline --out DIR`).
+Every default is the job function's own (`annotate.runtime.cliutil.default`).
 """
 
 from __future__ import annotations
@@ -11,26 +15,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from annotate.atomic import write_json
-from annotate.cliutil import run_command
-from annotate.errors import UserError
-from annotate.readers import read_tables
-
-from .audit import DEFAULT_MIN_CORRELATION, DEFAULT_PHASH_DISTANCE, IMAGE_KINDS, KINDS
-from .ceiling import human_ceiling
-from .consensus import TIES
-from .jobs import (
-    CONSENSUS_FLAGS,
-    REPAIR_MOVES,
-    SPLIT_REPORT,
-    audit_job,
-    consensus_job,
-    reliability_job,
-    split_job,
+from annotate.formats.readers import read_tables
+from annotate.runtime.atomic import write_json
+from annotate.runtime.cliutil import default, run_command
+from annotate.runtime.errors import UserError
+from quality.agreement.ceiling import human_ceiling
+from quality.agreement.jobs import reliability_job
+from quality.agreement.relabel import (
+    PLANNED_KINDS,
+    SAMPLE_FILE,
+    merge_sets,
+    plan_job,
+    plan_relabel,
+    study_check,
 )
-from .relabel import ASSURANCE, MIN_PER_CLASS, SAMPLE_FILE, merge_sets, plan_job, study_check
-from .relabel import KINDS as RELABEL_KINDS
-from .units import DEFAULT_IOU
+from quality.agreement.reliability import ALPHA_KINDS
+from quality.cascade.robustness import robustness_job
+from quality.cascade.sanity import sanity_job
+from quality.compare import compare_job, plan_replicates, resolve_run
+from quality.gold.adjudicate import adjudicate_pull, adjudicate_push
+from quality.gold.consensus import TIES
+from quality.gold.jobs import CONSENSUS_FLAGS, consensus_job
+from quality.splits.audit import FINDING_KINDS
+from quality.splits.jobs import REPAIR_MOVES, SPLIT_REPORT, audit_job, split_job
 
 
 def cmd_reliability(args: argparse.Namespace) -> None:
@@ -99,9 +106,7 @@ def cmd_plan_relabel(args: argparse.Namespace) -> None:
 
 
 def cmd_adjudicate(args: argparse.Namespace) -> None:
-    from annotate.ls_client import connect
-
-    from .adjudicate import adjudicate_pull, adjudicate_push
+    from annotate.formats.ls_client import connect
 
     ts = read_tables(args.dir)
     connection = connect(args.url, args.api_key)
@@ -180,9 +185,7 @@ def cmd_split(args: argparse.Namespace) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> None:
-    if args.repair and not args.out:
-        raise UserError("--repair needs --out (a folder for the repaired set)")
-    kinds = KINDS if args.repair_kinds == "all" else tuple(args.repair_kinds.split(","))
+    kinds = FINDING_KINDS if args.repair_kinds == "all" else tuple(args.repair_kinds.split(","))
     report, found = audit_job(read_tables(args.dir), args.json,
                               phash_distance=args.phash_distance,
                               min_correlation=args.min_correlation,
@@ -203,10 +206,9 @@ def cmd_audit(args: argparse.Namespace) -> None:
 
 
 def cmd_robustness(args: argparse.Namespace) -> None:
-    from . import workspace
-    from .robustness import robustness_job
+    from quality import workspace
 
-    figures = robustness_job(args.dir, args.n_boot, args.seed, perturb=not args.no_perturbation)
+    figures = robustness_job(args.dir, args.n_boot, args.seed, perturb=args.perturbation)
     for name, entry in figures["variants"].items():
         for metric, f in entry["figures"].items():
             if isinstance(f, dict):
@@ -216,10 +218,9 @@ def cmd_robustness(args: argparse.Namespace) -> None:
 
 
 def cmd_threshold(args: argparse.Namespace) -> None:
-    from annotate import store
-
-    from . import workspace
-    from .threshold import threshold_job
+    from annotate.tables import store
+    from quality import workspace
+    from quality.cascade.threshold import threshold_job
 
     run = Path(args.dir)
     model = Path(args.model) if args.model else workspace.path(run, "stage2") / "gold"
@@ -234,15 +235,36 @@ def cmd_threshold(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
-    from .compare import compare_job, resolve_run
-
-    runs = [resolve_run(r, args.tracking_uri) for r in (args.run_a, args.run_b)]
+    arms = _arms(args.runs)
+    runs = [[resolve_run(r, args.tracking_uri) for r in arm] for arm in arms]
     result = compare_job(*runs, json_path=args.json, page_dir=args.out, force=args.force,
-                         n_boot=args.n_boot, seed=args.seed, tracking_uri=args.tracking_uri)
+                         n_boot=args.n_boot, seed=args.seed, images_only=args.images_only,
+                         tracking_uri=args.tracking_uri)
     print_comparison(result)
     for path in (args.json, args.out and f"{args.out}/compare.html"):
         if path:
             print(f"wrote {path}")
+
+
+#: Stands for `--` between the arms on the command line (argparse drops a bare `--`).
+ARM_SEPARATOR = "::"
+
+
+def _arms(runs: list[str]) -> tuple[list[str], list[str]]:
+    """`A B` (one run each) or `A1 A2 ... -- B1 B2 ...` (each arm's training replicates)."""
+    if ARM_SEPARATOR in runs:
+        at = runs.index(ARM_SEPARATOR)
+        arms = runs[:at], runs[at + 1:]
+        if ARM_SEPARATOR in arms[1]:
+            raise UserError("quality compare takes two arms: A1 A2 ... -- B1 B2 ...")
+    elif len(runs) == 2:
+        arms = runs[:1], runs[1:]
+    else:
+        raise UserError(f"{len(runs)} runs without `--`: give two runs (A B), or each arm's "
+                        "replicates separated by `--` (A1 A2 A3 -- B1 B2 B3)")
+    if not arms[0] or not arms[1]:
+        raise UserError("an arm of the comparison has no run: A1 A2 ... -- B1 B2 ...")
+    return arms
 
 
 def print_comparison(result: dict) -> None:
@@ -258,23 +280,42 @@ def print_comparison(result: dict) -> None:
             for metric, f in figures.items() if isinstance(f, dict)]
     rows += [(f"detector: {name}", f) for name, f in result["stage1"].items()
              if isinstance(f, dict) and "verdict" in f]
+    print(f"replicates: A {result['replicates']['a']}, B {result['replicates']['b']}; "
+          f"intervals resample: {result['resampled']['unit']}")
     for name, f in rows:
+        share = (f.get("variance") or {}).get("training_share")
+        split = f"  training {share:.0%} of the variance" if share is not None else ""
         print(f"{name:34} A {f['a']:7.3f}  B {f['b']:7.3f}  B-A {f['difference']:+7.3f} "
-              f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]  {f['verdict']}")
+              f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]  {f['verdict']}{split}")
     print(f"verdict: {result['verdict'].get('line') or result['verdict']['verdict']}")
 
 
+def cmd_plan_replicates(args: argparse.Namespace) -> None:
+    record = plan_replicates(args.compare, args.target, figure=args.figure,
+                             max_replicates=args.max_replicates)
+    result = record["plan"]
+    print(f"{record['figure']}: training spread {record['training_sd']:.4f} per model, "
+          f"per-image spread {record['image_sd']:.4f} on {result['images']} test images")
+    for k, mdd in result["mdd_by_replicates"].items():
+        mark = "  <- enough" if k == result["replicates"] else ""
+        print(f"{k:3d} replicates per arm: detects {mdd:.4f}{mark}")
+    if result["replicates"] is None:
+        more = (f"about {result['images_needed_with_max']} test images with "
+                f"{args.max_replicates} replicates" if result["images_needed_with_max"] else
+                "no number of test images: the training spread alone is larger")
+        print(f"{args.target:g} needs more than {args.max_replicates} replicates on these "
+              f"images: {more}")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
-    from .report import build
+    from quality.report.page import build
 
     page = build(args.dir, args.out)
     print(f"wrote {page} and {page.with_name('report.json')}")
 
 
 def cmd_sanity(args: argparse.Namespace) -> None:
-    from .sanity import sanity_job
-
-    figures = sanity_job(read_tables(args.dir), args.json, overfit=not args.no_overfit)
+    figures = sanity_job(read_tables(args.dir), args.json, overfit=args.overfit)
     for key, value in figures.items():
         if not isinstance(value, dict):
             print(f"{key:32} {value}")
@@ -292,16 +333,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("dir", help="table set folder or export file")
-    common.add_argument("--seed", type=int, default=0)
-    common.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs")
+    common.add_argument("--seed", type=int, help="seed of the resampling (default: the job's)")
+    common.add_argument("--n-boot", type=int, help="bootstrap resamples for CIs (default: the "
+                                                   "job's)")
+
+    def job_defaults(p: argparse.ArgumentParser, job, **names: str) -> None:
+        """The subcommand's defaults for `--seed`, `--n-boot` and `names` (dest=parameter)
+        from the job function's signature."""
+        p.set_defaults(**{dest: default(job, param) for dest, param in
+                          {"seed": "seed", "n_boot": "n_boot", **names}.items()})
 
     p = sub.add_parser("reliability", parents=[common],
                        help="Krippendorff's alpha for labels, boxes, captions, counts")
     p.add_argument("--json", help="write every figure to this JSON file")
     p.add_argument("--plot", help="write a figure (alphas, annotator agreement), e.g. out.png")
-    p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match boxes")
-    p.add_argument("--top", type=int, default=20, help="units with most disagreement to list")
-    p.add_argument("--ceiling", action="store_true", help="add the human caption ceiling")
+    p.add_argument("--iou", type=float, default=default(reliability_job, "iou"),
+                   help="IoU to match boxes")
+    p.add_argument("--top", type=int, default=default(reliability_job, "top"),
+                   help="units with most disagreement to list")
+    p.add_argument("--ceiling", action=argparse.BooleanOptionalAction,
+                   default=default(reliability_job, "ceiling"),
+                   help="the human caption ceiling (each annotator against the others)")
     p.add_argument("--add", action="append", metavar="PULLED",
                    help="a re-labelled set (annotate pull) to add to DIR first; repeatable")
     p.add_argument("--plan", metavar="SAMPLE.json",
@@ -309,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "as reliability.json beside it and in MLflow)")
     p.add_argument("--tracking-uri", help="MLflow for --plan (default: $MLFLOW_TRACKING_URI, "
                                           "else the study folder's mlflow.db)")
+    job_defaults(p, reliability_job)
     p.set_defaults(func=cmd_reliability)
 
     p = sub.add_parser("plan-relabel", parents=[common],
@@ -316,36 +369,39 @@ def build_parser() -> argparse.ArgumentParser:
                             "+-target wide, and a stratified sample of them")
     p.add_argument("--target-ci", type=float, required=True,
                    help="half-width of alpha's 95%% interval to reach, e.g. 0.05")
-    p.add_argument("--kind", choices=RELABEL_KINDS, default="labels")
-    p.add_argument("--annotators", type=int, default=1,
+    p.add_argument("--kind", choices=PLANNED_KINDS, default=default(plan_relabel, "kind"))
+    p.add_argument("--annotators", type=int, default=default(plan_relabel, "extra"),
                    help="extra people per sampled image (default 1: each gets a second label)")
     p.add_argument("--prior-alpha", type=float,
                    help="plan from this alpha instead of the agreement observed (needed when "
                         "no image was labelled twice)")
-    p.add_argument("--per-group", type=int, default=1,
+    p.add_argument("--per-group", type=int, default=default(plan_relabel, "per_group"),
                    help="at most this many images per group (0: no limit)")
-    p.add_argument("--min-per-class", type=int, default=MIN_PER_CLASS,
+    p.add_argument("--min-per-class", type=int, default=default(plan_relabel, "min_per_class"),
                    help="rare classes get at least this many sampled images")
-    p.add_argument("--assurance", type=float, default=ASSURANCE,
+    p.add_argument("--assurance", type=float, default=default(plan_relabel, "assurance"),
                    help="share of studies whose interval should be no wider than the target "
                         "(0.5: the expected width is the target)")
     p.add_argument("--cost-per-hour", type=float, help="annotation cost per hour, for the "
                                                        "expected cost")
-    p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match boxes")
+    p.add_argument("--iou", type=float, default=default(plan_relabel, "iou"),
+                   help="IoU to match boxes")
     p.add_argument("--out", default="relabel",
                    help="study folder: sample.json, later the push/pull records (default: "
                         "./relabel)")
     p.add_argument("--tracking-uri", help="MLflow (default: $MLFLOW_TRACKING_URI, else the "
                                           "study folder's mlflow.db)")
+    job_defaults(p, plan_relabel)
     p.set_defaults(func=cmd_plan_relabel)
 
     p = sub.add_parser("adjudicate", help="the most disputed units to a Label Studio review "
                                           "project (every annotator's version a prediction); "
                                           "--pull brings the decisions back")
     p.add_argument("dir", help="table set folder or export file (several annotators)")
-    p.add_argument("--top", type=int, default=20, help="units with most disagreement to review")
-    p.add_argument("--kind", choices=("labels", "boxes", "captions", "counts"),
-                   default="labels", help="whose review list to take")
+    p.add_argument("--top", type=int, default=default(adjudicate_push, "top"),
+                   help="units with most disagreement to review")
+    p.add_argument("--kind", choices=ALPHA_KINDS,
+                   default=default(adjudicate_push, "kind"), help="whose review list to take")
     p.add_argument("--project", help="title of the review project to create")
     p.add_argument("--out", default="review", help="review folder: review.json, then pulled/, "
                                                    "adjudicated/, adjudication.json")
@@ -355,8 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", help="access token (default: $LABEL_STUDIO_API_KEY)")
     p.add_argument("--document-root", help="the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
     p.add_argument("--images-root", help="--pull: where image references resolve")
-    p.add_argument("--timeout", type=float, default=600, help="--pull: seconds for the export")
-    p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match boxes")
+    p.add_argument("--timeout", type=float, default=default(adjudicate_pull, "timeout"),
+                   help="--pull: seconds for the export")
+    p.add_argument("--iou", type=float, default=default(adjudicate_push, "iou"),
+                   help="IoU to match boxes")
     p.add_argument("--tracking-uri", help="MLflow (default: $MLFLOW_TRACKING_URI, else the "
                                           "review folder's mlflow.db)")
     p.set_defaults(func=cmd_adjudicate)
@@ -364,27 +422,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("consensus", parents=[common],
                        help="add consensus boxes and captions (source 'consensus')")
     p.add_argument("--out", required=True, help="folder for the set with consensus rows")
-    p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match boxes")
-    p.add_argument("--tie", choices=TIES, default="keep",
+    p.add_argument("--iou", type=float, default=default(consensus_job, "iou"),
+                   help="IoU to match boxes")
+    p.add_argument("--tie", choices=TIES, default=default(consensus_job, "tie"),
                    help="a box drawn by exactly half the annotators (flagged either way)")
     p.set_defaults(func=cmd_consensus)
 
     p = sub.add_parser("ceiling", parents=[common],
                        help="each annotator's captions scored against the others'")
     p.add_argument("--json", help="write the figures to this JSON file")
+    job_defaults(p, human_ceiling)
     p.set_defaults(func=cmd_ceiling)
 
     p = sub.add_parser("split", parents=[common],
                        help="group-aware stratified train/val/test split (or K folds)")
     p.add_argument("--out", required=True, help="folder for the split set")
-    p.add_argument("--val", type=float, default=0.1, help="share of images in val")
-    p.add_argument("--test", type=float, default=0.1, help="share of images in test")
+    p.add_argument("--val", type=float, default=default(split_job, "val"),
+                   help="share of images in val")
+    p.add_argument("--test", type=float, default=default(split_job, "test"),
+                   help="share of images in test")
     p.add_argument("--folds", type=int, help="K folds (column `fold`) instead of a split")
+    job_defaults(p, split_job)
     p.set_defaults(func=cmd_split)
 
     p = sub.add_parser("robustness", parents=[common],
                        help="gold vs predicted stage-2 input, attribution, perturbation curves")
-    p.add_argument("--no-perturbation", action="store_true", help="skip the curves (faster)")
+    p.add_argument("--perturbation", action=argparse.BooleanOptionalAction,
+                   default=default(robustness_job, "perturb"),
+                   help="the perturbation curves (--no-perturbation is faster)")
+    job_defaults(p, robustness_job)
     p.set_defaults(func=cmd_robustness)
 
     p = sub.add_parser("threshold", help="a detector's operating threshold: the one whose "
@@ -396,20 +462,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="stage-2 model that captions (default: DIR/stage2/gold)")
     p.set_defaults(func=cmd_threshold)
 
-    p = sub.add_parser("compare", help="two runs on their common test images: paired "
-                                       "differences, intervals, a verdict (refused when the "
-                                       "test data differ)")
-    p.add_argument("run_a", help="run folder (or MLflow run id with --tracking-uri)")
-    p.add_argument("run_b", help="run folder (or MLflow run id with --tracking-uri)")
+    p = sub.add_parser("compare", help="two runs, or two arms of training replicates "
+                                       "(A1 A2 A3 -- B1 B2 B3), on their common test images: "
+                                       "differences with intervals over images and training "
+                                       "replicates, a verdict (refused when the test data "
+                                       "differ)")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="run folders (or MLflow run ids with --tracking-uri): A B, or "
+                        "A1 A2 ... -- B1 B2 ... (runs of an arm differ only in --seed)")
+    p.add_argument("--images-only", action="store_true",
+                   help="with one run per arm, give verdicts from the test images alone "
+                        "(labelled so): a trained model is one draw, so by default such a "
+                        "comparison says it cannot tell")
     p.add_argument("--json", help="write every figure here (compare.json)")
     p.add_argument("--out", help="folder for compare.html")
     p.add_argument("--force", action="store_true",
                    help="compare even when the test data differ (on the common images)")
     p.add_argument("--tracking-uri", help="MLflow: where run ids are looked up and the "
                                           "comparison is recorded (default: run B's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for CIs")
+    p.add_argument("--seed", type=int, default=default(compare_job, "seed"))
+    p.add_argument("--n-boot", type=int, default=default(compare_job, "n_boot"),
+                   help="bootstrap resamples for CIs")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("plan-replicates", help="how many training replicates per arm (and "
+                                               "test images) a difference needs, from a "
+                                               "comparison with replicates (compare.json)")
+    p.add_argument("compare", help="compare.json of `quality compare A1 A2 ... -- B1 B2 ...`")
+    p.add_argument("--target", type=float, required=True,
+                   help="the smallest difference worth finding (in the figure's units)")
+    p.add_argument("--figure", default=default(plan_replicates, "figure"),
+                   help="which figure's spreads to plan with (default: the verdict's)")
+    p.add_argument("--max-replicates", type=int,
+                   default=default(plan_replicates, "max_replicates"))
+    p.set_defaults(func=cmd_plan_replicates)
 
     p = sub.add_parser("report", help="one static HTML page + report.json from the artifacts "
                                       "of a run folder (reads only; computes nothing)")
@@ -420,22 +506,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sanity", help="label sanity counts and the overfit-a-tiny-batch check")
     p.add_argument("dir", help="table set folder or export file")
     p.add_argument("--json", help="write the figures here (the report reads DIR/sanity.json)")
-    p.add_argument("--no-overfit", action="store_true", help="skip the overfit check (~10 s)")
+    p.add_argument("--overfit", action=argparse.BooleanOptionalAction,
+                   default=default(sanity_job, "overfit"),
+                   help="the overfit-a-tiny-batch check (--no-overfit saves ~10 s)")
     p.set_defaults(func=cmd_sanity)
 
     p = sub.add_parser("audit", help="duplicates and split groups across splits; --repair")
     p.add_argument("dir", help="table set folder or export file")
     p.add_argument("--json", help="write every finding to this JSON file")
-    p.add_argument("--phash-distance", type=int, default=DEFAULT_PHASH_DISTANCE,
+    p.add_argument("--phash-distance", type=int, default=default(audit_job, "phash_distance"),
                    help="near duplicates: most differing pHash bits (of 64)")
-    p.add_argument("--min-correlation", type=float, default=DEFAULT_MIN_CORRELATION,
+    p.add_argument("--min-correlation", type=float,
+                   default=default(audit_job, "min_correlation"),
                    help="near duplicates: least thumbnail correlation")
     p.add_argument("--no-images", action="store_true", help="skip reading image files")
     p.add_argument("--top", type=int, default=20, help="findings to print")
     p.add_argument("--repair", action="store_true",
                    help="merge duplicate clusters into groups and move them whole (--out)")
     p.add_argument("--out", help="folder for the repaired set (with --repair)")
-    p.add_argument("--repair-kinds", default=",".join(IMAGE_KINDS),
+    p.add_argument("--repair-kinds", default=",".join(default(audit_job, "repair_kinds")),
                    help="findings to repair, comma-separated, or 'all' (default: image "
                         "duplicates and split groups; duplicate captions of short template "
                         "sentences would merge most of a set)")
@@ -445,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["compare"] and "--" in argv:  # the arms' separator, kept for `_arms`
+        argv[argv.index("--")] = ARM_SEPARATOR
     args = parser.parse_args(argv)
     if getattr(args, "repair", False) and not args.out:
         parser.error("audit --repair needs --out DIR for the repaired set")

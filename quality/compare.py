@@ -3,9 +3,9 @@ bootstrap intervals and a verdict per figure, refused when the test data differ.
 
 A run folder (what `evaluate-pipeline` writes, see `workspace`) carries its split tables, its
 stage-2 captions, its stage-1 error table and `run.json` (settings and versions). The test data
-version is a content hash of the test split's rows (`annotate.versions.split_versions`), so two
-runs that evaluated on different images, or on the same images with different labels, are
-never compared by accident.
+version is a content hash of the test split's rows (`annotate.tables.versions.split_versions`),
+so two runs that evaluated on different images, or on the same images with different labels,
+are never compared by accident.
 """
 
 from __future__ import annotations
@@ -19,23 +19,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annotate import store
-from annotate.atomic import write_json, write_text
-from annotate.bootstrap import draws, percentile_interval
-from annotate.caption_metrics import paired_bleu_4
-from annotate.capture import captured
-from annotate.errors import MissingFileError, UserError
-from annotate.versions import split_versions
-from annotate.views import gold_boxes
-
-from . import workspace
-from .adequacy import paired_mdd
-from .robustness import ITEM_METRICS, per_image, references
+from annotate.metrics.captions import bleu_from_stats, bleu_stats
+from annotate.runtime.atomic import write_json, write_text
+from annotate.runtime.capture import captured
+from annotate.runtime.errors import MissingFileError, UserError
+from annotate.runtime.tracking import tracking
+from annotate.runtime.tracking import tracking_uri as resolve_uri
+from annotate.stats.bootstrap import draws
+from annotate.stats.replicates import (
+    UNKNOWN_TRAINING,
+    compare_mean_scores,
+    compare_replicates,
+    minimum_detectable_difference,
+    plan,
+)
+from annotate.tables import store
+from annotate.tables.versions import split_versions
+from annotate.tables.views import gold_boxes
+from quality import workspace
+from quality.cascade.scoring import ITEM_METRICS, per_image, references
+from quality.splits.adequacy import paired_mdd
 
 #: The metric and figure whose verdict names the comparison (tagged in MLflow).
 PRIMARY = ("stage2", "gold", "predicted", "cider_d")
-RUN_RECORD = "run.json"
-_ZERO = 1e-9  # an interval bound this close to 0 is 0 (sums of equal floats)
 
 
 class DataMismatch(UserError):
@@ -50,8 +56,8 @@ def run_record(run: str | os.PathLike) -> dict:
         raise MissingFileError(f"{run}: no split tables ({workspace.path(run, 'split')}); is this "
                                "a run folder written by evaluate-pipeline?")
     record = {}
-    if (run / RUN_RECORD).exists():
-        record = json.loads((run / RUN_RECORD).read_text())
+    if workspace.path(run, "run").exists():
+        record = json.loads(workspace.path(run, "run").read_text())
     ts = store.load(workspace.path(run, "split"), validate=False)
     record["split_versions"] = split_versions(ts)
     return record
@@ -74,41 +80,103 @@ def _flatten(settings: dict, prefix: str = "") -> dict:
     return out
 
 
-def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike, *, force: bool = False,
-                 n_boot: int = 1000, seed: int = 0) -> dict:
-    """Every stage-2 metric (gold and predicted input, per variant both runs have) and the
-    detector's recall and precision, as B - A on the common test images with a paired
-    bootstrap interval, the paired MDD and a verdict. Raises `DataMismatch` when the test data
-    differ, unless `force`."""
-    a, b = run_record(run_a), run_record(run_b)
-    test_a, test_b = (r["split_versions"].get("test") for r in (a, b))
+def compare_runs(run_a: str | os.PathLike | list, run_b: str | os.PathLike | list, *,
+                 force: bool = False, n_boot: int = 1000, seed: int = 0,
+                 images_only: bool = False) -> dict:
+    """Two arms of runs on their common test images, B - A.
+
+    Parameters
+    ----------
+    run_a, run_b : path or list of paths
+        Each arm: one run folder, or several that differ only in `--seed` (its training
+        replicates; same data, same split).
+    force : bool
+        Compare even when the arms' test data versions differ (on the common images).
+    n_boot : int
+        Bootstrap resamples of the test images (paired across arms).
+    seed : int
+        Seed of the resampling.
+    images_only : bool
+        With one run in an arm, still give verdicts from the test images alone (labelled so);
+        by default such a comparison says it cannot tell, since a trained model is one draw.
+
+    Returns
+    -------
+    dict
+        Per stage-2 variant, input and metric, and for the detector's recall and precision:
+        each arm's mean over its replicates and their spread, B - A with an interval over
+        test images and training replicates (`annotate.stats.replicates`), the variance split
+        (training vs test set), the MDD and a verdict; the settings that differ; notes.
+
+    Raises
+    ------
+    DataMismatch
+        When the test data differ and `force` is not set.
+    """
+    arms = {"a": _arm(run_a), "b": _arm(run_b)}
+    records = {side: [run_record(r) for r in runs] for side, runs in arms.items()}
     notes = []
+    for side, runs in arms.items():
+        tests = {r["split_versions"].get("test") for r in records[side]}
+        if len(tests) > 1:
+            raise DataMismatch(f"the replicates of arm {side.upper()} ({', '.join(map(str, runs))})"
+                               " were evaluated on different test data: replicates of an arm "
+                               "must differ only in --seed")
+        varied = {key for other in records[side][1:] for key in settings_diff(
+            records[side][0].get("settings", {}), other.get("settings", {}))} - {"seed"}
+        if varied:
+            notes.append(f"the replicates of arm {side.upper()} differ in more than the seed: "
+                         f"{sorted(varied)}")
+    first_a, first_b = records["a"][0], records["b"][0]
+    test_a, test_b = (r["split_versions"].get("test") for r in (first_a, first_b))
     if test_a != test_b:
-        difference = _test_difference(run_a, run_b)
-        message = (f"the runs were evaluated on different test data: {run_a} test data version "
-                   f"{test_a}, {run_b} test data version {test_b} ({difference})")
+        difference = _test_difference(arms["a"][0], arms["b"][0])
+        message = (f"the runs were evaluated on different test data: {arms['a'][0]} test data "
+                   f"version {test_a}, {arms['b'][0]} test data version {test_b} "
+                   f"({difference})")
         if not force:
             raise DataMismatch(message + "; compare runs on the same test data, or pass --force")
         notes.append("FORCED: " + message + "; figures use the common test images only")
-    if a["split_versions"].get("train") != b["split_versions"].get("train"):
+    if first_a["split_versions"].get("train") != first_b["split_versions"].get("train"):
         notes.append("different training data: a difference may come from the data, not the "
-                     f"method (train data versions {a['split_versions'].get('train')} vs "
-                     f"{b['split_versions'].get('train')})")
-    out = {"runs": {"a": _describe(run_a, a), "b": _describe(run_b, b)}, "notes": notes,
-           "settings_diff": settings_diff(a.get("settings", {}), b.get("settings", {})),
+                     f"method (train data versions {first_a['split_versions'].get('train')} vs "
+                     f"{first_b['split_versions'].get('train')})")
+    replicates = {side: len(runs) for side, runs in arms.items()}
+    if min(replicates.values()) < 2:
+        notes.append("training variance not measured: an arm has one trained model; "
+                     + ("verdicts use the test images only (--images-only)" if images_only else
+                        "no verdict claims a difference; train each arm with other --seed "
+                        "values and compare A1 A2 A3 -- B1 B2 B3 (or pass --images-only)"))
+    measured = min(replicates.values()) >= 2
+    out = {"runs": {side: [_describe(r, rec) for r, rec in zip(arms[side], records[side],
+                                                                  strict=True)]
+                    for side in arms}, "notes": notes, "replicates": replicates,
+           "settings_diff": settings_diff(first_a.get("settings", {}),
+                                          first_b.get("settings", {})),
            "difference": "B - A",
-           "resampled": {"unit": "image", "paired": True, "n_boot": n_boot},
-           "rule": "verdict when the paired 95% interval excludes 0; MDD: two-sided 5%, 80% power",
-           "stage2": _stage2(run_a, run_b, n_boot, seed), "stage1": _stage1(run_a, run_b, n_boot,
-                                                                              seed)}
+           "resampled": {"unit": "image x training replicate" if measured else "image",
+                         "paired": True, "n_boot": n_boot, "training_variance":
+                         "measured" if measured else "not measured"},
+           "rule": ("verdict when the 95% interval over test images and training replicates "
+                    "excludes 0 (annotate.stats.replicates); MDD: two-sided 5%, 80% power"),
+           "stage2": _stage2(arms["a"], arms["b"], n_boot, seed, images_only),
+           "stage1": _stage1(arms["a"], arms["b"], n_boot, seed, images_only)}
     out["verdict"] = _primary(out)
     return out
+
+
+def _arm(runs: str | os.PathLike | list) -> list[Path]:
+    runs = [runs] if isinstance(runs, str | os.PathLike) else list(runs)
+    if not runs:
+        raise UserError("an arm of the comparison has no run")
+    return [Path(r) for r in runs]
 
 
 def _describe(run, record: dict) -> dict:
     return {"path": str(Path(run).resolve()), "split_versions": record["split_versions"],
             "data_version": record.get("data_version"),
             "source_version": record.get("source_version"),
+            "seed": record.get("settings", {}).get("seed"),
             "mlflow_run": record.get("mlflow_run")}
 
 
@@ -129,61 +197,105 @@ def _test_difference(run_a, run_b) -> str:
             "annotations, boxes or captions (counted per table)")
 
 
-def _stage2(run_a, run_b, n_boot: int, seed: int) -> dict:
-    """Per variant both runs have, per input (gold/predicted) and metric: A, B, B - A."""
-    ts = store.load(workspace.path(run_a, "split"), validate=False)
+def _stage2(runs_a: list[Path], runs_b: list[Path], n_boot: int, seed: int,
+            images_only: bool) -> dict:
+    """Per variant every run has, per input (gold/predicted) and metric: B - A over the
+    test images every run captioned and the training replicates."""
+    ts = store.load(workspace.path(runs_a[0], "split"), validate=False)
     gold = gold_boxes(ts)
-    names_a = {p.name: p for p in workspace.variants(run_a)}
-    names_b = {p.name: p for p in workspace.variants(run_b)}
+    runs = [*runs_a, *runs_b]
+    variants = [{p.name: p for p in workspace.variants(r)} for r in runs]
     out: dict = {}
-    for name in [n for n in names_a if n in names_b]:
+    for name in [n for n in variants[0] if all(n in v for v in variants)]:
         out[name] = {}
         for given, file in (("gold", workspace.CAPTIONS_GOLD),
                             ("predicted", workspace.CAPTIONS_PREDICTED)):
-            captions = [pd.read_parquet(folder / file) for folder in (names_a[name],
-                                                                      names_b[name])]
-            common = sorted(set(captions[0].image_id) & set(captions[1].image_id))
+            captions = [pd.read_parquet(v[name] / file) for v in variants]
+            common = sorted(set.intersection(*[set(c.image_id) for c in captions]))
             refs = references(ts, common)
             scores = [per_image(c, refs, gold, ts.labels) for c in captions]
-            images = scores[0].index.intersection(scores[1].index)
+            images = scores[0].index
+            for s in scores[1:]:
+                images = images.intersection(s.index)
             scores = [s.loc[images] for s in scores]
-            picked = draws(len(images), n_boot, seed) if len(images) else None
+            arm_a, arm_b = scores[:len(runs_a)], scores[len(runs_a):]
             figures = {"images": len(images)}
             for metric in [m for m in ITEM_METRICS if m in scores[0]]:
-                values = [s[metric].to_numpy(np.float64) for s in scores]
-                boot = ((values[1] - values[0])[picked].mean(axis=1) if picked is not None
-                        else [])
-                figures[metric] = _verdict(values[0].mean(), values[1].mean(), boot,
-                                           paired_mdd(values[1] - values[0]))
+                a = np.stack([s[metric].to_numpy(np.float64) for s in arm_a])
+                b = np.stack([s[metric].to_numpy(np.float64) for s in arm_b])
+                result = compare_mean_scores(a, b, n_boot=n_boot, seed=seed,
+                                             images_only=images_only)
+                figures[metric] = {**result.to_dict(), "mdd": _mdd(a, b),
+                                   "image_sd": _image_sd(a, b)}
             if len(images):
                 ref_lists = refs.loc[images].tolist()
-                b, a, boot = paired_bleu_4(scores[1].caption.tolist(),
-                                           scores[0].caption.tolist(), ref_lists, picked)
-                figures["bleu_4"] = _verdict(a, b, boot, None)
+                stats = [bleu_stats(s.caption.tolist(), ref_lists) for s in scores]
+                figures["bleu_4"] = _corpus_difference(
+                    stats[:len(runs_a)], stats[len(runs_a):],
+                    lambda rows: float(bleu_from_stats(rows.sum(axis=0))[-1]), n_boot, seed,
+                    images_only)
             out[name][given] = figures
     return out
 
 
-def _stage1(run_a, run_b, n_boot: int, seed: int) -> dict:
+def _image_sd(a: np.ndarray, b: np.ndarray) -> float | None:
+    """The spread across images of the per-image difference of the arms' averaged scores (what
+    `annotate.stats.replicates.plan` needs)."""
+    per_image = b.mean(axis=0) - a.mean(axis=0)
+    return float(per_image.std(ddof=1)) if len(per_image) > 1 else None
+
+
+def _mdd(a: np.ndarray, b: np.ndarray) -> float | None:
+    """The difference these arms can resolve: with replicates in both, from the measured
+    training spread and the per-image spread; with one model per arm, the images-only paired
+    MDD."""
+    per_image = b.mean(axis=0) - a.mean(axis=0)
+    if min(len(a), len(b)) < 2:
+        return paired_mdd(per_image)
+    spread = np.sqrt((a.mean(axis=1).var(ddof=1) + b.mean(axis=1).var(ddof=1)) / 2)
+    return minimum_detectable_difference(float(spread), _image_sd(a, b), min(len(a), len(b)),
+                                         len(per_image))
+
+
+def _corpus_difference(rows_a: list[np.ndarray], rows_b: list[np.ndarray], figure,
+                       n_boot: int, seed: int, images_only: bool) -> dict:
+    """B - A of a figure computed over the images (a corpus BLEU, a recall: `figure` of each
+    run's per-image rows), over test images and training replicates."""
+    picked = draws(len(rows_a[0]), n_boot, seed)
+
+    def mean_over(runs: list[np.ndarray], images) -> float:
+        return float(np.mean([figure(rows[images]) for rows in runs]))
+
+    boot = np.array([mean_over(rows_b, d) - mean_over(rows_a, d) for d in picked])
+    every = np.arange(len(rows_a[0]))
+    result = compare_replicates([figure(r[every]) for r in rows_a],
+                                [figure(r[every]) for r in rows_b], boot,
+                                images=len(every), images_only=images_only)
+    return {**result.to_dict(), "mdd": None}
+
+
+def _stage1(runs_a: list[Path], runs_b: list[Path], n_boot: int, seed: int,
+            images_only: bool) -> dict:
     """The detector's recall and precision on the common test images (from each run's error
-    table), B - A with paired intervals; mAP from `evaluate.json` without an interval (it has
-    no per-image decomposition)."""
-    if not (workspace.exists(run_a, "errors") and workspace.exists(run_b, "errors")):
+    table), B - A over images and replicates; mAP from `evaluate.json` without an interval
+    (it has no per-image decomposition)."""
+    runs = [*runs_a, *runs_b]
+    if not all(workspace.exists(r, "errors") for r in runs):
         return {}
-    counts = [_detector_counts(pd.read_parquet(workspace.path(r, "errors")))
-              for r in (run_a, run_b)]
-    images = counts[0].index.intersection(counts[1].index)
+    counts = [_detector_counts(pd.read_parquet(workspace.path(r, "errors"))) for r in runs]
+    images = counts[0].index
+    for c in counts[1:]:
+        images = images.intersection(c.index)
     counts = [c.loc[images].to_numpy(np.float64) for c in counts]
-    picked = draws(len(images), n_boot, seed) if len(images) else []
     out: dict = {"images": len(images)}
     for name, (numerator, denominator) in {"recall": (0, 1), "precision": (0, 2)}.items():
         def ratio(rows: np.ndarray, num=numerator, den=denominator) -> float:
             total = rows[:, den].sum()
             return float(rows[:, num].sum() / total) if total else math.nan
 
-        boot = [ratio(counts[1][d]) - ratio(counts[0][d]) for d in picked]
-        out[name] = _verdict(ratio(counts[0]), ratio(counts[1]), boot, None)
-    evaluated = [workspace.path(r, "evaluate") for r in (run_a, run_b)]
+        out[name] = _corpus_difference(counts[:len(runs_a)], counts[len(runs_a):], ratio,
+                                       n_boot, seed, images_only)
+    evaluated = [workspace.path(r, "evaluate") for r in (runs_a[0], runs_b[0])]
     if all(p.exists() for p in evaluated):
         maps = [json.loads(p.read_text()).get("map", {}) for p in evaluated]
         out["map50_95"] = {"a": maps[0].get("map50_95"), "b": maps[1].get("map50_95"),
@@ -199,21 +311,6 @@ def _detector_counts(errors: pd.DataFrame) -> pd.DataFrame:
         "predicted": errors.pred_object_id.notna().groupby(errors.image_id).sum()})
 
 
-def _verdict(a: float, b: float, boot, mdd: float | None) -> dict:
-    low, high = percentile_interval(boot)
-    difference = float(b - a)
-    if not np.isfinite(low):
-        verdict = "cannot tell (no interval)"
-    elif low > _ZERO:
-        verdict = "B better"
-    elif high < -_ZERO:
-        verdict = "A better"
-    else:
-        verdict = "cannot tell at this evaluation size"
-    return {"a": float(a), "b": float(b), "difference": difference, "ci_low": low,
-            "ci_high": high, "mdd": mdd, "verdict": verdict}
-
-
 def _primary(result: dict) -> dict:
     """The verdict of the primary figure (CIDEr-D of the gold-trained variant from predicted
     layouts: what the deployed cascade scores), or of the first stage-2 figure there is."""
@@ -227,10 +324,53 @@ def _primary(result: dict) -> dict:
     line = (f"{figure['verdict']}: {metric} ({variant}, {given} input) A {figure['a']:.3f}, "
             f"B {figure['b']:.3f}, B - A {figure['difference']:+.3f} "
             f"[{figure['ci_low']:.3f}, {figure['ci_high']:.3f}]")
-    if figure["verdict"].startswith("cannot tell") and figure.get("mdd") is not None:
+    if figure["verdict"] == UNKNOWN_TRAINING:
+        line += ("; measure it: rerun each arm with --seed 1 and 2, then quality compare "
+                 "A A1 A2 -- B B1 B2 (or --images-only for the test-images-only comparison)")
+    elif figure["verdict"].startswith("cannot tell") and figure.get("mdd") is not None:
         line += f"; differences under {figure['mdd']:.3f} cannot be detected here (MDD)"
     return {"figure": f"{stage}.{variant}.{given}.{metric}", "verdict": figure["verdict"],
             "line": line}
+
+
+def plan_replicates(compare_json: str | os.PathLike, target: float, *,
+                    figure: str | None = None, max_replicates: int = 20) -> dict:
+    """How many training replicates per arm a difference of `target` needs.
+
+    Parameters
+    ----------
+    compare_json : path
+        A comparison with replicates in both arms (`quality compare A1 A2 ... -- B1 B2 ...`):
+        it measured the training spread and the per-image spread.
+    target : float
+        The smallest difference worth finding, in the figure's units.
+    figure : str, optional
+        The figure's path in compare.json (`stage2.gold.predicted.cider_d`); default: the one
+        the verdict names.
+    max_replicates : int
+        The most replicates considered.
+
+    Returns
+    -------
+    dict
+        The figure, the spreads used and `annotate.stats.replicates.plan`'s answer.
+    """
+    result = json.loads(Path(compare_json).read_text())
+    figure = figure or result["verdict"]["figure"]
+    node = result
+    try:
+        for key in figure.split("."):
+            node = node[key]
+    except (KeyError, TypeError):
+        raise UserError(f"{compare_json}: no figure {figure!r}") from None
+    spreads = [node.get("spread", {}).get(k) for k in ("a_sd", "b_sd")]
+    if None in spreads or node.get("image_sd") is None:
+        raise UserError(f"{compare_json}: {figure} has no measured training spread: compare "
+                        "arms with replicates (A1 A2 ... -- B1 B2 ...) first")
+    training_sd = float(np.sqrt((spreads[0] ** 2 + spreads[1] ** 2) / 2))
+    return {"figure": figure, "training_sd": training_sd, "image_sd": node["image_sd"],
+            "plan": plan(training_sd, node["image_sd"], target,
+                         images=node["resampled"]["count"], max_replicates=max_replicates)}
 
 
 def metric_name(key: str) -> str:
@@ -238,22 +378,52 @@ def metric_name(key: str) -> str:
     return re.sub(r"[^\w\-. :/]", "_", key)
 
 
-def compare_job(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
+def compare_job(run_a: str | os.PathLike | list, run_b: str | os.PathLike | list, *,
                 json_path: str | os.PathLike | None = None,
                 page_dir: str | os.PathLike | None = None, force: bool = False,
-                n_boot: int = 1000, seed: int = 0, tracking_uri: str | None = None) -> dict:
-    """`compare_runs` written to `json_path` (compare.json) and `page_dir/compare.html`, and
-    recorded as an MLflow run (experiment `twostage-compare`) that links both runs and carries
-    the verdict as a tag. The tracking URI defaults to run B's own."""
-    from .compare_page import render
+                n_boot: int = 1000, seed: int = 0, images_only: bool = False,
+                tracking_uri: str | None = None) -> dict:
+    """The comparison job: two arms of runs paired on their common test images.
 
-    result = compare_runs(run_a, run_b, force=force, n_boot=n_boot, seed=seed)
+    Parameters
+    ----------
+    run_a, run_b : path or list of paths
+        Run folders (`evaluate-pipeline --out`), or lists of them: each arm's training
+        replicates (runs that differ only in --seed). B - A is reported.
+    json_path : path, optional
+        Where `compare.json` is written.
+    page_dir : path, optional
+        Folder for `compare.html`.
+    force : bool
+        Compare even when the test data versions differ (on the common images, noted first).
+    n_boot : int
+        Bootstrap resamples (test images, paired).
+    seed : int
+        Seed of the resampling.
+    images_only : bool
+        With one run in an arm, give verdicts from the test images alone (labelled so).
+    tracking_uri : str, optional
+        MLflow store for the comparison's run (default: $MLFLOW_TRACKING_URI, else run B's).
+
+    Returns
+    -------
+    dict
+        `compare_runs`' figures, the overall verdict and the MLflow run.
+
+    Raises
+    ------
+    DataMismatch
+        When the runs' test data differ and `force` is not set.
+    """
+    from quality.report.compare_page import render
+
+    result = compare_runs(run_a, run_b, force=force, n_boot=n_boot, seed=seed,
+                          images_only=images_only)
     if json_path is not None:
         write_json(json_path, result)
     if page_dir is not None:
         write_text(Path(page_dir) / "compare.html", render(result))
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or run_record(run_b).get(
-        "tracking_uri")
+    uri = resolve_uri(tracking_uri) or run_record(_arm(run_b)[0]).get("tracking_uri")
     if uri:
         result["mlflow"] = _record_comparison(result, uri, json_path, page_dir)
         if json_path is not None:
@@ -264,13 +434,13 @@ def compare_job(run_a: str | os.PathLike, run_b: str | os.PathLike, *,
 def _record_comparison(result: dict, uri: str, json_path, page_dir) -> dict:
     """An MLflow run for the comparison: tags name both runs (folders, MLflow run ids, data
     versions) and the verdict; metrics are the differences (B - A)."""
-    import mlflow
-
     runs = result["runs"]
-    tags = {"run_a": runs["a"]["path"], "run_b": runs["b"]["path"],
-            "mlflow_run_a": str(runs["a"].get("mlflow_run")),
-            "mlflow_run_b": str(runs["b"].get("mlflow_run")),
-            "test_data_version": str(runs["a"]["split_versions"].get("test")),
+    tags = {"run_a": ",".join(r["path"] for r in runs["a"]),
+            "run_b": ",".join(r["path"] for r in runs["b"]),
+            "mlflow_run_a": ",".join(str(r.get("mlflow_run")) for r in runs["a"]),
+            "mlflow_run_b": ",".join(str(r.get("mlflow_run")) for r in runs["b"]),
+            "replicates_a": str(len(runs["a"])), "replicates_b": str(len(runs["b"])),
+            "test_data_version": str(runs["a"][0]["split_versions"].get("test")),
             "verdict": result["verdict"]["verdict"],
             "forced": str(any(n.startswith("FORCED") for n in result["notes"]))}
     metrics = {f"{variant}.{given}.{metric}.difference": f["difference"]
@@ -279,8 +449,7 @@ def _record_comparison(result: dict, uri: str, json_path, page_dir) -> dict:
                for metric, f in figures.items() if isinstance(f, dict)}
     log = (Path(page_dir) / "mlflow.log" if page_dir is not None else
            Path(json_path).with_suffix(".mlflow.log") if json_path is not None else os.devnull)
-    with captured(log):
-        mlflow.set_tracking_uri(uri)
+    with captured(log), tracking(uri) as mlflow:
         mlflow.set_experiment("twostage-compare")
         with mlflow.start_run(run_name="compare", tags=tags) as run:
             mlflow.log_metrics({metric_name(k): float(v) for k, v in metrics.items()
@@ -295,7 +464,7 @@ def resolve_run(value: str, tracking_uri: str | None) -> str:
     """A run folder, or an MLflow run id whose run names its folder (tag run_folder)."""
     if Path(value).is_dir():
         return value
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    uri = resolve_uri(tracking_uri)
     if not uri:
         raise UserError(f"{value}: no such run folder (an MLflow run id needs --tracking-uri)")
     import mlflow

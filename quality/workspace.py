@@ -10,31 +10,71 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Artifact:
+    """A file or folder of a run and the command that makes it. `flags` name the run settings
+    (`run.json`'s `settings`) the command needs to make it as the pipeline did: (option,
+    setting) pairs, a boolean setting as `--option` / `--no-option`."""
+
     path: str
     command: str
+    flags: tuple[tuple[str, str], ...] = ()
+
+    def command_for(self, run: str | os.PathLike, settings: dict | None = None) -> str:
+        """The command with the run folder filled in and, where the run's settings are known,
+        the options that reproduce them."""
+        options = []
+        for option, key in self.flags:
+            value = (settings or {}).get(key)
+            if isinstance(value, bool):
+                options.append(f"--{option}" if value else f"--no-{option}")
+            elif value is not None:
+                options.append(f"--{option} {value}")
+        head, _, tail = self.command.partition(" (")
+        return " ".join([head.replace("DIR", str(run)), *options]) + (
+            f" ({tail.replace('DIR', str(run))}" if tail else "")
 
 
+_PREDICT = ("stage1-detect predict DIR/stage1 DIR/split --split val --out "
+            "DIR/stage1/raw_val.parquet (and --split test --out DIR/stage1/raw_test.parquet)")
+_EVALUATE = ("stage1-detect evaluate DIR/stage1 DIR/split --split test --boxes "
+             "DIR/stage1/predicted_test.parquet --errors DIR/stage1/errors_test.parquet "
+             "--json DIR/stage1/evaluate.json")
+_THRESHOLD = "quality threshold DIR (writes DIR/stage1/predicted_{val,test}.parquet)"
 ARTIFACTS = {
     "tables": Artifact("tables", "annotate import EXPORT --out DIR/tables"),
     "reliability": Artifact("reliability.json",
-                            "quality reliability DIR/tables --json DIR/reliability.json --ceiling"),
+                            "quality reliability DIR/tables --json DIR/reliability.json",
+                            (("n-boot", "n_boot"), ("seed", "seed"))),
     "gold": Artifact("gold", "quality consensus DIR/tables --out DIR/gold"),
     "consensus": Artifact("gold/consensus.json", "quality consensus DIR/tables --out DIR/gold"),
-    "split": Artifact("split", "quality split DIR/gold --out DIR/split"),
+    "split": Artifact("split", "quality split DIR/gold --out DIR/split",
+                      (("val", "val"), ("test", "test"), ("seed", "split_seed"),
+                       ("n-boot", "n_boot"))),
     "audit": Artifact("audit.json", "quality audit DIR/split --json DIR/audit.json"),
-    "stage1": Artifact("stage1/run.json", "stage1-detect train DIR/split --out DIR/stage1"),
-    "predicted": Artifact("stage1/predicted_test.parquet",
-                          "stage1-detect predict DIR/stage1 DIR/split --split test "
-                          "--out DIR/stage1/predicted_test.parquet"),
-    "errors": Artifact("stage1/errors_test.parquet",
-                       "stage1-detect evaluate DIR/stage1 DIR/split --split test "
-                       "--errors DIR/stage1/errors_test.parquet --json DIR/stage1/evaluate.json"),
-    "evaluate": Artifact("stage1/evaluate.json", "(as errors)"),
-    "stage2": Artifact("stage2", "stage2-generate train DIR/split --out DIR/stage2/gold "
-                                 "(and other variants: DIR/stage2/noise, DIR/stage2/oof, "
-                                 "DIR/stage2/noise+oof)"),
-    "robustness": Artifact("robustness.json", "quality robustness DIR"),
+    "stage1": Artifact("stage1/run.json", "stage1-detect train DIR/split --out DIR/stage1",
+                       (("model", "detector"), ("epochs", "detector_epochs"),
+                        ("imgsz", "imgsz"), ("seed", "seed"))),
+    "raw": Artifact("stage1/raw_test.parquet", _PREDICT, (("imgsz", "imgsz"),)),
+    "stage2": Artifact("stage2",
+                       "stage2-generate train DIR/split --out DIR/stage2/gold (the robust "
+                       "variants noise, oof and noise+oof: evaluate-pipeline --out DIR)",
+                       (("preset", "stage2_preset"), ("epochs", "stage2_epochs"),
+                        ("seed", "seed"))),
+    "threshold": Artifact("stage1/threshold.json", _THRESHOLD),
+    "predicted": Artifact("stage1/predicted_test.parquet", _THRESHOLD),
+    "errors": Artifact("stage1/errors_test.parquet", _EVALUATE, (("imgsz", "imgsz"),)),
+    "evaluate": Artifact("stage1/evaluate.json", _EVALUATE, (("imgsz", "imgsz"),)),
+    "captions": Artifact("stage2/gold/captions_predicted.parquet",
+                         "stage2-generate generate DIR/stage2/gold DIR/split --split test "
+                         "--boxes DIR/stage1/predicted_test.parquet --out "
+                         "DIR/stage2/gold/captions_predicted.parquet (and without --boxes: "
+                         "DIR/stage2/gold/captions_gold.parquet; the rule baseline: "
+                         "stage2-generate baseline)"),
+    "robustness": Artifact("robustness.json", "quality robustness DIR",
+                           (("n-boot", "n_boot"), ("seed", "seed"),
+                            ("perturbation", "perturbation"))),
     "sanity": Artifact("sanity.json", "quality sanity DIR/split --json DIR/sanity.json"),
+    "run": Artifact("run.json", "evaluate-pipeline --out DIR (the run record: settings, data "
+                                "and source versions, MLflow runs)"),
 }
 #: Captions of a stage-2 variant folder, from gold and from the deployed detector's layouts, for
 #: the test images; the same files under `val/` hold the validation images' captions.
@@ -46,7 +86,7 @@ VAL = "val"
 STRONG = "stage1_strong"
 CAPTIONS_PREDICTED_STRONG = "captions_predicted_strong.parquet"
 #: A detector folder's predictions at the lowest candidate threshold (`raw_<split>.parquet`)
-#: and the operating threshold chosen on validation (`quality.threshold`).
+#: and the operating threshold chosen on validation (`quality.cascade.threshold`).
 THRESHOLD = "threshold.json"
 #: The detectors a run evaluates, by name, and their folders: the deployed one (the settings'
 #: recipe, what the robust variants are built for) and a strong one (trained longer).
@@ -54,10 +94,12 @@ DEPLOYED_DETECTOR, STRONG_DETECTOR = "deployed detector", "strong detector"
 DETECTORS = {DEPLOYED_DETECTOR: "stage1", STRONG_DETECTOR: STRONG}
 
 def path(run: str | os.PathLike, name: str) -> Path:
+    """Where artifact `name` lives in the run folder `run`."""
     return Path(run) / ARTIFACTS[name].path
 
 
 def exists(run: str | os.PathLike, name: str) -> bool:
+    """Whether the run folder holds artifact `name`."""
     return path(run, name).exists()
 
 

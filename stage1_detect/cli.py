@@ -11,16 +11,13 @@ import sys
 
 import pandas as pd
 
-from annotate.cliutil import run_command
-from annotate.readers import read_tables
-from annotate.views import GOLD_CHOICES, split_images
-
-from .coco_eval import read_predictions
-from .crossfit import OOF_BOXES, crossfit
-from .evaluate import DEFAULT_IOU
-from .jobs import evaluate_job, predict_job
-from .predict import predict
-from .train import DetectorConfig, train
+from annotate.formats.readers import read_tables
+from annotate.runtime.cliutil import default, run_command
+from annotate.tables.views import GOLD_CHOICES
+from stage1_detect.coco_eval import read_predictions
+from stage1_detect.crossfit import OOF_BOXES, crossfit
+from stage1_detect.jobs import evaluate_job, predict_job
+from stage1_detect.train import DetectorConfig, train
 
 
 def _config(args: argparse.Namespace) -> DetectorConfig:
@@ -45,12 +42,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     ts = read_tables(args.dir)
-    predicted = (read_predictions(args.predictions, ts) if args.predictions else
-                 predict(args.run, split_images(ts, args.split), conf=args.conf,
-                         device=args.device, progress=True))
+    predicted = read_predictions(args.predictions, ts) if args.predictions else None
     report, _ = evaluate_job(ts, predicted, run=args.run, split=args.split, gold=args.gold,
-                             iou=args.iou, imgsz=args.imgsz, device=args.device,
-                             errors_path=args.errors, json_path=args.json)
+                             iou=args.iou, conf=args.conf, imgsz=args.imgsz,
+                             device=args.device, errors_path=args.errors, json_path=args.json)
     coco = report["coco"]
     print(f"COCO AP {coco['ap']:.4f}  AP50 {coco['ap50']:.4f}  AP75 {coco['ap75']:.4f} "
           f"({coco['detections']} stored boxes on {coco['images']} images)")
@@ -63,21 +58,19 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_crossfit(args: argparse.Namespace) -> None:
-    boxes = crossfit(read_tables(args.dir), args.out, args.folds, _config(args),
+    boxes = crossfit(read_tables(args.dir), args.out, _config(args), folds=args.folds,
                      conf=args.conf, progress=True)
     print(f"wrote {len(boxes)} out-of-fold boxes to {args.out}/{OOF_BOXES}")
 
 
 def _training_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="yolov8n.yaml",
+    """The training settings, with `DetectorConfig`'s defaults."""
+    p.add_argument("--model", default=default(DetectorConfig, "model"),
                    help="model config: yolov8n.yaml, yolo11n.yaml, ... or 'tiny' (ours)")
     p.add_argument("--weights", help="local weights (best.pt) to fine-tune instead")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--imgsz", type=int, default=160)
-    p.add_argument("--batch", type=int, default=16)
+    for name in ("epochs", "imgsz", "batch", "seed", "patience"):
+        p.add_argument(f"--{name}", type=int, default=default(DetectorConfig, name))
     p.add_argument("--device", help="cpu, 0, or 0,1 for DDP (default: GPU 0 if any, else cpu)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patience", type=int, default=50)
     p.add_argument("--gold", help=f"gold boxes: {GOLD_CHOICES}")
 
 
@@ -97,9 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--out", required=True, help="boxes Parquet")
     p.add_argument("--split", help="only images of this split")
-    p.add_argument("--conf", type=float, default=0.25, help="least confidence kept")
+    p.add_argument("--conf", type=float, default=default(predict_job, "conf"),
+                   help="least confidence kept (default: every box an operating threshold may "
+                        "keep; `quality threshold` chooses that threshold)")
     p.add_argument("--imgsz", type=int, help="default: the training size")
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--batch", type=int, default=default(predict_job, "batch"))
     p.add_argument("--device")
     p.set_defaults(func=cmd_predict)
 
@@ -111,8 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(.parquet) or a COCO results file (.json)")
     p.add_argument("--split", help="images of this split (default: all)")
     p.add_argument("--gold", help=f"gold boxes: {GOLD_CHOICES}")
-    p.add_argument("--iou", type=float, default=DEFAULT_IOU, help="IoU to match")
-    p.add_argument("--conf", type=float, default=0.25)
+    p.add_argument("--iou", type=float, default=default(evaluate_job, "iou"),
+                   help="IoU to match")
+    p.add_argument("--conf", type=float, default=default(evaluate_job, "conf"),
+                   help="least confidence kept when predicting")
     p.add_argument("--imgsz", type=int, help="mAP image size (default: the training size)")
     p.add_argument("--device")
     p.add_argument("--errors", help="write the error table (Parquet) here")
@@ -122,8 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crossfit", help="out-of-fold predictions from K grouped folds")
     p.add_argument("dir")
     p.add_argument("--out", required=True, help="folder for the K runs and oof_boxes.parquet")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--conf", type=float, default=0.25)
+    p.add_argument("--folds", type=int, default=default(crossfit, "folds"))
+    p.add_argument("--conf", type=float, default=default(crossfit, "conf"),
+                   help="least confidence kept")
     _training_args(p)
     p.set_defaults(func=cmd_crossfit)
     return parser

@@ -3,7 +3,7 @@ the reference implementation, so predictions from any source (a Label Studio pro
 predictions, another model, a COCO results file) are scored the way the literature scores them.
 
 Gold boxes become COCO ground truth and `crowd` rows (COCO `iscrowd` regions, see
-`annotate.coco_import`) ignore regions: a detection on a crowd is neither a hit nor a false
+`annotate.formats.coco_import`) ignore regions: a detection on a crowd is neither a hit nor a false
 positive. Areas are box areas, which changes nothing for AP/AP50/AP75 (all sizes); COCO's own
 files carry segmentation areas, which matter only for the small/medium/large breakdown.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annotate import jsonio
-from annotate.coco_import import RESULTS_SOURCE, id_text
-from annotate.errors import UserError
-from annotate.schema import CROWD, TableSet, coerce
+from annotate.formats import jsonio
+from annotate.formats.coco_import import RESULTS_SOURCE, id_text
+from annotate.runtime.errors import UserError
+from annotate.tables.schema import CROWD, TableSet, coerce
 
 
 def read_predictions(path: str | os.PathLike, ts: TableSet) -> pd.DataFrame:
@@ -52,8 +52,25 @@ def read_predictions(path: str | os.PathLike, ts: TableSet) -> pd.DataFrame:
 
 def coco_scores(ts: TableSet, gold: pd.DataFrame, predicted: pd.DataFrame,
                 images: pd.DataFrame) -> dict:
-    """AP (IoU .50:.95), AP50, AP75 and per-class AP of `predicted` on `images` against `gold`,
-    with the set's crowd regions on those images as ignore regions."""
+    """COCO AP of stored boxes (pycocotools' COCOeval).
+
+    Parameters
+    ----------
+    ts : TableSet
+        The set: its label map and its crowd regions (ignore regions, as COCO treats them).
+    gold : pandas.DataFrame
+        The gold boxes.
+    predicted : pandas.DataFrame
+        The detections, with their confidence as `score`.
+    images : pandas.DataFrame
+        The images evaluated.
+
+    Returns
+    -------
+    dict
+        `ap` (IoU .50:.95), `ap50`, `ap75`, per-class AP, and the numbers of images and
+        detections.
+    """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from annotate.errors import UserError
-from annotate.schema import TableSet
-from annotate.views import gold_view
-from annotate.yolo import to_yolo
+from annotate.formats.yolo import to_yolo
+from annotate.runtime.errors import UserError
+from annotate.tables.schema import TableSet
+from annotate.tables.views import gold_view
 
 
 def build_dataset(ts: TableSet, out: str | os.PathLike, gold: str | None = None) -> Path:

@@ -10,17 +10,17 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from annotate.geometry import iou
-from annotate.schema import ERROR_COLUMNS
+from annotate.metrics.geometry import iou
+from annotate.tables.schema import ERROR_COLUMNS
+from stage1_detect.engine import device_or_auto, ultralytics
+from stage1_detect.train import weights_of
 
-from .engine import device_or_auto, ultralytics
-from .train import weights_of
-
-DEFAULT_IOU = 0.5
+#: A detection matches a gold object of its image at this IoU or more (COCO's AP50 rule).
+MATCH_IOU = 0.5
 
 
 def match_errors(gold: pd.DataFrame, predicted: pd.DataFrame, image_ids=None,
-                 iou_threshold: float = DEFAULT_IOU) -> pd.DataFrame:
+                 iou_threshold: float = MATCH_IOU) -> pd.DataFrame:
     """One row per gold object and per prediction of the images in `image_ids` (default: every
     image with gold or predicted boxes).
 

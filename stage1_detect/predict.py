@@ -11,10 +11,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from annotate.schema import coerce, model_source
+from annotate.tables.schema import coerce, model_source
+from stage1_detect.engine import device_or_auto, ultralytics
+from stage1_detect.train import weights_of
 
-from .engine import device_or_auto, ultralytics
-from .train import weights_of
+#: Raw detections keep every box at or above this confidence: the lowest operating threshold
+#: a run considers (`quality.cascade.threshold` chooses the operating one later, on validation,
+#: by stage-2 score). Every entry (CLI, pipeline, cross-fitting) predicts at this by default.
+RAW_CONF = 0.05
 
 
 def detector_version(weights: str | os.PathLike) -> str:
@@ -24,7 +28,7 @@ def detector_version(weights: str | os.PathLike) -> str:
     return f"{run}-{hashlib.sha256(weights.read_bytes()).hexdigest()[:8]}"
 
 
-def predict(run_or_weights: str | os.PathLike, images: pd.DataFrame, conf: float = 0.25,
+def predict(run_or_weights: str | os.PathLike, images: pd.DataFrame, conf: float = RAW_CONF,
             imgsz: int | None = None, batch: int = 32, device: str | None = None,
             progress: bool = False) -> pd.DataFrame:
     """Detect objects in every image of `images`; return a boxes table."""

@@ -9,22 +9,35 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
-from annotate.atomic import write_json
-from annotate.errors import MissingFileError
-from annotate.schema import TableSet
-from annotate.versions import data_version, source_version
-
-from .dataset import build_dataset
-from .engine import device_or_auto, ultralytics
+from annotate.runtime.atomic import write_json
+from annotate.runtime.errors import MissingFileError
+from annotate.tables.schema import TableSet
+from annotate.tables.versions import data_version, source_version
+from stage1_detect.dataset import build_dataset
+from stage1_detect.engine import device_or_auto, ultralytics
 
 TINY_CONFIG = str(Path(__file__).parent / "configs" / "yolov8-tiny.yaml")
+#: Weights shipped with twostage (`stage1_detect.demo_weights`), by the name a config uses.
+SHIPPED_WEIGHTS = {"shapes-tiny.pt": Path(__file__).resolve().parents[1] / "data" / "weights"
+                   / "shapes-tiny.pt"}
 RUN_FILE = "run.json"
+
+
+def model_source(model: str) -> str:
+    """What ultralytics loads for `DetectorConfig.model`: our tiny config for "tiny", the
+    shipped file for a shipped name (unless a file of that name is here), else `model`."""
+    if model == "tiny":
+        return TINY_CONFIG
+    if model in SHIPPED_WEIGHTS and not Path(model).is_file():
+        return str(SHIPPED_WEIGHTS[model])
+    return model
 
 
 @dataclass
 class DetectorConfig:
     """Everything a training run depends on. `model`: a model config (yolov8n.yaml,
-    yolo11n.yaml, 'tiny' for ours) or local weights (best.pt) to fine-tune."""
+    yolo11n.yaml, 'tiny' for ours), local weights (best.pt) to fine-tune, or the shipped
+    weights "shapes-tiny.pt" (`stage1_detect.demo_weights`)."""
 
     model: str = "yolov8n.yaml"
     epochs: int = 12
@@ -41,18 +54,36 @@ class DetectorConfig:
 
 
 def train(ts: TableSet, out: str | os.PathLike, config: DetectorConfig) -> dict:
-    """Train on the `train` split (validating on `val`), save under `out`; return the record.
+    """The detector training job (ultralytics), on the gold boxes.
 
-    Nothing is downloaded: plots off (no font), AMP off (its check fetches weights), model from
-    a config file bundled with ultralytics or us, or from local weights.
+    Nothing is downloaded: plots off (no font), AMP off (its check fetches weights), the model
+    from a config file bundled with ultralytics or us, from local weights, or from the weights
+    shipped with twostage.
+
+    Parameters
+    ----------
+    ts : TableSet
+        A split set: trained on `train`, validated on `val`; gold boxes as `config.gold`
+        says (consensus by default).
+    out : path
+        Run folder: the YOLO data set, ultralytics' `train/` (weights) and `run.json`.
+    config : DetectorConfig
+        Model, epochs, image size, batch, device (several GPUs: "0,1"), seed, gold, patience.
+
+    Returns
+    -------
+    dict
+        The run record written to `run.json`: config, weights, data and source versions,
+        ultralytics' version and the validation mAP50 / mAP50-95.
     """
     out = Path(out).resolve()
-    if config.model.endswith(".pt") and not Path(config.model).is_file():
+    model = model_source(config.model)
+    if model.endswith(".pt") and not Path(model).is_file():
         # ultralytics would try to download a hub checkpoint of that name
         raise MissingFileError(f"{config.model}: no such weights file (nothing is downloaded; "
                                 "pass a local .pt, or a model config such as yolov8n.yaml)")
     data_yaml = build_dataset(ts, out / "dataset", config.gold)
-    yolo = ultralytics().YOLO(TINY_CONFIG if config.model == "tiny" else config.model)
+    yolo = ultralytics().YOLO(model)
     results = yolo.train(
         data=str(data_yaml), epochs=config.epochs, imgsz=config.imgsz, batch=config.batch,
         device=device_or_auto(config.device), seed=config.seed, deterministic=True,

@@ -1,6 +1,6 @@
 """The rule baseline: a caption from the layout encoding by fixed templates, no training.
 
-It reads exactly what the learned model reads (`annotate.layout.encode_layouts`: classes and
+It reads exactly what the learned model reads (`annotate.formats.layout.encode_layouts`: classes and
 quantised boxes, left to right) and writes
 
     EMPTY            -> "an empty image"
@@ -18,10 +18,10 @@ import os
 
 import pandas as pd
 
-from annotate.atomic import write_parquet
 from annotate.demo.captions import listing
-from annotate.layout import DEFAULT_BINS, EMPTY, SEPARATOR, encode_layouts
-from annotate.schema import coerce, model_source
+from annotate.formats.layout import DEFAULT_BINS, EMPTY, SEPARATOR, encode_layouts
+from annotate.runtime.atomic import write_parquet
+from annotate.tables.schema import coerce, model_source
 
 SOURCE = model_source("rule-baseline")
 
@@ -51,7 +51,24 @@ def rule_captions(boxes: pd.DataFrame, images: pd.DataFrame, bins: int = DEFAULT
 
 def rule_job(boxes: pd.DataFrame, images: pd.DataFrame, out: str | os.PathLike,
              bins: int = DEFAULT_BINS) -> pd.DataFrame:
-    """`rule_captions` written atomically to `out` (Parquet)."""
+    """The rule baseline's job: template captions of every image's layout.
+
+    Parameters
+    ----------
+    boxes : pandas.DataFrame
+        The layouts (gold or a detector's boxes).
+    images : pandas.DataFrame
+        The images to caption (an image without boxes gets "an empty image").
+    out : path
+        Where the captions table is written (Parquet, atomically).
+    bins : int
+        Coordinate bins per axis of the layout encoding (as the learned model's).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The captions table, source `model:rule-baseline`.
+    """
     captions = rule_captions(boxes, images, bins)
     write_parquet(out, captions)
     return captions

@@ -12,19 +12,19 @@ import sys
 
 import pandas as pd
 
-from annotate.cliutil import run_command
-from annotate.layout import DEFAULT_BINS
-from annotate.readers import read_tables
-from annotate.schema import coerce
-from annotate.views import gold_boxes, split_images
-
-from .model import PRESETS
-from .noise import Noise, calibrate
-from .score import read_captions, score_job
+from annotate.formats.readers import read_tables
+from annotate.runtime.cliutil import default, run_command
+from annotate.tables.schema import coerce
+from annotate.tables.views import gold_boxes, split_images
+from stage2_generate.baseline import rule_job
+from stage2_generate.config import BATCH_SIZE, NUM_BEAMS, TrainConfig
+from stage2_generate.model import PRESETS
+from stage2_generate.noise import Noise, calibrate
+from stage2_generate.score import read_captions, score_job
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .train import TrainConfig, train  # torch and transformers: only where needed
+    from stage2_generate.train import train  # torch and transformers: only where needed
 
     ts = read_tables(args.dir)
     noise = (calibrate(pd.read_parquet(args.noise_from)) if args.noise_from else
@@ -39,21 +39,42 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"best validation loss {record['best_val_loss']:.4f}; wrote {args.out}")
 
 
-def cmd_generate(args: argparse.Namespace) -> None:
-    from .generate import generate_job
-
+def _layouts(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The boxes stage 2 reads (`--boxes`, else the gold boxes) and the images to caption."""
     ts = read_tables(args.dir)
     boxes = coerce("boxes", pd.read_parquet(args.boxes)) if args.boxes else gold_boxes(ts)
-    captions = generate_job(args.model, boxes, split_images(ts, args.split), args.out,
-                            batch_size=args.batch_size, num_beams=args.beams, progress=True)
+    return boxes, split_images(ts, args.split)
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from stage2_generate.generate import generate_job
+
+    boxes, images = _layouts(args)
+    captions = generate_job(args.model, boxes, images, args.out, batch_size=args.batch_size,
+                            num_beams=args.beams, progress=True)
     print(f"wrote {len(captions)} captions ({captions.source.iloc[0] if len(captions) else ''})"
           f" to {args.out}")
 
 
+def cmd_baseline(args: argparse.Namespace) -> None:
+    boxes, images = _layouts(args)
+    captions = rule_job(boxes, images, args.out, bins=args.bins)
+    print(f"wrote {len(captions)} rule-baseline captions to {args.out}")
+
+
 def cmd_score(args: argparse.Namespace) -> None:
     scores = score_job(read_captions(args.captions), read_tables(args.dir),
-                       split=args.split, n_boot=args.n_boot, json_path=args.json)
+                       split=args.split, n_boot=args.n_boot, seed=args.seed,
+                       json_path=args.json)
     print(json.dumps(scores, indent=1))
+
+
+def _layout_args(p: argparse.ArgumentParser) -> None:
+    """What a captioning command reads and writes (`_layouts` reads them)."""
+    p.add_argument("dir", help="table set (images; gold boxes unless --boxes)")
+    p.add_argument("--boxes", help="boxes Parquet to read instead (e.g. stage-1 predictions)")
+    p.add_argument("--split", help="only images of this split")
+    p.add_argument("--out", required=True, help="captions Parquet")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,22 +85,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train on the train split, early-stop on val")
     p.add_argument("dir", help="split table set (quality split)")
     p.add_argument("--out", required=True, help="model folder")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=default(TrainConfig, "preset"))
     p.add_argument("--model", help="local checkpoint to fine-tune (its own tokenizer)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--bins", type=int, default=DEFAULT_BINS, help="coordinate bins per axis")
-    p.add_argument("--patience", type=int, default=3, help="epochs without val gain")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=default(TrainConfig, "epochs"))
+    p.add_argument("--batch-size", type=int, default=default(TrainConfig, "batch_size"))
+    p.add_argument("--lr", type=float, default=default(TrainConfig, "learning_rate"))
+    p.add_argument("--bins", type=int, default=default(TrainConfig, "bins"),
+                   help="coordinate bins per axis")
+    p.add_argument("--patience", type=int, default=default(TrainConfig, "patience"),
+                   help="epochs without val gain")
+    p.add_argument("--seed", type=int, default=default(TrainConfig, "seed"))
     noise = p.add_argument_group("input noise (robustness to stage-1 errors)")
-    noise.add_argument("--drop", type=float, default=0.0, help="share of objects dropped")
-    noise.add_argument("--spurious", type=float, default=0.0, help="extra objects per image")
-    noise.add_argument("--swap", type=float, default=0.0, help="share of labels swapped")
-    noise.add_argument("--jitter", type=float, default=0.0, help="corner sd, in box sizes")
-    noise.add_argument("--scale", type=float, default=0.0, help="sd of log box size")
-    noise.add_argument("--duplicate", type=float, default=0.0,
-                       help="share of spurious objects put on a real object (a second box)")
+    for name, text in (("drop", "share of objects dropped"),
+                       ("spurious", "extra objects per image"),
+                       ("swap", "share of labels swapped"), ("jitter", "corner sd, in box sizes"),
+                       ("scale", "sd of log box size"),
+                       ("duplicate", "share of spurious objects put on a real object (a second "
+                                     "box)")):
+        noise.add_argument(f"--{name}", type=float, default=default(Noise, name), help=text)
     noise.add_argument("--noise-from", help="calibrate all rates from a stage-1 error table")
     noise.add_argument("--train-boxes", help="boxes Parquet (e.g. out-of-fold stage-1 output) "
                                              "to train on instead of gold for a share")
@@ -88,13 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="one caption per image")
     p.add_argument("model", help="model folder")
-    p.add_argument("dir", help="table set (images; gold boxes unless --boxes)")
-    p.add_argument("--boxes", help="boxes Parquet to read instead (e.g. stage-1 predictions)")
-    p.add_argument("--split", help="only images of this split")
-    p.add_argument("--out", required=True, help="captions Parquet")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--beams", type=int, default=1, help="1 = greedy")
+    _layout_args(p)
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    p.add_argument("--beams", type=int, default=NUM_BEAMS,
+                   help="1 = greedy")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("baseline", help="the rule baseline's captions (templates over the "
+                                        "layout encoding, no training): the floor a learned "
+                                        "stage 2 must beat")
+    _layout_args(p)
+    p.add_argument("--bins", type=int, default=default(rule_job, "bins"),
+                   help="coordinate bins per axis (as the learned model's encoding)")
+    p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("score", help="coco-caption BLEU-1..4, ROUGE-L, CIDEr-D (+ sacreBLEU, "
                                      "chrF, content) vs human captions")
@@ -103,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="table set with the human captions")
     p.add_argument("--split", help="only images of this split")
     p.add_argument("--json", help="write the scores here")
-    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--n-boot", type=int, default=default(score_job, "n_boot"))
+    p.add_argument("--seed", type=int, default=default(score_job, "seed"))
     p.set_defaults(func=cmd_score)
     return parser
 

@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 
-from annotate.bootstrap import draws, percentile_interval
+from annotate.stats.bootstrap import draws, percentile_interval
 
 COUNTS = {"a": 1, "an": 1, "one": 1, "single": 1, "another": 1, "two": 2, "three": 3,
           "four": 4, "five": 5, "six": 6}

@@ -10,12 +10,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from annotate.atomic import write_parquet
-from annotate.layout import DEFAULT_BINS, encode_layouts
-from annotate.schema import coerce, model_source
-
-from .model import load
-from .train import run_record
+from annotate.formats.layout import DEFAULT_BINS, encode_layouts
+from annotate.runtime.atomic import write_parquet
+from annotate.tables.schema import coerce, model_source
+from stage2_generate.config import BATCH_SIZE, MAX_NEW_TOKENS, NUM_BEAMS
+from stage2_generate.model import load
+from stage2_generate.train import run_record
 
 
 def model_version(model_dir: str | os.PathLike) -> str:
@@ -29,7 +29,8 @@ def model_version(model_dir: str | os.PathLike) -> str:
 
 
 def generate_captions(model_dir: str | os.PathLike, boxes: pd.DataFrame, images: pd.DataFrame,
-                      batch_size: int = 32, num_beams: int = 1, max_new_tokens: int = 48,
+                      batch_size: int = BATCH_SIZE, num_beams: int = NUM_BEAMS,
+                      max_new_tokens: int = MAX_NEW_TOKENS,
                       device: str | None = None, progress: bool = False) -> pd.DataFrame:
     """One caption per image of `images` from its `boxes` (gold or predicted: stage 2 does not
     care), as a captions table with source `model:<version>`."""
@@ -56,7 +57,27 @@ def generate_captions(model_dir: str | os.PathLike, boxes: pd.DataFrame, images:
 
 def generate_job(model_dir: str | os.PathLike, boxes: pd.DataFrame, images: pd.DataFrame,
                  out: str | os.PathLike, **options) -> pd.DataFrame:
-    """`generate_captions` written to `out` (Parquet): the job the CLI and pipeline call."""
+    """The generation job: one caption per image from its layout, written to `out`.
+
+    Parameters
+    ----------
+    model_dir : path
+        A stage-2 model folder (`stage2-generate train --out`).
+    boxes : pandas.DataFrame
+        The layouts: gold boxes or a detector's (stage 2 does not know which).
+    images : pandas.DataFrame
+        The images to caption.
+    out : path
+        Where the captions table is written (Parquet, atomically).
+    **options
+        `generate_captions`' decoding options (batch_size, num_beams, max_new_tokens,
+        device, progress).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The captions table, source `model:<version>` (the weights' hash).
+    """
     captions = generate_captions(model_dir, boxes, images, **options)
     write_parquet(out, captions)
     return captions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from annotate.errors import MissingFileError, UserError
+from annotate.runtime.errors import MissingFileError, UserError
 
 if TYPE_CHECKING:  # transformers takes seconds to import: only the functions that build need it
     from transformers import T5ForConditionalGeneration

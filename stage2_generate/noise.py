@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from annotate.errors import UserError
-from annotate.schema import check_errors
+from annotate.runtime.errors import UserError
+from annotate.tables.schema import check_errors
 
 COORDS = ["x0", "y0", "x1", "y1"]
 

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from annotate import jsonio
-from annotate.atomic import write_json
-from annotate.caption_metrics import TOKENIZATION, caption_scores
-from annotate.coco_import import RESULTS_SOURCE, id_text
-from annotate.errors import UserError
-from annotate.schema import CONSENSUS, HUMAN, TRUTH, TableSet, coerce
-from annotate.views import gold_boxes, split_images
-
-from .content import content_score
+from annotate.formats import jsonio
+from annotate.formats.coco_import import RESULTS_SOURCE, id_text
+from annotate.metrics.captions import TOKENIZATION, caption_scores
+from annotate.runtime.atomic import write_json
+from annotate.runtime.errors import UserError
+from annotate.tables.schema import CONSENSUS, HUMAN, TRUTH, TableSet, coerce
+from annotate.tables.views import gold_boxes, split_images
+from stage2_generate.content import content_score
 
 
 def read_captions(path: str | os.PathLike) -> pd.DataFrame:
@@ -39,9 +38,29 @@ def read_captions(path: str | os.PathLike) -> pd.DataFrame:
 def score_job(captions: pd.DataFrame, ts: TableSet, *, split: str | None = None,
               n_boot: int = 1000, seed: int = 0, json_path: str | os.PathLike | None = None
               ) -> dict:
-    """coco-caption's BLEU-1..4, ROUGE-L and CIDEr-D, sacreBLEU and chrF (and the demo content
-    score when the set has gold boxes) of `captions` on the images of `split` that have human
-    captions; written to `json_path`. An image with several captions is scored on its first."""
+    """The scoring job: generated captions against the human captions of a set.
+
+    Parameters
+    ----------
+    captions : pandas.DataFrame
+        A captions table (`stage2-generate generate`, or a COCO results file read with
+        `read_captions`); an image with several captions is scored on its first.
+    ts : TableSet
+        The set with the human captions (and gold boxes, for the content score).
+    split : str, optional
+        Only the images of this split.
+    n_boot, seed : int
+        Bootstrap resamples (images) and their seed.
+    json_path : path, optional
+        Where the figures are written.
+
+    Returns
+    -------
+    dict
+        coco-caption's BLEU-1..4, ROUGE-L and CIDEr-D (Java-free PTB tokens), sacreBLEU, chrF
+        and, with gold boxes, the content score, each with its interval, and the images
+        scored.
+    """
     images = split_images(ts, split)
     captions = captions[captions.image_id.isin(images.image_id)]
     human = ts.captions[(ts.captions.source == HUMAN) & ts.captions.image_id.isin(images.image_id)]

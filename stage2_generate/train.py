@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,37 +24,17 @@ from transformers import (
     set_seed,
 )
 
-from annotate.atomic import write_json
-from annotate.errors import UserError
-from annotate.layout import DEFAULT_BINS, EMPTY, encode_layouts
-from annotate.schema import HUMAN, TableSet
-from annotate.views import gold_boxes
-
-from .model import build_model, load
-from .noise import Noise, corrupt
-from .tokenizer import train_tokenizer
+from annotate.formats.layout import EMPTY, encode_layouts
+from annotate.runtime.atomic import write_json
+from annotate.runtime.errors import UserError
+from annotate.tables.schema import HUMAN, TableSet
+from annotate.tables.views import gold_boxes
+from stage2_generate.config import TrainConfig
+from stage2_generate.model import build_model, load
+from stage2_generate.noise import corrupt
+from stage2_generate.tokenizer import train_tokenizer
 
 RUN_FILE = "twostage.json"
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on (written to the model folder)."""
-
-    preset: str = "small"
-    model: str | None = None  # a local checkpoint to fine-tune instead of a fresh preset
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    bins: int = DEFAULT_BINS
-    patience: int = 3
-    seed: int = 0
-    max_source_tokens: int = 160
-    max_target_tokens: int = 48
-    noise: Noise = field(default_factory=Noise)
-    #: share of training examples that read `extra_boxes` (e.g. out-of-fold stage-1 output)
-    extra_share: float = 0.0
-    progress: bool = True
 
 
 class CaptionPairs(Dataset):
@@ -104,8 +84,27 @@ def caption_pairs(ts: TableSet, split: str | None) -> pd.DataFrame:
 
 def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
           extra_boxes: pd.DataFrame | None = None) -> dict:
-    """Train on the `train` split's gold layouts (consensus, else truth, else one annotator),
-    stop early on the `val` loss, save model + tokenizer + run record to `out`."""
+    """The stage-2 training job: a layout-to-caption model on the gold layouts.
+
+    Parameters
+    ----------
+    ts : TableSet
+        A split set: pairs of the `train` split are learned, the `val` split's loss stops
+        training early. Gold layouts: consensus, else truth, else one annotator.
+    out : path
+        Model folder: weights, the local tokenizer and `twostage.json` (the run record).
+    config : TrainConfig
+        Preset or local checkpoint, epochs, batch, learning rate, patience, seed, and the
+        input noise (`Noise`) that makes the model robust to stage-1 errors.
+    extra_boxes : pandas.DataFrame, optional
+        Boxes (e.g. out-of-fold detections) that a `config.extra_share` of the training
+        examples read instead of gold.
+
+    Returns
+    -------
+    dict
+        The run record: config, best validation loss and epoch, data and source versions.
+    """
     set_seed(config.seed)
     torch.set_num_threads(os.cpu_count() or 1)
     out = Path(out)

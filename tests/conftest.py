@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="twostage-yolo-"))
 
-from annotate.schema import TableSet
+from annotate.tables.schema import TableSet
 
 DATA = Path(__file__).parent / "data"
 LS_1_23 = DATA / "ls_1_23"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from annotate.schema import TableSet
+from annotate.tables.schema import TableSet
 
 
 def make_set(seen, boxes=(), captions=(), size=(200, 200), labels=()) -> TableSet:

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from annotate import store
-from annotate.readers import import_set
-from annotate.views import gold_boxes
+from annotate.formats.readers import import_set
+from annotate.tables import store
+from annotate.tables.views import gold_boxes
 from quality import workspace
-from quality.jobs import audit_job, consensus_job, reliability_job, split_job
-from quality.threshold import threshold_job
+from quality.agreement.jobs import reliability_job
+from quality.cascade.threshold import threshold_job
+from quality.gold.jobs import consensus_job
+from quality.splits.jobs import audit_job, split_job
 from stage1_detect.jobs import evaluate_job, predict_job
 from stage1_detect.train import DetectorConfig, train
 from stage2_generate.baseline import rule_job
@@ -34,16 +36,17 @@ def make_run(run: Path) -> Path:
     split = store.load(workspace.path(run, "split"))
     audit_job(split, workspace.path(run, "audit"), check_images=False)
     stage1 = run / "stage1"
-    train(split, stage1, DetectorConfig(model="tiny", epochs=1, imgsz=64))
+    # as the smoke preset: fine-tuned from the shipped weights, so the detections are real
+    train(split, stage1, DetectorConfig(model="shapes-tiny.pt", epochs=1, imgsz=96))
     for part in ("val", "test"):
-        predict_job(stage1, split, stage1 / f"raw_{part}.parquet", split=part, conf=0.001)
+        predict_job(stage1, split, stage1 / f"raw_{part}.parquet", split=part)
     for name, noise in (("gold", Noise()), ("noise", Noise(drop=0.2, jitter=0.05))):
-        train_stage2(split, run / "stage2" / name, TrainConfig(preset="tiny", epochs=2,
+        train_stage2(split, run / "stage2" / name, TrainConfig(preset="tiny", epochs=15,
                                                                noise=noise, progress=False))
-    threshold_job(run / "stage2" / "gold", stage1, split, thresholds=(0.001, 0.01))
+    threshold_job(run / "stage2" / "gold", stage1, split)
     predicted = {part: pd.read_parquet(stage1 / f"predicted_{part}.parquet")
                  for part in ("val", "test")}
-    evaluate_job(split, predicted["test"], run=stage1, split="test", imgsz=64,
+    evaluate_job(split, predicted["test"], run=stage1, split="test", imgsz=96,
                  errors_path=workspace.path(run, "errors"),
                  json_path=workspace.path(run, "evaluate"))
     evaluate_job(split, predicted["val"], split="val", errors_path=stage1 / "errors_val.parquet")

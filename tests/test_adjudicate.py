@@ -7,11 +7,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from annotate.ls_export import to_tasks
-from annotate.schema import ADJUDICATED, CONSENSUS, TableSet
-from quality.adjudicate import decisions, review_set, review_units, with_decisions
-from quality.consensus import build_consensus
-from quality.jobs import consensus_job
+from annotate.formats.ls_export import to_tasks
+from annotate.tables.schema import ADJUDICATED, CONSENSUS, TableSet
+from quality.gold.adjudicate import decisions, review_set, review_units, with_decisions
+from quality.gold.consensus import build_consensus
+from quality.gold.jobs import consensus_job
 from tests.quality_sets import make_set
 
 LABELS = ["cat", "dog"]
@@ -95,7 +95,7 @@ def test_latest_decision_wins_and_a_new_round_replaces_the_old():
 
 
 def test_reliability_ignores_decisions():
-    from quality.reliability import reliability
+    from quality.agreement.reliability import reliability
 
     ts = disputed()
     decided = with_decisions(ts, decisions(decided_by_reviewer(
@@ -108,11 +108,11 @@ def test_report_shows_what_adjudication_overturned(tmp_path):
     import json
     import re
 
-    from annotate import store
+    from annotate.tables import store
     from quality import workspace
+    from quality.agreement.jobs import reliability_job
     from quality.cli import main
-    from quality.jobs import reliability_job
-    from quality.report import _fmt
+    from quality.report.page import _fmt
     from tests.test_report import lookup
 
     ts = disputed()

@@ -9,8 +9,8 @@ import krippendorff
 import numpy as np
 import pytest
 
-from quality import alpha as alpha_module
-from quality.alpha import alpha, pairs_within
+from quality.agreement import alpha as alpha_module
+from quality.agreement.alpha import alpha, pairs_within
 
 NAN = np.nan
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C: 4 coders x 12
@@ -186,7 +186,7 @@ def test_intervals_cover_the_population_alpha():
 
 
 def test_an_alpha_on_few_units_or_a_wide_interval_carries_a_warning():
-    from quality.alpha import FEW_UNITS
+    from quality.agreement.alpha import FEW_UNITS
 
     rng = np.random.default_rng(0)
     unit = np.repeat(np.arange(20), 2)

@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from annotate.layout import EMPTY, encode_layouts
-from annotate.ls_import import import_export
-from annotate.schema import TableSet
-from annotate.views import reference_boxes
-from quality.adequacy import adequacy, ci_width
-from quality.audit import KINDS, audit, repair, thumbnail_correlation
-from quality.leakage import identifier_leaks, input_leaks
-from quality.splits import split_set
+from annotate.formats.layout import EMPTY, encode_layouts
+from annotate.formats.ls_import import import_export
+from annotate.tables.schema import TableSet
+from annotate.tables.views import reference_boxes
+from quality.splits.adequacy import adequacy, ci_width
+from quality.splits.audit import FINDING_KINDS, audit, repair, thumbnail_correlation
+from quality.splits.leakage import identifier_leaks, input_leaks
+from quality.splits.partition import split_set
 from tests.conftest import REPO
 
 
@@ -59,7 +59,7 @@ def test_naive_split_leaks_are_found_and_repair_removes_them(demo):
 
 def test_repair_of_every_kind_leaves_no_finding(demo):
     leaky = naive_split(demo, seed=1)
-    repaired, moves = repair(leaky, audit(leaky), KINDS)
+    repaired, moves = repair(leaky, audit(leaky), FINDING_KINDS)
     assert len(moves) > 0
     assert sum(audit(repaired).counts().values()) == 0
 
@@ -142,7 +142,7 @@ def test_adequacy_shrinks_with_the_split_size(demo):
 def test_paired_mdd_known_answer_and_on_the_split():
     """(z_.975 + z_.8) * sd / sqrt(n): differences of sd 1 on 100 images give 0.2802; the
     split's paired MDD shrinks with the square root of its size."""
-    from quality.adequacy import paired_mdd
+    from quality.splits.adequacy import paired_mdd
 
     d = np.r_[np.ones(50), -np.ones(50)]
     assert paired_mdd(d) == pytest.approx(2.8016 * d.std(ddof=1) / 10, abs=1e-4)

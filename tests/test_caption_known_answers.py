@@ -10,9 +10,9 @@ from collections import defaultdict
 
 import pytest
 
-from annotate.caption_metrics import bleu_stats, caption_scores
 from annotate.cli import main as annotate
-from annotate.ptb_tokenizer import ptb_tokens, tokenize
+from annotate.metrics.captions import bleu_stats, caption_scores
+from annotate.metrics.ptb_tokenizer import ptb_tokens, tokenize
 from stage2_generate.cli import main as stage2
 
 # tylin/coco-caption cocoEvalCapDemo (pycocoevalcap 1.2, Java PTB tokenizer); see realdata README

@@ -7,7 +7,7 @@ import pytest
 from label_studio_sdk.label_interface import LabelInterface
 
 from annotate.cli import main
-from annotate.store import load
+from annotate.tables.store import load
 from tests.conftest import LS_1_23, REPO
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from annotate.schema import TableSet
+from annotate.tables.schema import TableSet
 from stage1_detect.coco_eval import coco_scores, read_predictions
 
 

@@ -5,10 +5,10 @@ import pytest
 import yaml
 from label_studio_sdk.converter import Converter
 
-from annotate.coco import from_coco, to_coco
-from annotate.ls_export import labeling_config
-from annotate.ls_import import import_export
-from annotate.yolo import from_yolo, to_yolo
+from annotate.formats.coco import from_coco, to_coco
+from annotate.formats.ls_export import labeling_config
+from annotate.formats.ls_import import import_export
+from annotate.formats.yolo import from_yolo, to_yolo
 from tests.conftest import LS_1_23, frames_equal
 
 

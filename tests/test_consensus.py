@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annotate import store
-from annotate.geometry import iou
-from annotate.ls_import import import_export
-from quality.consensus import build_consensus
+from annotate.formats.ls_import import import_export
+from annotate.metrics.geometry import iou
+from annotate.tables import store
+from quality.gold.consensus import build_consensus
 from tests.conftest import REPO
 from tests.quality_sets import make_set
 

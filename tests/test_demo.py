@@ -7,8 +7,8 @@ import pytest
 from annotate.demo import CLASSES, generate
 from annotate.demo.captions import phrasings
 from annotate.demo.scenes import Obj
-from annotate.ls_import import import_export
-from annotate.store import load
+from annotate.formats.ls_import import import_export
+from annotate.tables.store import load
 from tests.conftest import REPO
 
 
@@ -38,7 +38,7 @@ def test_shipped_sample_is_the_generator_output(tmp_path):
 def test_the_demo_preset_generates_its_larger_sample_once_and_whole(tmp_path):
     """`evaluate-pipeline --preset demo` reads a 500-image sample made on first use: the
     generator's bytes, written whole (no partial folder left), reused afterwards."""
-    from quality.pipeline import DEMO_EXPORT, demo_data
+    from quality.run.pipeline import DEMO_EXPORT, demo_data
 
     assert demo_data(0, tmp_path) == DEMO_EXPORT
     export = demo_data(12, tmp_path)

@@ -16,14 +16,14 @@ import sys
 import pytest
 from PIL import Image
 
-from annotate import store
 from annotate.cli import main
-from annotate.errors import UserError
-from annotate.jsonio import ExportError
-from annotate.labels import LabelConfig
-from annotate.ls_import import import_export
-from annotate.readers import import_file, import_set
-from annotate.yolo_import import from_yolo
+from annotate.formats.jsonio import ExportError
+from annotate.formats.labels import LabelConfig
+from annotate.formats.ls_import import import_export
+from annotate.formats.readers import import_file, import_set
+from annotate.formats.yolo_import import from_yolo
+from annotate.runtime.errors import UserError
+from annotate.tables import store
 from tests.conftest import LS_1_23
 
 PNG = io.BytesIO()

@@ -6,9 +6,9 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from label_studio_sdk.label_interface import LabelInterface
 
-from annotate.ls_export import image_reference, labeling_config, to_tasks
-from annotate.ls_import import import_export
-from annotate.schema import TableSet
+from annotate.formats.ls_export import image_reference, labeling_config, to_tasks
+from annotate.formats.ls_import import import_export
+from annotate.tables.schema import TableSet
 from tests.conftest import LS_1_23, frames_equal
 
 

@@ -4,8 +4,8 @@ import shutil
 import numpy as np
 import pytest
 
-from annotate.images import candidates, resolve
-from annotate.ls_import import import_export
+from annotate.formats.images import candidates, resolve
+from annotate.formats.ls_import import import_export
 from tests.conftest import LS_1_23
 
 

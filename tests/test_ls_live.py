@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annotate import store
 from annotate.cli import main
-from annotate.ls_client import LabelStudioError, connect, find_project, pull, push
-from annotate.ls_export import to_tasks
-from annotate.ls_import import import_export
-from annotate.schema import TableSet, model_source
-from quality.reliability import reliability
+from annotate.formats.ls_client import LabelStudioError, connect, find_project, pull, push
+from annotate.formats.ls_export import to_tasks
+from annotate.formats.ls_import import import_export
+from annotate.tables import store
+from annotate.tables.schema import TableSet, model_source
+from quality.agreement.reliability import reliability
 from tests import ls_server
 from tests.conftest import REPO
 
@@ -176,7 +176,7 @@ def test_pasted_inline_image_comes_back_as_a_file(server, tmp_path):
 
     from PIL import Image
 
-    from annotate.ls_export import labeling_config
+    from annotate.formats.ls_export import labeling_config
 
     raw = io.BytesIO()
     Image.new("RGB", (40, 30), "blue").save(raw, format="PNG")
@@ -294,7 +294,7 @@ def test_relabel_study_plan_push_blind_annotate_pull_and_target(server, demo_ful
 def test_adjudication_round_trip_changes_the_consensus(server, demo_full, tmp_path,
                                                       monkeypatch):
     from quality.cli import main as quality
-    from quality.consensus import build_consensus
+    from quality.gold.consensus import build_consensus
 
     monkeypatch.setenv("LABEL_STUDIO_URL", server.url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.token)

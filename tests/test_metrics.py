@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from annotate.caption_metrics import (
+from annotate.metrics.captions import (
     CharNgrams,
     bleu_from_stats,
     bleu_stats,
@@ -110,7 +110,7 @@ def test_chrf_distance_is_symmetric_and_zero_on_identical_texts():
 def test_grouped_bootstrap_resamples_whole_images():
     """Captions of one image are not independent; resampling images instead of captions widens
     the interval when they agree within an image, and leaves the score itself unchanged."""
-    from annotate.caption_metrics import caption_scores
+    from annotate.metrics.captions import caption_scores
 
     hyps = ["a red circle"] * 4 + ["two blue squares"] * 4
     refs = [["a red circle"]] * 4 + [["a green triangle"]] * 4

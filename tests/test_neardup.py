@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quality.neardup import _best_chunking, hamming_pairs, hamming_pairs_brute
+from quality.splits.neardup import _best_chunking, hamming_pairs, hamming_pairs_brute
 
 
 def planted(n: int, seed: int) -> np.ndarray:

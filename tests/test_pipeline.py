@@ -3,14 +3,17 @@ same figures from the same seed twice."""
 
 from __future__ import annotations
 
+import html
 import json
+import os
 import shutil
 
 import mlflow
 import pandas as pd
 import pytest
 
-from quality.pipeline_cli import main
+from annotate.stats.replicates import UNKNOWN_TRAINING
+from quality.run.cli import main
 
 
 def figures_of(run) -> dict:
@@ -20,18 +23,54 @@ def figures_of(run) -> dict:
     return report
 
 
+def test_the_smoke_preset_exercises_every_path_with_data(two_runs):
+    """The smoke detector finds objects (recall >= 0.5 on the test split at its operating
+    threshold), its threshold choice is not at the edge of the candidates, and captions from
+    its layouts differ from captions of the gold layouts: the paths after stage 1 see data."""
+    run = two_runs[0]
+    summary = json.loads((run / "robustness.json").read_text())["summary"]
+    deployed = summary["detectors"]["deployed detector"]
+    assert deployed["recall"] >= 0.5, deployed
+    threshold = json.loads((run / "stage1" / "threshold.json").read_text())
+    assert not threshold["at_edge"], threshold["curve"]
+    gold = pd.read_parquet(run / "stage2" / "gold" / "captions_gold.parquet")
+    predicted = pd.read_parquet(run / "stage2" / "gold" / "captions_predicted.parquet")
+    assert len(gold) and len(predicted)
+    both = gold.merge(predicted, on="image_id", suffixes=("_gold", "_predicted"))
+    assert (both.caption_gold != both.caption_predicted).any()
+
+
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
+    """Two smoke runs one after the other in this process, neither naming a tracking URI."""
     first = tmp_path_factory.mktemp("pipeline") / "a"
     second = tmp_path_factory.mktemp("pipeline") / "b"
-    assert main(["--preset", "smoke", "--out", str(first)]) == 0
-    assert main(["--preset", "smoke", "--out", str(second)]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        assert main(["--preset", "smoke", "--out", str(first)]) == 0
+        assert main(["--preset", "smoke", "--out", str(second)]) == 0
     return first, second
+
+
+def test_two_runs_in_one_process_record_into_their_own_stores(two_runs):
+    """mlflow exports MLFLOW_TRACKING_URI when a URI is set: without the restore the second
+    run recorded into the first one's database."""
+    for run in two_runs:
+        record = json.loads((run / "run.json").read_text())
+        assert record["tracking_uri"] == f"sqlite:///{(run / 'mlflow.db').resolve()}"
+        client = mlflow.MlflowClient(tracking_uri=record["tracking_uri"])
+        experiment = client.get_experiment_by_name(f"twostage-{record['data_version']}")
+        parents = {r.info.run_id for r in client.search_runs(
+            [experiment.experiment_id], "attributes.run_name LIKE 'evaluate-pipeline%'")}
+        assert parents == {record["mlflow_run"]}
+    assert "MLFLOW_TRACKING_URI" not in os.environ
 
 
 def test_same_seed_same_figures(two_runs):
     first, second = two_runs
     a, b = figures_of(first), figures_of(second)
+    for figures in (a, b):  # the runs' own records differ only in where they are
+        figures["provenance"]["settings"].pop("data")
     assert a == b
     names = {"gold", "noise", "oof", "noise+oof", "baseline"}
     assert set(a["robustness"]["variants"]) == names | {f"{n}, strong detector" for n in names}
@@ -72,10 +111,10 @@ def test_bad_data_is_a_clear_error(tmp_path, capsys):
 def test_each_job_gives_the_same_artifact_through_its_cli_and_the_pipeline(two_runs, tmp_path):
     """Parity: every job, run by hand with its CLI on the pipeline's own inputs (smoke preset
     settings), writes exactly what the pipeline's step wrote."""
-    from annotate import store
     from annotate.cli import main as annotate
+    from annotate.tables import store
     from quality.cli import main as quality
-    from quality.pipeline import DEMO_EXPORT
+    from quality.run.pipeline import DEMO_EXPORT
     from stage1_detect.cli import main as stage1
     from stage2_generate.cli import main as stage2
     from tests.conftest import frames_equal
@@ -98,42 +137,68 @@ def test_each_job_gives_the_same_artifact_through_its_cli_and_the_pipeline(two_r
             frames_equal(getattr(a, name), getattr(b, name), columns)
         assert a.labels == b.labels
 
+    def same_frames(made, written, keys):
+        a, b = pd.read_parquet(made), pd.read_parquet(written)
+        assert len(a) and len(b), f"{written} is empty: the comparison would prove nothing"
+        frames_equal(a, b, keys)
+
     smoke = ["--n-boot", "100", "--seed", "0"]
+    assert annotate(["import", str(DEMO_EXPORT), "--out", str(out / "tables")]) == 0
+    same_set(out / "tables", run / "tables")
+    same_json(out / "tables" / "import_summary.json", run / "tables" / "import_summary.json",
+              drop=("source",))
     assert quality(["reliability", str(run / "tables"), "--json", str(out / "rel.json"),
-                    "--ceiling", *smoke]) == 0
+                    *smoke]) == 0  # the ceiling is the job's default, as in the pipeline
     same_json(out / "rel.json", run / "reliability.json")
     assert quality(["consensus", str(run / "tables"), "--out", str(out / "gold")]) == 0
     same_set(out / "gold", run / "gold")
+    same_json(out / "gold" / "consensus.json", run / "gold" / "consensus.json")
     assert quality(["split", str(run / "gold"), "--out", str(out / "split"), "--val", "0.15",
                     "--test", "0.15", *smoke]) == 0
     same_set(out / "split", run / "split")
     same_json(out / "split" / "split_report.json", run / "split" / "split_report.json")
     assert quality(["audit", str(run / "split"), "--json", str(out / "audit.json")]) == 0
     same_json(out / "audit.json", run / "audit.json")
-    assert stage1(["evaluate", str(run / "stage1"), str(run / "split"), "--split", "test",
-                   "--boxes", str(run / "stage1" / "predicted_test.parquet"), "--imgsz", "64",
-                   "--errors", str(out / "errors.parquet"), "--json", str(out / "eval.json")]) == 0
-    same_json(out / "eval.json", run / "stage1" / "evaluate.json")
-    frames_equal(pd.read_parquet(out / "errors.parquet"),
-                 pd.read_parquet(run / "stage1" / "errors_test.parquet"),
-                 ["image_id", "status", "gold_object_id", "pred_object_id"])
-    assert quality(["sanity", str(run / "split"), "--json", str(out / "sanity.json")]) == 0
-    same_json(out / "sanity.json", run / "sanity.json", drop=("overfit_tiny_batch",))
-    assert annotate(["import", str(DEMO_EXPORT), "--out", str(out / "tables")]) == 0
-    same_set(out / "tables", run / "tables")
+    # stage 1: raw detections at the shared default confidence, the threshold, evaluation
     assert stage1(["predict", str(run / "stage1"), str(run / "split"), "--split", "test",
-                   "--imgsz", "64", "--out", str(out / "predicted.parquet")]) == 0
-    frames_equal(pd.read_parquet(out / "predicted.parquet"),
-                 pd.read_parquet(run / "stage1" / "predicted_test.parquet"),
-                 ["image_id", "object_id"])
-    assert stage2(["generate", str(run / "stage2" / "gold"), str(run / "split"), "--split",
-                   "test", "--out", str(out / "captions.parquet")]) == 0
-    frames_equal(pd.read_parquet(out / "captions.parquet"),
-                 pd.read_parquet(run / "stage2" / "gold" / "captions_gold.parquet"), ["image_id"])
+                   "--imgsz", "96", "--out", str(out / "raw_test.parquet")]) == 0
+    same_frames(out / "raw_test.parquet", run / "stage1" / "raw_test.parquet",
+                ["image_id", "object_id"])
     copy = out / "run"
     shutil.copytree(run, copy)
+    for part in ("val", "test"):
+        (copy / "stage1" / f"predicted_{part}.parquet").unlink()
+    assert quality(["threshold", str(copy)]) == 0
+    same_json(copy / "stage1" / "threshold.json", run / "stage1" / "threshold.json")
+    for part in ("val", "test"):
+        same_frames(copy / "stage1" / f"predicted_{part}.parquet",
+                    run / "stage1" / f"predicted_{part}.parquet", ["image_id", "object_id"])
+    assert stage1(["evaluate", str(run / "stage1"), str(run / "split"), "--split", "test",
+                   "--boxes", str(run / "stage1" / "predicted_test.parquet"), "--imgsz", "96",
+                   "--errors", str(out / "errors.parquet"), "--json", str(out / "eval.json")]) == 0
+    same_json(out / "eval.json", run / "stage1" / "evaluate.json")
+    same_frames(out / "errors.parquet", run / "stage1" / "errors_test.parquet",
+                ["image_id", "status", "gold_object_id", "pred_object_id"])
+    assert (pd.read_parquet(out / "errors.parquet").status == "matched").any()
+    # stage 2: captions from gold and from the detector's layouts, and the rule baseline
+    for name, boxes in (("captions_gold", []), ("captions_predicted", [
+            "--boxes", str(run / "stage1" / "predicted_test.parquet")])):
+        assert stage2(["generate", str(run / "stage2" / "gold"), str(run / "split"), "--split",
+                       "test", *boxes, "--out", str(out / f"{name}.parquet")]) == 0
+        same_frames(out / f"{name}.parquet", run / "stage2" / "gold" / f"{name}.parquet",
+                    ["image_id"])
+        assert stage2(["baseline", str(run / "split"), "--split", "test", *boxes, "--out",
+                       str(out / f"baseline_{name}.parquet")]) == 0
+        same_frames(out / f"baseline_{name}.parquet",
+                    run / "stage2" / "baseline" / f"{name}.parquet", ["image_id"])
+    assert quality(["sanity", str(run / "split"), "--json", str(out / "sanity.json")]) == 0
+    same_json(out / "sanity.json", run / "sanity.json", drop=("overfit_tiny_batch",))
     assert quality(["robustness", str(copy), "--no-perturbation", *smoke]) == 0
     same_json(copy / "robustness.json", run / "robustness.json")
+    assert quality(["report", str(run), "--out", str(out / "report")]) == 0
+    # `mlflow` names the pipeline invocation that made the page; a later, fully cached rerun
+    # of this folder (an earlier test) recorded a new one in run.json
+    same_json(out / "report" / "report.json", run / "report" / "report.json", drop=("mlflow",))
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +261,7 @@ def test_the_main_job_is_quiet(tmp_path, capfd):
 
 
 def test_a_changed_setting_reruns_only_the_steps_that_use_it(two_runs, tmp_path):
-    from quality.pipeline import Pipeline, Settings
+    from quality.run.pipeline import Pipeline, Settings
 
     run = tmp_path / "run"
     shutil.copytree(two_runs[0], run)
@@ -223,12 +288,12 @@ def test_a_changed_input_reruns_its_step_and_the_steps_after_it(two_runs, tmp_pa
     """The detector's raw test detections change (as if predicted again): the threshold step
     that filters them, evaluation, the stage-2 captions and what reads those rerun; training
     and everything before do not."""
-    from quality.pipeline import Pipeline, Settings
+    from quality.run.pipeline import Pipeline, Settings
 
     run = tmp_path / "run"
     shutil.copytree(two_runs[0], run)
-    from annotate import store
-    from annotate.schema import coerce
+    from annotate.tables import store
+    from annotate.tables.schema import coerce
 
     split = store.load(run / "split")
     image = split.images[split.images.split == "test"].image_id.iloc[0]
@@ -253,33 +318,123 @@ def seed_one(two_runs, tmp_path_factory):
     return run
 
 
-def test_runs_with_other_seeds_compare_with_paired_intervals_and_a_verdict(two_runs, seed_one):
+def test_two_single_runs_that_differ_in_seed_cannot_tell(two_runs, seed_one):
     """--baseline wrote compare.json and the page; the split has its own seed, so the test data
-    are the same; the settings diff lists exactly the seed; MLflow holds the comparison with
-    both runs and the verdict as tags."""
+    are the same; the settings diff lists exactly the seed; a trained model is one draw, so
+    with one run per arm no verdict claims a difference (training variance unknown); MLflow
+    holds the comparison with both runs and the verdict as tags."""
     result = json.loads((seed_one / "compare.json").read_text())
     assert (seed_one / "compare" / "compare.html").exists()
-    versions = result["runs"]["a"]["split_versions"], result["runs"]["b"]["split_versions"]
-    assert versions[0] == versions[1] and result["notes"] == []
+    versions = result["runs"]["a"][0]["split_versions"], result["runs"]["b"][0]["split_versions"]
+    assert versions[0] == versions[1]
     assert result["settings_diff"] == {"seed": [0, 1]}
-    figure = result["stage2"]["gold"]["predicted"]["rouge_l"]
-    assert figure["difference"] == pytest.approx(figure["b"] - figure["a"])
-    assert figure["ci_low"] <= figure["difference"] <= figure["ci_high"]
-    assert figure["verdict"] in {"A better", "B better", "cannot tell at this evaluation size"}
+    assert result["notes"] and result["notes"][0].startswith("training variance not measured")
+    assert result["resampled"]["training_variance"] == "not measured"
+    for inputs in result["stage2"].values():
+        for figures in inputs.values():
+            for figure in (f for f in figures.values() if isinstance(f, dict)):
+                assert figure["verdict"] == UNKNOWN_TRAINING
+                assert figure["difference"] == pytest.approx(figure["b"] - figure["a"])
     assert result["verdict"]["figure"] == "stage2.gold.predicted.cider_d"
+    assert "rerun each arm with --seed" in result["verdict"]["line"]
     assert set(result["stage1"]) >= {"recall", "precision"}
     client = mlflow.MlflowClient(tracking_uri=result["mlflow"]["tracking_uri"])
     tags = client.get_run(result["mlflow"]["run_id"]).data.tags
-    assert tags["verdict"] == result["verdict"]["verdict"]
+    assert tags["verdict"] == result["verdict"]["verdict"] == UNKNOWN_TRAINING
     assert tags["run_a"] == str(two_runs[0].resolve()) and tags["run_b"] == str(seed_one.resolve())
     run_json = json.loads((seed_one / "run.json").read_text())
     assert client.get_run(run_json["mlflow_run"]).data.tags["data_version.test"] == \
         versions[1]["test"]
 
 
+def test_the_images_only_comparison_is_given_when_asked_and_labelled(two_runs, seed_one,
+                                                                      tmp_path):
+    from quality.cli import main as quality
+
+    assert quality(["compare", str(two_runs[0]), str(seed_one), "--images-only", "--n-boot",
+                    "100", "--json", str(tmp_path / "c.json")]) == 0
+    result = json.loads((tmp_path / "c.json").read_text())
+    figure = result["stage2"]["gold"]["predicted"]["rouge_l"]
+    assert figure["resampled"]["unit"] == "image"
+    expected = ("B better" if figure["ci_low"] > 1e-9 else "A better"
+                if figure["ci_high"] < -1e-9 else "cannot tell at this evaluation size")
+    assert figure["verdict"] == expected + " (test images only: training variance not measured)"
+
+
+def test_arms_of_replicates_get_intervals_over_images_and_seeds(two_runs, seed_one, tmp_path,
+                                                               capsys):
+    """A = (seed 0, seed 1), B = (the other seed-0 run, seed 1): the same models, so every
+    difference is 0, the interval includes it, and the variance is split by source."""
+    from quality.cli import main as quality
+
+    assert quality(["compare", str(two_runs[0]), str(seed_one), "--", str(two_runs[1]),
+                    str(seed_one), "--n-boot", "100", "--json", str(tmp_path / "c.json")]) == 0
+    assert "replicates: A 2, B 2; intervals resample: image x training replicate" in \
+        capsys.readouterr().out
+    result = json.loads((tmp_path / "c.json").read_text())
+    assert result["replicates"] == {"a": 2, "b": 2} and result["notes"] == []
+    figure = result["stage2"]["gold"]["predicted"]["cider_d"]
+    assert figure["difference"] == pytest.approx(0, abs=1e-12)
+    assert figure["ci_low"] < 0 < figure["ci_high"]
+    assert figure["verdict"] == "cannot tell at this evaluation size"
+    assert 0 < figure["variance"]["training_share"] <= 1
+    assert figure["spread"]["a_sd"] > 0  # seed 0 and seed 1 trained different models
+    assert quality(["compare", str(two_runs[0]), "--", "--n-boot", "10"]) == 2
+    # planning from the measured spreads: how many replicates a difference needs
+    assert quality(["plan-replicates", str(tmp_path / "c.json"), "--target", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "stage2.gold.predicted.cider_d: training spread" in out and "replicates per arm" in out
+    assert quality(["plan-replicates", str(seed_one / "compare.json"), "--target", "0.5"]) == 2
+    assert "no measured training spread" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def replicated(two_runs, tmp_path_factory):
+    """The seed-0 smoke run again with --replicates 2: its own steps are reused, the seed-1
+    replicate is trained in its own folder, and the replicates step combines them."""
+    run = tmp_path_factory.mktemp("replicated") / "run"
+    shutil.copytree(two_runs[0], run)
+    assert main(["--preset", "smoke", "--replicates", "2", "--out", str(run)]) == 0
+    return run
+
+
+def test_replicates_give_intervals_over_test_images_and_seeds(replicated):
+    block = json.loads((replicated / "replicates.json").read_text())
+    assert block["replicates"] == 2 and block["seeds"] == [0, 1]
+    drop = block["gap"]["deployed detector"]["gold"]["drop"]
+    assert drop["resampled"]["unit"] == "image x training replicate"
+    assert drop["ci_low"] <= drop["value"] <= drop["ci_high"]
+    assert drop["sd"] > 0 and 0 < drop["variance"]["training_share"] <= 1
+    change = block["gap"]["deployed detector"]["oof"]["predicted_change"]
+    assert change["replicates"] == {"a": 2, "b": 2}
+    assert not change["verdict"].startswith("cannot tell: training variance unknown")
+    assert block["verdict"][0].startswith("Over 2 training replicates (seeds 0, 1)")
+    report = json.loads((replicated / "report" / "report.json").read_text())
+    assert report["replicates"]["verdict"] == block["verdict"]
+    page = (replicated / "report" / "report.html").read_text()
+    assert html.escape(block["verdict"][0]) in page
+
+
+def test_a_replicate_is_its_own_run_recorded_under_the_pipeline_run(replicated):
+    parent = json.loads((replicated / "run.json").read_text())
+    child = json.loads((replicated / "replicates" / "seed-1" / "run.json").read_text())
+    assert child["settings"]["seed"] == 1 and child["tracking_uri"] == parent["tracking_uri"]
+    assert child["split_versions"] == parent["split_versions"]  # the same split
+    client = mlflow.MlflowClient(tracking_uri=parent["tracking_uri"])
+    assert client.get_run(child["mlflow_run"]).data.tags["mlflow.parentRunId"] == \
+        parent["mlflow_run"]
+
+
+def test_a_rerun_with_replicates_reuses_every_step(replicated, capsys):
+    assert main(["--preset", "smoke", "--replicates", "2", "--out", str(replicated)]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()
+             if line.lstrip().startswith(("[", "seed"))]
+    assert lines and all(line.endswith("cached") for line in lines), lines
+
+
 def _edit_split(run, split: str) -> None:
     """Remove the boxes of three images of one split (as if annotations were dropped)."""
-    from annotate import store
+    from annotate.tables import store
 
     ts = store.load(run / "split")
     images = ts.images[ts.images.split == split].image_id.iloc[:3]
@@ -330,7 +485,7 @@ def test_compare_takes_mlflow_run_ids(two_runs, seed_one, tmp_path, capsys):
     uri = records[0]["tracking_uri"]
     assert quality(["compare", records[0]["mlflow_run"], str(seed_one), "--tracking-uri", uri,
                     "--n-boot", "20", "--json", str(tmp_path / "c.json")]) == 0
-    assert json.loads((tmp_path / "c.json").read_text())["runs"]["a"]["path"] == \
+    assert json.loads((tmp_path / "c.json").read_text())["runs"]["a"][0]["path"] == \
         str(two_runs[0].resolve())
     assert quality(["compare", "no-such-run", str(seed_one), "--tracking-uri", uri]) == 2
     assert "no such run folder, nor an MLflow run" in capsys.readouterr().err

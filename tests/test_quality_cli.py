@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from annotate import store
+from annotate.tables import store
 from quality.cli import main
 from tests.conftest import REPO
 

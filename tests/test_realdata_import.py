@@ -2,9 +2,9 @@
 
 import pytest
 
-from annotate.jsonio import ExportError
-from annotate.readers import import_file
-from annotate.schema import CROWD, HUMAN
+from annotate.formats.jsonio import ExportError
+from annotate.formats.readers import import_file
+from annotate.tables.schema import CROWD, HUMAN
 
 
 def test_coco_instances_with_annotations_before_images(realdata):
@@ -110,7 +110,7 @@ def test_results_files_are_named_not_misread(realdata, name):
 def test_cocoapi_detection_demo_scores_the_published_ap(realdata, tmp_path):
     """cocoapi's pycocoEvalDemo: 734 stored detections on the first 100 val2014 images give AP
     0.5046, AP50 0.6970, AP75 0.5730 (crowd regions as ignore regions), through the command."""
-    from annotate.readers import import_set
+    from annotate.formats.readers import import_set
     from stage1_detect.cli import main as stage1
 
     import_set(realdata / "coco_instances/instances_val2014_100imgs.json", tmp_path / "set")
@@ -134,8 +134,8 @@ def test_kalphacv_box_label_alpha_matches_the_authors(realdata, name, published)
     the values published with kalphacv (GCPR 2022), whatever order the rows come in."""
     import numpy as np
 
-    from annotate.schema import TableSet
-    from quality.reliability import reliability
+    from annotate.tables.schema import TableSet
+    from quality.agreement.reliability import reliability
 
     ts, _ = import_file(realdata / f"multi_annotator_boxes/{name}.json")
     assert round(reliability(ts, iou_threshold=0.5, n_boot=0).alphas["labels"].alpha, 4) == (

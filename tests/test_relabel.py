@@ -10,12 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annotate.errors import UserError
-from annotate.readers import read_tables
-from annotate.records import read_sample
-from annotate.schema import TableSet
-from quality.cli import main
-from quality.relabel import (
+from annotate.formats.readers import read_tables
+from annotate.runtime.errors import UserError
+from annotate.runtime.records import read_sample
+from annotate.tables.schema import TableSet
+from quality.agreement.relabel import (
     _people,
     draw_sample,
     kind_alpha,
@@ -23,7 +22,8 @@ from quality.relabel import (
     plan_relabel,
     target_check,
 )
-from quality.units import human_subset
+from quality.agreement.units import human_subset
+from quality.cli import main
 from tests.conftest import REPO
 from tests.quality_sets import make_set
 
@@ -163,7 +163,7 @@ def single_demo(pilot_images: int = 40) -> TableSet:
 
 
 def test_cli_plan_writes_the_sample_and_records_it(tmp_path, capsys, monkeypatch):
-    from annotate import store
+    from annotate.tables import store
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default: the study folder
     store.save(single_demo(), tmp_path / "set")
@@ -192,8 +192,8 @@ def test_cli_plan_writes_the_sample_and_records_it(tmp_path, capsys, monkeypatch
 
 
 def test_sample_files_and_push_refuse_what_does_not_fit(tmp_path, capsys):
-    from annotate import store
     from annotate.cli import main as annotate
+    from annotate.tables import store
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"images": []}')
@@ -210,7 +210,7 @@ def test_sample_files_and_push_refuse_what_does_not_fit(tmp_path, capsys):
     assert annotate(["push", str(tmp_path / "set"), "--sample", str(stranger), "--project", "p",
                      "--url", "http://127.0.0.1:9", "--api-key", "k"]) == 2
     assert "1 sampled images are not in" in capsys.readouterr().err
-    from annotate.ls_client import push
+    from annotate.formats.ls_client import push
 
     ts = make_set([("1", "a")], [("1", "a", "cat", 0, 0, 9, 9)], labels=["cat"])
     with pytest.raises(UserError, match="blind push shows no predictions"):

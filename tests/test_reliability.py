@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import sacrebleu
 
-from annotate.caption_metrics import caption_scores
-from annotate.ls_import import import_export
-from quality.ceiling import human_ceiling, leave_one_out
-from quality.consensus import build_consensus
-from quality.reliability import reliability
+from annotate.formats.ls_import import import_export
+from annotate.metrics.captions import caption_scores
+from quality.agreement.ceiling import human_ceiling, leave_one_out
+from quality.agreement.reliability import reliability
+from quality.gold.consensus import build_consensus
 from tests.conftest import LS_1_23, REPO
 from tests.quality_sets import make_set
 from tests.test_alpha import KRIPPENDORFF_2011
@@ -140,9 +140,9 @@ def test_box_alphas_resample_images_and_say_so():
     """Box clusters of one image share the image and the annotators' session: the label and box
     intervals resample images (drawing their clusters together), which is wider on the demo
     than resampling clusters as if independent, and the JSON names the unit and its count."""
-    from quality.alpha import alpha
-    from quality.reliability import ratings_by_kind
-    from quality.units import build_units
+    from quality.agreement.alpha import alpha
+    from quality.agreement.reliability import ratings_by_kind
+    from quality.agreement.units import build_units
 
     ts, _ = import_export(REPO / "data/demo/export.json")
     result = reliability(ts, n_boot=400)
@@ -164,8 +164,8 @@ def test_equal_terms_scores_people_and_model_on_the_same_leave_one_out_reference
     lists, and images without a model caption are left out of both."""
     import pandas as pd
 
-    from annotate.caption_metrics import cider_d
-    from quality.ceiling import equal_terms
+    from annotate.metrics.captions import cider_d
+    from quality.agreement.ceiling import equal_terms
 
     ts, _ = import_export(REPO / "data/demo/export.json")
     images = sorted(set(ts.captions.image_id))[:12]
@@ -192,8 +192,8 @@ def test_error_rates_judge_each_annotator_by_the_others_only():
     """X drawn by A and B, Y only by C, Z by all (C calls it a dog). C is judged by A and B:
     missed X, Y spurious, Z mislabelled. A is judged by B and C, who tie on X, Y and Z's label:
     those are not judged, so A has one judged object (Z, present) and no label verdict."""
-    from quality.reliability import annotator_figures, ratings_by_kind
-    from quality.units import build_units
+    from quality.agreement.reliability import annotator_figures, ratings_by_kind
+    from quality.agreement.units import build_units
 
     seen = [("1", a) for a in "ABC"]
     boxes = [("1", "A", "cat", 10, 10, 50, 50), ("1", "B", "cat", 11, 10, 50, 50),
@@ -216,9 +216,9 @@ def test_demo_error_rates_are_near_the_truth():
     0.33 vs 0.38; counting her own vote, 0.31), and the careful ones' within 0.01."""
     import pandas as pd
 
-    from annotate import store
-    from annotate.schema import TableSet
-    from quality.units import build_units
+    from annotate.tables import store
+    from annotate.tables.schema import TableSet
+    from quality.agreement.units import build_units
 
     ts, _ = import_export(REPO / "data/demo/export.json")
     truth = store.load(REPO / "data/demo/truth").boxes

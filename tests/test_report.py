@@ -3,6 +3,7 @@ report.json, missing inputs explained, the page renders in headless Chromium."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -12,9 +13,9 @@ import numpy as np
 import pytest
 
 from quality import workspace
+from quality.cascade.robustness import attribute, compare, error_buckets
 from quality.cli import main
-from quality.report import _fmt
-from quality.robustness import attribute, compare, error_buckets
+from quality.report.page import _fmt
 from tests.run_fixture import make_run
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
@@ -55,7 +56,8 @@ def test_every_figure_on_the_page_is_the_one_in_report_json(report):
     assert page.count('<img class="plot"') >= 4 and "http://" not in page.split("<body>")[1]
     assert figures["robustness"]["variants"].keys() == {"gold", "noise", "baseline"}
     assert figures["sanity"]["overfit_tiny_batch"]["passed"]
-    assert figures["missing"] == {}  # every artifact of the fixture run was read
+    # every artifact of the fixture run was read; it was not made by the pipeline (no record)
+    assert set(figures["missing"]) == {"run"}
 
 
 def test_every_interval_in_report_json_names_what_it_resampled(report):
@@ -84,12 +86,59 @@ def test_missing_inputs_are_explained_not_a_crash(run, tmp_path):
     assert main(["report", str(partial), "--out", str(tmp_path / "r")]) == 0
     page = (tmp_path / "r" / "report.html").read_text()
     figures = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert set(figures["missing"]) == {"reliability", "consensus", "split", "audit", "stage1",
-                                       "robustness", "sanity"}
+    assert set(figures["missing"]) == set(workspace.ARTIFACTS) - {"tables"}
     assert not (partial / "robustness.json").exists()  # the report computed nothing
-    assert page.count('class="missing"') >= 4
     assert "stage1-detect train" in page and "quality reliability" in page
     assert main(["robustness", str(partial)]) == 2
+
+
+def test_an_empty_run_folder_names_every_missing_artifact_in_every_section(tmp_path):
+    """Each section of the page says what it lacks and the commands that make it, in the
+    order they must run; nothing renders as an empty section."""
+    from quality.report.page import SECTION_NEEDS
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["report", str(empty), "--out", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "report.html").read_text()
+    figures = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert set(figures["missing"]) == set(workspace.ARTIFACTS)
+    sections = re.findall(r"<section><h2>(.*?)</h2>(.*?)</section>", page, re.S)
+    assert [title for title, _ in sections] == [
+        "Verdict", "Annotator agreement", "Splits and leakage", "Stage 1: detector",
+        "Stage 2: gold vs predicted input", "Validation vs test", "Sanity checks", "Run record"]
+    for title, body in sections:
+        assert 'class="missing"' in body, title
+        commands = re.findall(r"<li><code>(.*?)</code></li>", body)
+        expected = [figures["missing"][name] for name in SECTION_NEEDS[title]]
+        assert [html.unescape(c) for c in commands] == expected, title
+    for name, command in figures["missing"].items():
+        assert html.escape(command) in page, name
+    assert str(empty) in figures["missing"]["split"]
+
+
+def test_missing_commands_carry_the_runs_own_settings(tmp_path):
+    """With a run record, a missing step's command reproduces the run's settings (the split
+    the pipeline made, not the command's defaults)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"settings": {
+        "val": 0.2, "test": 0.35, "split_seed": 3, "n_boot": 100, "seed": 1,
+        "perturbation": False, "detector": "yolov8n.yaml", "detector_epochs": 10,
+        "imgsz": 160}}))
+    missing = json.loads((build_report(run, tmp_path / "r")).read_text())["missing"]
+    assert missing["split"] == (f"quality split {run}/gold --out {run}/split --val 0.2 "
+                                "--test 0.35 --seed 3 --n-boot 100")
+    assert missing["robustness"] == (f"quality robustness {run} --n-boot 100 --seed 1 "
+                                     "--no-perturbation")
+    assert missing["stage1"].endswith("--model yolov8n.yaml --epochs 10 --imgsz 160 --seed 1")
+    assert "run" not in missing
+
+
+def build_report(run, out):
+    from quality.report.page import build
+
+    return build(run, out).with_name("report.json")
 
 
 def test_robustness_figures_and_attribution(run, tmp_path):
@@ -110,7 +159,7 @@ def test_robustness_figures_and_attribution(run, tmp_path):
 def test_compare_and_buckets_on_hand_made_captions():
     import pandas as pd
 
-    from annotate.schema import TableSet
+    from annotate.tables.schema import TableSet
 
     ts = TableSet(images=[{"image_id": i, "path": f"{i}.png", "width": 100, "height": 100}
                           for i in "ab"],
@@ -146,8 +195,8 @@ def test_injected_errors_are_on_one_scale_errors_per_gold_object(kind):
     import numpy as np
     import pandas as pd
 
-    from annotate.geometry import iou
-    from quality.robustness import MISLOCATED_IOU, inject
+    from annotate.metrics.geometry import iou
+    from quality.cascade.robustness import MISLOCATED_IOU, inject
 
     rng = np.random.default_rng(0)
     n = 4000
@@ -222,7 +271,7 @@ def test_gap_reduction_on_hand_made_per_image_drops():
     of the gap (interval 60% too: every image alike)."""
     import pandas as pd
 
-    from quality.cascade import gaps
+    from quality.cascade.summary import gaps
 
     index = pd.Index([f"i{k}" for k in range(20)], name="image_id")
     gold = pd.DataFrame({"cider_d_gold": 2.0, "cider_d_predicted": 1.0}, index=index)
@@ -236,7 +285,7 @@ def test_gap_reduction_on_hand_made_per_image_drops():
 def test_confusion_matrix_counts_on_a_hand_made_error_table():
     import pandas as pd
 
-    from quality.cascade import confusion, detector_rates
+    from quality.cascade.summary import confusion, detector_rates
 
     errors = pd.DataFrame({
         "image_id": ["1"] * 5,

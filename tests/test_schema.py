@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annotate.schema import COLUMNS, SchemaError, TableSet, coerce, empty, find_violations
+from annotate.tables.schema import COLUMNS, SchemaError, TableSet, coerce, empty, find_violations
 
 
 def test_empty_tables_have_the_design_columns():

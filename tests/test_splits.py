@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from annotate.ls_import import import_export
-from annotate.schema import TableSet
-from quality.splits import fold_set, group_codes, split_report, split_set, stratify
+from annotate.formats.ls_import import import_export
+from annotate.tables.schema import TableSet
+from quality.splits.partition import fold_set, group_codes, split_report, split_set, stratify
 from tests.conftest import REPO
 
 

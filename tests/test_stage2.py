@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from annotate import store
-from annotate.ls_import import import_export
-from annotate.views import reference_boxes
-from quality.consensus import build_consensus
-from quality.sanity import overfit_check
-from quality.splits import split_set
+from annotate.formats.ls_import import import_export
+from annotate.tables import store
+from annotate.tables.views import reference_boxes
+from quality.cascade.sanity import overfit_check
+from quality.gold.consensus import build_consensus
+from quality.splits.partition import split_set
 from stage2_generate.cli import main
 from stage2_generate.content import content_scores, mentioned
 from stage2_generate.generate import generate_captions

@@ -3,8 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from annotate.atomic import atomic_path, write_json
-from annotate.store import StoreError, load, save
+from annotate.runtime.atomic import atomic_path, write_json
+from annotate.tables.store import StoreError, load, save
 from tests.conftest import frames_equal
 
 
@@ -51,3 +51,28 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         raise RuntimeError("crash mid-write")
     assert json.loads(target.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+
+
+def test_the_data_version_follows_the_content_not_where_the_files_live(small_set):
+    """Two checkouts of one data set (image paths differ, bytes the same) share a version; a
+    changed image or box changes it."""
+    from annotate.tables.schema import TableSet
+    from annotate.tables.versions import data_version
+
+    def with_images(images):
+        return TableSet(images, small_set.annotations, small_set.boxes, small_set.captions,
+                        small_set.labels)
+
+    hashed = small_set.images.assign(sha256=["a" * 64, "b" * 64])
+    here = with_images(hashed)
+    there = with_images(hashed.assign(path=["/elsewhere/a.png", "/elsewhere/b.png"]))
+    assert data_version(here) == data_version(there)
+    other_bytes = with_images(hashed.assign(sha256=["c" * 64, "b" * 64]))
+    assert data_version(other_bytes) != data_version(here)
+    # an image whose file was never read is known by its path alone
+    unread = with_images(small_set.images.assign(sha256=None))
+    moved = with_images(unread.images.assign(path=["x.png", "b.png"]))
+    assert data_version(unread) != data_version(moved)
+    fewer_boxes = TableSet(here.images, here.annotations, here.boxes.iloc[:1], here.captions,
+                           here.labels)
+    assert data_version(fewer_boxes) != data_version(here)

@@ -1,14 +1,14 @@
-"""The operating threshold chosen by stage-2 score (`quality.threshold`) and validation
-against test (`quality.cascade.agreement`), on hand-made inputs with known answers."""
+"""The operating threshold chosen by stage-2 score (`quality.cascade.threshold`) and validation
+against test (`quality.cascade.summary.agreement`), on hand-made inputs with known answers."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from annotate.errors import UserError
-from quality.cascade import agreement, gaps
-from quality.threshold import at_threshold, choose, score_curve
+from annotate.runtime.errors import UserError
+from quality.cascade.summary import agreement, gaps
+from quality.cascade.threshold import at_threshold, choose, score_curve
 
 
 def test_choose_takes_the_best_score_and_breaks_ties_upwards():
@@ -101,3 +101,34 @@ def test_gap_reports_the_change_of_the_perfect_input_score():
     assert result["gold"]["gold_change"] is None
     assert result["gold"]["gold_ci_low"] <= result["gold"]["gold"] <= result["gold"][
         "gold_ci_high"]
+
+
+def _verdict_block(training_variance: str) -> dict:
+    """A summary block by hand: the gold-trained model drops 0.8, a robust variant scores
+    0.3 higher on the detector's output with an interval above 0."""
+    gold = {"gold": 2.5, "predicted": 1.7, "drop": 0.8, "ci_low": 0.6, "ci_high": 1.0,
+            "reduction": 0.0}
+    robust = {"gold": 2.45, "predicted": 2.0, "drop": 0.45, "ci_low": 0.3, "ci_high": 0.6,
+              "reduction": 0.44, "reduction_ci_low": 0.2, "reduction_ci_high": 0.6,
+              "predicted_change": 0.3, "predicted_change_ci_low": 0.1,
+              "predicted_change_ci_high": 0.5, "gold_change": -0.05,
+              "gold_change_ci_low": -0.2, "gold_change_ci_high": 0.1}
+    return {"metric": "cider_d", "test_images": 175,
+            "resampled": {"unit": "image", "training_variance": training_variance},
+            "detectors": {"deployed detector": {"recall": 0.8, "threshold": 0.1}},
+            "gap": {"deployed detector": {"gold": gold, "oof": robust}},
+            "baseline": {"deployed detector": {"gold": 3.1, "drop": 1.9}}}
+
+
+def test_one_trained_model_per_variant_claims_no_difference_between_trained_models():
+    from quality.cascade.summary import ONE_MODEL, verdict
+
+    lines = verdict(_verdict_block("not measured"), "deployed detector", None)
+    assert lines[1] == ONE_MODEL
+    text = " ".join(lines)
+    assert "not a finding" in text and "over the gold-trained model" not in text
+    assert "does not beat" not in text and "below this floor on these test images" in text
+    measured = " ".join(verdict(_verdict_block("measured"), "deployed detector", None))
+    assert ONE_MODEL not in measured
+    assert "The best robust variant, oof, scores 2.000" in measured
+    assert "does not beat this floor" in measured

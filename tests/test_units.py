@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annotate.geometry import box_distance, iou
-from quality.units import ABSENT, _greedy_matches, build_units
+from annotate.metrics.geometry import box_distance, iou
+from quality.agreement.units import ABSENT, _greedy_matches, build_units
 from tests.quality_sets import make_set
 
 
@@ -108,7 +108,7 @@ def test_exact_iou_ties_do_not_depend_on_row_order():
     content, not by which row came first."""
     import numpy as np
 
-    from annotate.schema import TableSet
+    from annotate.tables.schema import TableSet
 
     def boxes(order):
         rows = [{"image_id": "1", "annotator": "A", "object_id": "a", "label": "cat",

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..atomic import write_json, write_text
-from ..images import sha256
-from ..ls_export import CAPTION, IMAGE, LABEL, labeling_config
-from ..schema import TRUTH, TableSet
-from ..store import save
-from .annotators import TEAM, Profile, perceive, write_caption
-from .captions import reference_captions
-from .scenes import CLASSES, Obj, generate_scenes
+from annotate.demo.annotators import TEAM, Profile, perceive, write_caption
+from annotate.demo.captions import reference_captions
+from annotate.demo.scenes import CLASSES, Obj, generate_scenes
+from annotate.formats.images import sha256
+from annotate.formats.ls_export import CAPTION, IMAGE, LABEL, labeling_config
+from annotate.runtime.atomic import write_json, write_text
+from annotate.tables.schema import TRUTH, TableSet
+from annotate.tables.store import save
 
 __all__ = ["CLASSES", "TEAM", "generate"]
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .captions import phrasings
-from .scenes import CLASSES, Obj
+from annotate.demo.captions import phrasings
+from annotate.demo.scenes import CLASSES, Obj
 
 
 @dataclass(frozen=True)

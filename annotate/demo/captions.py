@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .scenes import Obj
+from annotate.demo.scenes import Obj
 
 NUMBERS = {1: "a", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 

@@ -1,0 +1,702 @@
+"""Label Studio export -> the four tables, with every annotator kept and every drop counted.
+
+Reads the shapes Label Studio 1.x writes (measured on a 1.23 server):
+- JSON export and the default snapshot: `completed_by` is a user id, predictions are ids only;
+- snapshot with `annotations__completed_by` and `predictions` expanded: `completed_by` is an
+  object with `email`, predictions carry their results (the shape `annotate pull` asks for);
+- JSON-MIN: one flat row per completed annotation, no skipped annotations, no predictions.
+
+Speed: the file is parsed with msgspec into small typed records that skip every field we do not
+read, and each annotation's `result` stays raw bytes until it is walked, so memory holds the
+file, the records and the output columns, never the whole JSON as Python objects. The walk
+collects plain tuples; conversion and every check run vectorised over all rows at once.
+
+Rules (docs/formats.md has the reasons): a user id and that user's email are one annotator; a
+missing or null `result` is rejected (only `[]` means "looked and drew nothing"); a task id or
+image id seen before rejects the later task with everything attached to it; one bad value nulls
+that value or rejects its item, never the file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from annotate.formats import images as image_files
+from annotate.formats import jsonio
+from annotate.formats.jsonio import ExportError
+from annotate.formats.ls_records import (
+    LOOSE_RESULTS,
+    SIZE_NULLED,
+    STRICT_RESULTS,
+    TASKS,
+    Annotation,
+    LooseResult,
+    LooseValue,
+    Prediction,
+    RegionColumns,
+    Task,
+    User,
+    is_number,
+)
+from annotate.formats.summary import CLIP_TOLERANCE, ImportSummary
+from annotate.tables.schema import HUMAN, SPLITS, TableSet, coerce, model_source
+
+__all__ = ["ExportError", "ImportSummary", "import_bytes", "import_export"]
+
+#: JSON-MIN keys that are about the annotation, not the task data or a control's result.
+MIN_ANNOTATION_KEYS = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time"}
+DEFAULT_IMAGE_FIELD = "image"
+
+_TASK_COLS = ["task_id", "image_id", "ref", "group_id", "split", "meta_sha", "width", "height"]
+_ANN_COLS = ["task", "ann_id", "user_id", "email", "lead_time", "created_at"]
+_PRED_COLS = ["task", "pred_id", "model_version", "score"]
+_CAPTION_COLS = ["task", "owner", "is_pred", "caption"]
+
+
+@dataclass
+class _Rows:
+    """Tuples collected while walking the JSON; converted and checked in bulk afterwards.
+    `task`/`owner` are positions in `tasks` and in `annotations` (or `predictions`)."""
+
+    tasks: list[tuple] = field(default_factory=list)
+    annotations: list[tuple] = field(default_factory=list)
+    predictions: list[tuple] = field(default_factory=list)
+    regions: RegionColumns = field(default_factory=RegionColumns)
+    captions: list[tuple] = field(default_factory=list)
+
+
+@dataclass
+class _Options:
+    image_field: str
+    image_field_given: bool
+    caption_field: str
+
+
+def import_export(
+    path: str | os.PathLike,
+    images_root: str | os.PathLike | None = None,
+    labels: list[str] | None = None,
+    caption_field: str = "caption",
+    image_field: str | None = None,
+    hash_images: bool = True,
+    allow_outside_root: bool = False,
+) -> tuple[TableSet, ImportSummary]:
+    """Read a Label Studio export into a validated `TableSet` and an `ImportSummary`.
+
+    `images_root` confines and resolves image references (default: the export's folder).
+    `labels` is the label map; boxes with other labels are rejected (default: every label seen).
+    `image_field` is the task data key of the image (default "image"); `caption_field` names
+    the TextArea in JSON-MIN exports (full exports carry the type).
+    """
+    return import_bytes(jsonio.read_bytes(path), path, images_root, labels, caption_field,
+                        image_field, hash_images, allow_outside_root)
+
+
+def import_bytes(raw: bytes, path: str | os.PathLike, images_root=None, labels=None,
+                 caption_field: str = "caption", image_field: str | None = None,
+                 hash_images: bool = True, allow_outside_root: bool = False
+                 ) -> tuple[TableSet, ImportSummary]:
+    """`import_export` on the file's bytes (already read by the caller)."""
+    path = Path(path)
+    root = Path(images_root) if images_root is not None else path.parent
+    summary = ImportSummary(source=str(path))
+    options = _Options(image_field or DEFAULT_IMAGE_FIELD, image_field is not None, caption_field)
+    tasks = _decode_tasks(raw, path)
+    rows = _Rows()
+    task_items = [t for t in tasks if isinstance(t, Task)]
+    is_min = bool(task_items) and all(t.data is msgspec.UNSET and t.annotations is msgspec.UNSET
+                                      and (t.annotator is not msgspec.UNSET
+                                           or t.annotation_id is not msgspec.UNSET)
+                                      for t in task_items)
+    if is_min:
+        summary.shape = "JSON-MIN"
+        _walk_min(jsonio.decode(raw, path), rows, summary, options)
+    else:
+        _refuse_foreign(tasks, task_items, raw, path)
+        expanded = any(isinstance(a, Annotation) and isinstance(a.completed_by, User)
+                       for t in task_items if isinstance(t.annotations, list)
+                       for a in t.annotations)
+        summary.shape = "JSON snapshot (users expanded)" if expanded else "JSON"
+        _walk_tasks(tasks, rows, summary, options)
+    del tasks, task_items, raw
+    ts = _build(rows, summary, root, labels, hash_images, allow_outside_root)
+    return ts, summary
+
+
+def _decode_tasks(raw: bytes, path: Path) -> list:
+    if jsonio.first_char(raw) not in "[{":  # a bare value (or empty: the decoder says so)
+        value = jsonio.decode(raw, path)
+        raise ExportError(f"{path}: expected a JSON list of tasks, found {_kind(value)}")
+    if jsonio.first_char(raw) == "{":
+        data = jsonio.decode(raw, path)
+        if not isinstance(data.get("tasks"), list):
+            keys = ", ".join(list(data)[:6])
+            raise ExportError(f"{path}: expected a JSON list of tasks, found an object (keys: "
+                              f"{keys}); is this a COCO file? (`--format coco`)")
+        raw = msgspec.json.encode(data["tasks"])
+    tasks = jsonio.decode(raw, path, TASKS)
+    if not isinstance(tasks, list):
+        raise ExportError(f"{path}: expected a JSON list of tasks, found {_kind(tasks)}")
+    return tasks
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string"}.get(type(value),
+                                                                    type(value).__name__)
+
+
+def _refuse_foreign(tasks: list, task_items: list, raw: bytes, path: Path) -> None:
+    """A COCO results file is a JSON list too: name it instead of rejecting every 'task'."""
+    if not tasks or any(t.data is not msgspec.UNSET for t in task_items):
+        return
+    first = jsonio.decode(raw, path)[:1]
+    if first and isinstance(first[0], dict) and "image_id" in first[0]:
+        kind = "caption" if "caption" in first[0] else "detection"
+        raise ExportError(f"{path}: this is a COCO {kind} results file (image_id, "
+                          f"{'caption' if kind == 'caption' else 'category_id, bbox, score'}), "
+                          "not a Label Studio export; score it with "
+                          + ("`stage2-generate score`" if kind == "caption"
+                             else "`stage1-detect evaluate --predictions`"))
+
+
+# --- walking the JSON ------------------------------------------------------------------------
+
+
+def _where(item: int, task_id: object) -> str:
+    return f"item {item} (task {task_id})"
+
+
+def _walk_tasks(tasks: list, rows: _Rows, summary: ImportSummary, options: _Options) -> None:
+    summary.tasks_read = len(tasks)
+    for item, task in enumerate(tasks):
+        if not isinstance(task, Task):
+            summary.reject("task: not an object", f"item {item}")
+            continue
+        where = _where(item, task.id)
+        annotations = task.annotations if isinstance(task.annotations, list) else []
+        predictions = task.predictions if isinstance(task.predictions, list) else []
+        summary.annotations_read += len(annotations)
+        if task.annotations is not msgspec.UNSET and not isinstance(task.annotations, list) \
+                and task.annotations is not None:
+            summary.reject("task: `annotations` is not a list", where)
+        key = _add_task(task.id, task.data, task.meta, where, rows, summary, options)
+        if key is None:
+            summary.reject("annotation: its task was rejected", where, len(annotations))
+            continue
+        for ann in annotations:
+            _walk_annotation(ann, key, where, rows, summary)
+        for pred in predictions:
+            _walk_prediction(pred, key, where, rows, summary)
+
+
+def _add_task(task_id: object, data: object, meta: object, where: str, rows: _Rows,
+              summary: ImportSummary, options: _Options) -> int | None:
+    """Record the task; return its position, or None (counted) when unusable."""
+    if not isinstance(data, dict):
+        summary.reject("task: missing or non-object `data`", where)
+        return None
+    field_name = options.image_field
+    if field_name not in data:
+        hint = ("" if options.image_field_given else
+                "; name the image field with --image-field (or --labels CONFIG.xml)")
+        keys = ", ".join(map(str, list(data)[:8])) or "none"
+        summary.reject(f"task: no {field_name!r} field in data{hint}", f"{where}: data keys "
+                       f"{keys}")
+        return None
+    ref = data[field_name]
+    if not isinstance(ref, str) or not ref.strip():
+        summary.reject(f"task: data.{field_name} is not a non-empty string", where)
+        return None
+    image_id = data.get("image_id", task_id)
+    if image_id is None or isinstance(image_id, (dict, list, bool)):
+        summary.reject("task: no usable id (task id and data.image_id missing or not a value)",
+                       where)
+        return None
+    meta_sha = meta.get("sha256") if isinstance(meta, dict) else None
+    rows.tasks.append((task_id, str(image_id), ref, data.get("group_id"), data.get("split"),
+                       meta_sha if isinstance(meta_sha, str) else None, data.get("width"),
+                       data.get("height")))
+    return len(rows.tasks) - 1
+
+
+def _flag(value: object) -> bool | None:
+    """A boolean as Label Studio (or a hand-edited file) writes it; None when it is not one."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", ""):
+        return value.strip().lower() in ("true", "1")
+    return None
+
+
+def _walk_annotation(ann: object, task: int, where: str, rows: _Rows,
+                     summary: ImportSummary) -> None:
+    if not isinstance(ann, Annotation):
+        summary.reject("annotation: not an object", where)
+        return
+    at = f"{where}, annotation {ann.id}"
+    cancelled = _flag(ann.was_cancelled)
+    if cancelled is None:
+        summary.reject("annotation: was_cancelled is not a boolean", at)
+        return
+    if cancelled:
+        summary.skipped += 1
+        return
+    user_id, email = _person(ann.completed_by)
+    if user_id is None and email is None:
+        summary.reject("annotation: no completed_by (annotator unknown)", at)
+        return
+    record = (task, ann.id, user_id, email, ann.lead_time, ann.created_at)
+    _add_results(ann.result, rows.annotations, record, False, "annotation", at, rows, summary)
+
+
+def _person(user: object) -> tuple[str | None, str | None]:
+    """(user id as text, email) of a `completed_by` / JSON-MIN `annotator`: an id, an object
+    with id and email, or an email given in place of the id; None for what is neither."""
+    user_id, email = (user.id, user.email) if isinstance(user, User) else (user, None)
+    user_id = None if isinstance(user_id, (dict, list, bool)) else user_id
+    email = email if isinstance(email, str) and email.strip() else None
+    if isinstance(user_id, str) and "@" in user_id and email is None:
+        user_id, email = None, user_id
+    return (None if user_id is None else str(user_id)), email
+
+
+def _add_results(raw: msgspec.Raw, owners: list, record: tuple, is_pred: bool, what: str,
+                 at: str, rows: _Rows, summary: ImportSummary) -> None:
+    """Decode one `result` list; if it is usable, append `record` to `owners` and its regions
+    and caption to the rows. Missing, null or non-list results reject the owner (counted)."""
+    if len(raw) == 0:
+        summary.reject(f"{what}: no `result` (an empty list means 'drew nothing'; a missing "
+                       "one is not that)", at)
+        return
+    try:
+        results, strict = STRICT_RESULTS.decode(raw), True
+    except msgspec.ValidationError:
+        try:
+            results, strict = LOOSE_RESULTS.decode(raw), False
+        except msgspec.ValidationError as err:
+            summary.reject(f"{what}: unreadable `result` ({err})", at)
+            return
+        if not isinstance(results, list):
+            summary.reject(f"{what}: `result` is " + ("null" if results is None
+                                                       else "not a list"), at)
+            return
+    _add_owner(results, strict, owners, record, is_pred, at, rows, summary)
+
+
+def _add_owner(results: list, strict: bool, owners: list, record: tuple, is_pred: bool, at: str,
+               rows: _Rows, summary: ImportSummary) -> None:
+    """Append `record` (an annotation or a prediction) to `owners`, and its decoded results:
+    rectangles to the region columns, TextArea texts as one caption, other types counted."""
+    task, owner = record[0], len(owners)
+    owners.append(record)
+    texts, others = (rows.regions.add_strict(results, task, owner, is_pred) if strict else
+                     rows.regions.add_loose(results, task, owner, is_pred, at, summary))
+    for kind in others:
+        summary.ignored_results[kind] += 1
+    caption = " ".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
+    if caption:
+        rows.captions.append((task, owner, is_pred, caption))
+
+
+def _walk_prediction(pred: object, task: int, where: str, rows: _Rows,
+                     summary: ImportSummary) -> None:
+    if not isinstance(pred, Prediction):
+        if isinstance(pred, int) and not isinstance(pred, bool):
+            summary.predictions_as_ids += 1
+        else:
+            summary.reject("prediction: not an object", where)
+        return
+    summary.predictions += 1
+    at = f"{where}, prediction {pred.id}"
+    version = pred.model_version if isinstance(pred.model_version, (str, int, float)) else ""
+    record = (task, pred.id, str(version), pred.score)
+    _add_results(pred.result, rows.predictions, record, True, "prediction", at, rows, summary)
+
+
+def _walk_min(items: list, rows: _Rows, summary: ImportSummary, options: _Options) -> None:
+    """JSON-MIN: one flat row per completed annotation with its task's data inlined."""
+    tasks: dict[object, int | None] = {}
+    for item, row in enumerate(items):
+        summary.annotations_read += 1
+        if not isinstance(row, dict):
+            summary.reject("annotation: not an object", f"item {item}")
+            continue
+        task_id = row.get("id")
+        where = _where(item, task_id)
+        task_key = (repr(task_id), str(row.get("image_id")))
+        if task_key not in tasks:
+            data = {k: v for k, v in row.items()
+                    if k not in MIN_ANNOTATION_KEYS and k != options.caption_field
+                    and not (isinstance(v, list) and v and isinstance(v[0], dict))}
+            tasks[task_key] = _add_task(task_id, data, None, where, rows, summary, options)
+        task = tasks[task_key]
+        at = f"{where}, annotation {row.get('annotation_id')}"
+        if task is None:
+            summary.reject("annotation: its task was rejected", at)
+            continue
+        results: list[LooseResult] = []
+        for name, value in row.items():
+            if not (isinstance(value, list) and value and isinstance(value[0], dict)):
+                continue
+            for k, region in enumerate(value):
+                if isinstance(region, dict) and "rectanglelabels" in region:
+                    results.append(LooseResult(
+                        id=f"{name}-{k}", type="rectanglelabels",
+                        original_width=region.get("original_width"),
+                        original_height=region.get("original_height"),
+                        value=LooseValue(**{key: region.get(key)
+                                            for key in LooseValue.__struct_fields__})))
+                else:
+                    summary.ignored_results[f"{name} (JSON-MIN)"] += 1
+        if options.caption_field in row:
+            results.append(LooseResult(type="textarea",
+                                   value=LooseValue(text=row[options.caption_field])))
+        user_id, email = _person(row.get("annotator"))
+        if user_id is None and email is None:
+            summary.reject("annotation: no annotator", at)
+            continue
+        record = (task, row.get("annotation_id"), user_id, email, row.get("lead_time"),
+                  row.get("created_at"))
+        _add_owner(results, False, rows.annotations, record, False, at, rows, summary)
+    summary.tasks_read = len(tasks)
+
+
+# --- building the tables ---------------------------------------------------------------------
+
+
+def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(float values, mask of values present but not a real number: text, booleans, lists).
+    Missing values (None) are NaN and not flagged. Vectorised when the column is clean."""
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("integer", "floating", "mixed-integer-float", "empty"):
+        return pd.to_numeric(values, errors="coerce").to_numpy(float), np.zeros(len(values), bool)
+    ok = values.map(lambda v: v is None or is_number(v)).to_numpy(bool)
+    out = pd.to_numeric(values.where(ok, None), errors="coerce").to_numpy(float)
+    return out, ~ok
+
+
+def _build(rows: _Rows, summary: ImportSummary, root: Path, labels: list[str] | None,
+           hash_images: bool, allow_outside: bool) -> TableSet:
+    tasks = pd.DataFrame(rows.tasks, columns=_TASK_COLS)
+    annotations = pd.DataFrame(rows.annotations, columns=_ANN_COLS)
+    predictions = pd.DataFrame(rows.predictions, columns=_PRED_COLS)
+    captions = pd.DataFrame(rows.captions, columns=_CAPTION_COLS)
+    regions = _Regions(rows.regions, tasks, annotations, predictions)
+    rows.tasks, rows.annotations, rows.predictions, rows.captions = [], [], [], []
+    where_task = "item " + tasks.index.astype(str) + " (task " + tasks.task_id.astype(str) + ")"
+    keep_task = _duplicate_tasks(tasks, where_task, summary)
+    annotations["annotator"] = _annotators(annotations, summary)
+    images, task_ok = _build_images(tasks, keep_task, regions, where_task, summary, root,
+                                    hash_images, allow_outside)
+    _orphans(annotations, task_ok, summary, "annotation", where_task)
+    _orphans(predictions, task_ok, summary, "prediction", where_task)
+    ann_ok = task_ok[annotations.task.to_numpy(int)] if len(annotations) else np.zeros(0, bool)
+    ann_table, ann_keep = _build_annotations(annotations, ann_ok, tasks, where_task, summary)
+    pred_keep = (task_ok[predictions.task.to_numpy(int)] if len(predictions)
+                 else np.zeros(0, bool))
+    owners = _Owners(ann_keep, pred_keep, annotations.annotator.to_numpy(object),
+                     np.array([model_source(v) for v in predictions.model_version], dtype=object))
+    boxes = _build_boxes(regions, images, tasks, owners, predictions, labels, summary)
+    caption_table = _build_captions(captions, tasks, owners)
+    seen_labels = sorted(boxes.label.dropna().unique().tolist()) if len(boxes) else []
+    ts = TableSet(images=images, annotations=ann_table, boxes=boxes, captions=caption_table,
+                  labels=list(labels) if labels else seen_labels,
+                  meta={"source": summary.source,
+                        "import": {"shape": summary.shape, "tasks_read": summary.tasks_read,
+                                   "skipped": summary.skipped}}).validate()
+    summary.count_kept(ts)
+    return ts
+
+
+class _Regions:
+    """The walked regions as numpy columns, with their locations built on demand."""
+
+    def __init__(self, columns: RegionColumns, tasks: pd.DataFrame, annotations: pd.DataFrame,
+                 predictions: pd.DataFrame):
+        self.col = columns.arrays()
+        self.label_names = np.array([*columns.label_names, None], dtype=object)
+        self.tasks, self.annotations, self.predictions = tasks, annotations, predictions
+
+    def __len__(self) -> int:
+        return len(self.col["task"])
+
+    def subset(self, keep: np.ndarray) -> None:
+        self.col = {name: values[keep] for name, values in self.col.items()}
+
+    def where(self, at: np.ndarray) -> list[str]:
+        """Locations ('item i (task t), annotation a, region r') of the regions at `at`."""
+        out = []
+        for i in at:
+            task, owner = int(self.col["task"][i]), int(self.col["owner"][i])
+            if self.col["is_pred"][i]:
+                owner_at = f"prediction {self.predictions.pred_id.iat[owner]}"
+            else:
+                owner_at = f"annotation {self.annotations.ann_id.iat[owner]}"
+            region = self.col["region_id"][i]
+            region = f"r{self.col['position'][i]}" if region is None else region
+            out.append(f"{_where(task, self.tasks.task_id.iat[task])}, {owner_at}, "
+                       f"region {region}")
+        return out
+
+    def object_ids(self) -> np.ndarray:
+        """The result's `id` as text; `r<position>` where it has none (older exports)."""
+        ids = pd.Series(self.col["region_id"], dtype=object)
+        fallback = "r" + pd.Series(self.col["position"]).astype(str)
+        return ids.astype(str).where(ids.notna() & (ids != ""), fallback).to_numpy(object)
+
+
+@dataclass
+class _Owners:
+    """Per annotation and per prediction: kept or not, and the annotator name rows get."""
+
+    ann_keep: np.ndarray
+    pred_keep: np.ndarray
+    ann_name: np.ndarray
+    pred_name: np.ndarray
+
+    def pick(self, owner: np.ndarray, is_pred: np.ndarray, ann: np.ndarray, pred: np.ndarray
+             ) -> np.ndarray:
+        out = np.empty(len(owner), dtype=ann.dtype)
+        out[~is_pred] = ann[owner[~is_pred]]
+        out[is_pred] = pred[owner[is_pred]]
+        return out
+
+    def kept(self, owner: np.ndarray, is_pred: np.ndarray) -> np.ndarray:
+        return self.pick(owner, is_pred, self.ann_keep, self.pred_keep)
+
+    def names(self, owner: np.ndarray, is_pred: np.ndarray) -> np.ndarray:
+        return self.pick(owner, is_pred, self.ann_name, self.pred_name)
+
+
+def _duplicate_tasks(tasks: pd.DataFrame, where: pd.Series, summary: ImportSummary
+                     ) -> np.ndarray:
+    """Keep the first task of each task id and of each image id; reject the later ones."""
+    task_id = tasks.task_id.map(lambda v: None if v is None else repr(v))
+    dup = ((task_id.notna() & task_id.duplicated()) | tasks.image_id.duplicated()).to_numpy(bool)
+    summary.reject("task: duplicate task id or image id (an earlier task has it; rejected with "
+                   "its annotations, predictions and captions)",
+                   list(where[dup].head(3) + ": image_id " + tasks.image_id[dup].head(3)),
+                   int(dup.sum()))
+    return ~dup
+
+
+def _annotators(ann: pd.DataFrame, summary: ImportSummary) -> pd.Series:
+    """One name per person: the email seen for a user id anywhere in the file, else the id."""
+    if ann.empty:
+        return pd.Series([], dtype=object)
+    known = ann.dropna(subset=["user_id", "email"]).drop_duplicates(["user_id", "email"])
+    clash = known.user_id.duplicated(keep=False)
+    for uid, group in known[clash].groupby("user_id"):
+        summary.notes.append(f"user id {uid} appears with several emails "
+                             f"({', '.join(group.email)}); named {group.email.iloc[0]}")
+    email_of = known.drop_duplicates("user_id").set_index("user_id").email
+    named = ann.user_id.map(email_of)
+    bare = ann.email.isna() & named.notna()
+    summary.annotator_ids = {uid: email_of[uid] for uid in ann.loc[bare, "user_id"].unique()}
+    name = np.where(ann.email.notna(), ann.email, np.where(named.notna(), named, ann.user_id))
+    return pd.Series(name, index=ann.index, dtype=object)
+
+
+def _orphans(frame: pd.DataFrame, task_ok: np.ndarray, summary: ImportSummary, what: str,
+             where: pd.Series) -> None:
+    """Count the items whose task was rejected (they go with it)."""
+    if frame.empty:
+        return
+    lost = ~task_ok[frame.task.to_numpy(int)]
+    summary.reject(f"{what}: its task was rejected", list(where.iloc[frame.task[lost].head(3)]),
+                   int(lost.sum()))
+
+
+def _positive(values: pd.Series | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(values with anything but a positive finite number as NaN, mask of nulled values)."""
+    if isinstance(values, np.ndarray):
+        numbers, bad = values, np.zeros(len(values), bool)
+    else:
+        numbers, bad = _numbers(values)
+    with np.errstate(invalid="ignore"):
+        bad = bad | (~np.isnan(numbers) & ~(np.isfinite(numbers) & (numbers > 0)))
+    return np.where(bad, np.nan, numbers), bad
+
+
+def _build_images(tasks: pd.DataFrame, keep_task: np.ndarray, regions: _Regions,
+                  where: pd.Series, summary: ImportSummary, root: Path, hash_images: bool,
+                  allow_outside: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per kept task; size from the results' original size, data.width/height or the
+    image itself; the reference resolved inside the images root only."""
+    n = len(tasks)
+    ok = keep_task.copy()
+    ow, bad_w = _positive(regions.col["ow"])
+    oh, bad_h = _positive(regions.col["oh"])
+    bad = bad_w | bad_h
+    summary.null(SIZE_NULLED, regions.where(np.flatnonzero(bad)[:3]), int(bad.sum()))
+    regions.col["ow"], regions.col["oh"] = ow, oh
+    sizes = pd.DataFrame({"task": regions.col["task"], "ow": ow, "oh": oh}).dropna()
+    first = sizes.groupby("task")[["ow", "oh"]].first()
+    width = pd.Series(np.nan, index=range(n))
+    height = pd.Series(np.nan, index=range(n))
+    width.loc[first.index], height.loc[first.index] = first.ow, first.oh
+    dw, bad_dw = _positive(tasks.width)
+    dh, bad_dh = _positive(tasks.height)
+    summary.null("task: data.width/height not a positive number (nulled)",
+                 list(where[bad_dw | bad_dh].head(3)), int((bad_dw | bad_dh).sum()))
+    width, height = width.fillna(pd.Series(dw)), height.fillna(pd.Series(dh))
+    found = image_files.locate_all(tasks.ref.where(ok, None), root, allow_outside=allow_outside,
+                                   hash_images=hash_images)
+    status = found.status.where(ok, "")
+    summary.images_missing += int((status == image_files.MISSING).sum())
+    summary.images_outside_root += int((status == image_files.OUTSIDE).sum())
+    summary.images_inline += int((status == image_files.INLINE).sum())
+    outside = (status == image_files.OUTSIDE).to_numpy()
+    if outside.any():
+        summary.examples["images outside the images root"] = list(
+            (where[outside] + ": " + tasks.ref[outside].str.slice(0, 80)).head(3))
+    unreadable = (status == image_files.UNREADABLE).to_numpy()
+    summary.reject("task: image unreadable", list(where[unreadable].head(3) + ": "
+                                                  + found.detail[unreadable].head(3)),
+                   int(unreadable.sum()))
+    ok &= ~unreadable
+    width, height = width.fillna(found.width), height.fillna(found.height)
+    unknown = ok & (width.isna() | height.isna()).to_numpy()
+    summary.reject("task: image size unknown (no original_width/height in any result and the "
+                   f"image is not found under --images-root {root})",
+                   list((where + ": " + tasks.ref.str.slice(0, 80))[unknown].head(3)),
+                   int(unknown.sum()))
+    ok &= ~unknown
+    split = tasks.split.where(tasks.split.isin(SPLITS))
+    bad_split = (tasks.split.notna() & split.isna()).to_numpy() & ok
+    summary.null(f"task: data.split not one of {SPLITS} (nulled)", list(where[bad_split].head(3)),
+                 int(bad_split.sum()))
+    group = tasks.group_id.map(lambda v: str(v) if is_number(v) or isinstance(v, str) else None)
+    bad_group = (tasks.group_id.notna() & group.isna()).to_numpy() & ok
+    summary.null("task: data.group_id is not a value (nulled)", list(where[bad_group].head(3)),
+                 int(bad_group.sum()))
+    images = pd.DataFrame({
+        "image_id": tasks.image_id, "path": found.path, "width": width, "height": height,
+        "group_id": group, "sha256": found.sha256.fillna(tasks.meta_sha), "split": split})
+    images = images[ok]
+    if images.split.isna().all():
+        images = images.drop(columns="split")
+    return coerce("images", images.reset_index(drop=True)), ok
+
+
+def _build_annotations(ann: pd.DataFrame, ok: np.ndarray, tasks: pd.DataFrame,
+                       where_task: pd.Series, summary: ImportSummary
+                       ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Annotations of kept tasks; bad lead_time / created_at nulled; one annotator's repeats on
+    a task keep the latest. Returns the table and the keep mask over all annotations."""
+    if ann.empty:
+        return coerce("annotations", None), np.zeros(0, bool)
+    where = (where_task.iloc[ann.task].to_numpy(object) + ", annotation "
+             + ann.ann_id.astype(str).to_numpy(object))
+    lead, bad_lead = _numbers(ann.lead_time)
+    with np.errstate(invalid="ignore"):
+        bad_lead |= ~np.isnan(lead) & ~(np.isfinite(lead) & (lead >= 0))
+    lead[bad_lead] = np.nan
+    summary.null("annotation: lead_time not a non-negative number of seconds (nulled)",
+                 list(where[bad_lead & ok][:3]), int((bad_lead & ok).sum()))
+    stamps = ann.created_at.where(ann.created_at.map(lambda v: isinstance(v, str)), None)
+    created = pd.to_datetime(stamps, utc=True, errors="coerce", format="ISO8601")
+    bad_time = (ann.created_at.notna() & created.isna()).to_numpy() & ok
+    summary.null("annotation: created_at not an ISO 8601 time (nulled)", list(where[bad_time][:3]),
+                 int(bad_time.sum()))
+    frame = pd.DataFrame({"image_id": tasks.image_id.iloc[ann.task].to_numpy(object),
+                          "annotator": ann.annotator, "source": HUMAN, "lead_time": lead,
+                          "created_at": created, "_order": np.arange(len(ann))})
+    kept = frame[ok].sort_values(["created_at", "_order"], na_position="first")
+    repeat = kept.duplicated(["image_id", "annotator"], keep="last")
+    summary.reject("annotation: same annotator annotated the task again (kept the latest)",
+                   list(where[kept._order[repeat].head(3)]), int(repeat.sum()))
+    keep = np.zeros(len(ann), dtype=bool)
+    keep[kept._order[~repeat].to_numpy(int)] = True
+    table = frame[keep].drop(columns="_order").reset_index(drop=True)
+    return coerce("annotations", table), keep
+
+
+def _build_boxes(regions: _Regions, images: pd.DataFrame, tasks: pd.DataFrame, owners: _Owners,
+                 predictions: pd.DataFrame, labels: list[str] | None, summary: ImportSummary
+                 ) -> pd.DataFrame:
+    """Percent regions -> absolute pixel boxes, with every bad region counted by reason."""
+    if not len(regions):
+        return coerce("boxes", None)
+    regions.subset(owners.kept(regions.col["owner"], regions.col["is_pred"]))
+    c = regions.col
+    image_id = tasks.image_id.to_numpy(object)[c["task"]]
+    size = images.set_index("image_id")[["width", "height"]]
+    img_w = pd.Series(image_id).map(size.width).to_numpy(float)
+    img_h = pd.Series(image_id).map(size.height).to_numpy(float)
+    ow, oh = np.where(np.isnan(c["ow"]), img_w, c["ow"]), np.where(np.isnan(c["oh"]), img_h,
+                                                                    c["oh"])
+    x, y, w, h = c["x"], c["y"], c["w"], c["h"]
+    label = regions.label_names[c["label"]]  # code -1 (no label) picks the trailing None
+    x0, y0, x1, y1 = x * ow / 100, y * oh / 100, (x + w) * ow / 100, (y + h) * oh / 100
+    tol_x, tol_y = CLIP_TOLERANCE * img_w, CLIP_TOLERANCE * img_h
+    overshoot = (x0 < 0) | (y0 < 0) | (x1 > img_w) | (y1 > img_h)
+    outside = (x0 < -tol_x) | (y0 < -tol_y) | (x1 > img_w + tol_x) | (y1 > img_h + tol_y)
+    cx0, cy0 = np.clip(x0, 0, img_w), np.clip(y0, 0, img_h)
+    cx1, cy1 = np.clip(x1, 0, img_w), np.clip(y1, 0, img_h)
+    annotator = owners.names(c["owner"], c["is_pred"])
+    source = np.where(c["is_pred"], annotator, HUMAN)
+    object_id = regions.object_ids()
+    reasons = [
+        (~np.isfinite(np.stack([x, y, w, h])).all(axis=0),
+         "box: missing or non-numeric x/y/width/height"),
+        ((w <= 0) | (h <= 0), "box: width or height <= 0 (negative or empty box)"),
+        (np.abs(c["rotation"]) > 1e-6,
+         "box: rotated rectangle (rotation != 0 is not supported; straighten it in Label Studio)"),
+        (c["n_labels"] == 0, "box: no label"),
+        (c["n_labels"] > 1, "box: several labels on one box"),
+        ((np.abs(ow - img_w) > 0.5) | (np.abs(oh - img_h) > 0.5),
+         "box: original_width/height differ from the image's size"),
+        (outside, f"box: outside the image by more than {CLIP_TOLERANCE:.0%}"),
+        ((cx1 <= cx0) | (cy1 <= cy0), "box: empty once clipped to the image"),
+    ]
+    if labels:
+        reasons.append((~pd.Series(label).isin(labels).to_numpy(),
+                        f"box: label not in the label map {list(labels)}"))
+    dup = pd.DataFrame({"i": image_id, "a": annotator, "r": object_id}).duplicated()
+    reasons.append((dup.to_numpy(), "box: duplicate region id in one annotation or prediction"))
+    keep = summary.reject_where(reasons, locate=regions.where)
+    summary.clipped_boxes += int((overshoot & keep).sum())
+    score = _scores(c, predictions, keep, regions, summary)
+    out = pd.DataFrame({
+        "image_id": image_id, "annotator": annotator, "object_id": object_id, "label": label,
+        "x0": cx0, "y0": cy0, "x1": cx1, "y1": cy1, "score": score, "source": source})
+    return coerce("boxes", out[keep].reset_index(drop=True))
+
+
+def _scores(c: dict, predictions: pd.DataFrame, keep: np.ndarray, regions: _Regions,
+            summary: ImportSummary) -> np.ndarray:
+    """Model rows: the region's score, else its prediction's; outside [0, 1] or not a number is
+    nulled and counted. Human rows: NaN (a human box has no confidence)."""
+    is_pred = c["is_pred"]
+    pred_score, bad_pred = _numbers(predictions.score) if len(predictions) else (
+        np.zeros(0), np.zeros(0, bool))
+    owner = np.where(is_pred, c["owner"], 0)
+    fallback = np.where(is_pred, pred_score[owner] if len(pred_score) else np.nan, np.nan)
+    fallback_bad = is_pred & (bad_pred[owner] if len(bad_pred) else False)
+    score = np.where(np.isnan(c["score"]), fallback, c["score"])
+    bad = (np.isnan(c["score"]) & fallback_bad) | (~np.isnan(score) & ((score < 0) | (score > 1)))
+    nulled = bad & is_pred & keep
+    summary.null("prediction: score not a number in [0, 1] (nulled)",
+                 regions.where(np.flatnonzero(nulled)[:3]), int(nulled.sum()))
+    return np.where(is_pred & ~bad, score, np.nan)
+
+
+def _build_captions(cap: pd.DataFrame, tasks: pd.DataFrame, owners: _Owners) -> pd.DataFrame:
+    if cap.empty:
+        return coerce("captions", None)
+    owner, is_pred = cap.owner.to_numpy(int), cap.is_pred.to_numpy(bool)
+    live = owners.kept(owner, is_pred)
+    annotator = owners.names(owner, is_pred)[live]
+    return coerce("captions", pd.DataFrame({
+        "image_id": tasks.image_id.to_numpy(object)[cap.task.to_numpy(int)[live]],
+        "annotator": annotator, "caption": cap.caption[live].to_numpy(object),
+        "source": np.where(is_pred[live], annotator, HUMAN)}))

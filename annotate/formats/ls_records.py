@@ -1,0 +1,260 @@
+"""The parts of a Label Studio export we read, as msgspec records, and the columns regions land in.
+
+Tasks and annotations are decoded into small records that skip every field we do not read; an
+annotation's `result` stays raw bytes until it is walked. A `result` list is first decoded with
+strict types (numbers are numbers, labels are text), which is fast and lets the values go
+straight into typed arrays; only a list that fails that is decoded loosely and checked value by
+value, so one bad value costs its region, never the file.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from typing import Any, Union
+
+import msgspec
+import numpy as np
+
+from annotate.formats.summary import ImportSummary
+
+_Scalar = Union[str, int, float, bool, None]  # noqa: UP007 - msgspec reads typing unions
+NAN = math.nan
+
+
+class User(msgspec.Struct, gc=False):
+    id: Any = None
+    email: Any = None
+
+
+class Annotation(msgspec.Struct, gc=False):
+    id: Any = None
+    completed_by: Union[User, list, _Scalar] = None  # noqa: UP007
+    result: msgspec.Raw = msgspec.Raw(b"")  # b"" when the key is missing, b"null" for null
+    was_cancelled: Any = None
+    lead_time: Any = None
+    created_at: Any = None
+
+
+class Prediction(msgspec.Struct, gc=False):
+    id: Any = None
+    model_version: Any = None
+    score: Any = None
+    result: msgspec.Raw = msgspec.Raw(b"")
+
+
+_Items = Union[list[Union[Annotation, list, _Scalar]], dict, _Scalar,  # noqa: UP007
+               msgspec.UnsetType]
+
+
+class Task(msgspec.Struct, gc=False):
+    id: Any = None
+    data: Any = msgspec.UNSET
+    meta: Any = None
+    annotations: _Items = msgspec.UNSET
+    predictions: Union[list[Union[Prediction, list, _Scalar]], dict, _Scalar,  # noqa: UP007
+                       msgspec.UnsetType] = msgspec.UNSET
+    annotator: Any = msgspec.UNSET  # JSON-MIN rows carry these instead of `annotations`
+    annotation_id: Any = msgspec.UNSET
+
+
+TASKS = msgspec.json.Decoder(list[Union[Task, list, _Scalar]])  # noqa: UP007
+
+
+# --- results, strict ---------------------------------------------------------------------------
+
+class RectValue(msgspec.Struct, gc=False):
+    x: float
+    y: float
+    width: float
+    height: float
+    rectanglelabels: list[str]
+    rotation: float = 0.0
+
+
+class Rect(msgspec.Struct, tag="rectanglelabels", tag_field="type", gc=False):
+    value: RectValue
+    id: Union[str, int, None] = None  # noqa: UP007
+    original_width: Union[float, None] = None  # noqa: UP007
+    original_height: Union[float, None] = None  # noqa: UP007
+    score: Union[float, None] = None  # noqa: UP007
+
+
+class TextValue(msgspec.Struct, gc=False):
+    text: Union[list[str], str, None] = None  # noqa: UP007
+
+
+class Text(msgspec.Struct, tag="textarea", tag_field="type", gc=False):
+    value: TextValue
+
+
+#: Other result types Label Studio writes; read (to count them as ignored) without their values.
+OTHER_TYPES = ("choices", "labels", "taxonomy", "rating", "number", "datetime", "relation",
+               "rectangle", "polygon", "polygonlabels", "keypoint", "keypointlabels", "ellipse",
+               "ellipselabels", "brush", "brushlabels", "paragraphlabels", "hypertextlabels",
+               "timeserieslabels", "videorectangle", "pairwise", "ranker")
+_OTHERS = tuple(msgspec.defstruct(f"Other_{name}", [], tag=name, tag_field="type", gc=False)
+                for name in OTHER_TYPES)
+STRICT_RESULTS = msgspec.json.Decoder(list[Union[(Rect, Text, *_OTHERS)]])
+
+
+# --- results, loose ----------------------------------------------------------------------------
+
+class LooseValue(msgspec.Struct, gc=False):
+    x: Any = None
+    y: Any = None
+    width: Any = None
+    height: Any = None
+    rotation: Any = None
+    rectanglelabels: Any = None
+    text: Any = None
+
+
+class LooseResult(msgspec.Struct, gc=False):
+    id: Any = None
+    type: Any = None
+    value: Union[LooseValue, list, _Scalar] = None  # noqa: UP007
+    original_width: Any = None
+    original_height: Any = None
+    score: Any = None
+
+
+LOOSE_RESULTS = msgspec.json.Decoder(
+    Union[list[Union[LooseResult, list, _Scalar]], dict, _Scalar])  # noqa: UP007
+
+
+SIZE_NULLED = ("box: original_width/height not a positive number (nulled; the image's size is "
+               "used)")
+
+
+def is_number(value: object) -> bool:
+    """A JSON number (booleans are not numbers here)."""
+    return value.__class__ in (int, float)
+
+
+class RegionColumns:
+    """Rectangle regions as typed columns (8 floats and a few ints per region, not Python
+    objects), filled by the walk and turned into numpy arrays for the vectorised checks."""
+
+    FLOATS = ("x", "y", "w", "h", "rotation", "ow", "oh", "score")
+
+    def __init__(self) -> None:
+        self.task, self.owner, self.position = array("q"), array("q"), array("q")
+        self.is_pred, self.n_labels = array("b"), array("q")
+        self.label = array("q")
+        self.region_id: list = []
+        self.label_names: list[str] = []
+        self._codes: dict[str, int] = {}
+        for name in self.FLOATS:
+            setattr(self, name, array("d"))
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+    def _code(self, labels: list[str]) -> int:
+        if not labels:
+            return -1
+        code = self._codes.get(labels[0])
+        if code is None:
+            code = self._codes[labels[0]] = len(self.label_names)
+            self.label_names.append(labels[0])
+        return code
+
+    def _append(self, task: int, owner: int, is_pred: bool, position: int, region_id: object,
+                labels: list[str], x: float, y: float, w: float, h: float, rotation: float,
+                ow: float, oh: float, score: float) -> None:
+        """One rectangle whose values are already checked (numbers; NaN for absent sizes)."""
+        self.task.append(task)
+        self.owner.append(owner)
+        self.is_pred.append(is_pred)
+        self.position.append(position)
+        self.region_id.append(region_id)
+        self.n_labels.append(len(labels))
+        self.label.append(self._code(labels))
+        self.x.append(x)
+        self.y.append(y)
+        self.w.append(w)
+        self.h.append(h)
+        self.rotation.append(rotation)
+        self.ow.append(ow)
+        self.oh.append(oh)
+        self.score.append(score)
+
+    def add_strict(self, results: list, task: int, owner: int, is_pred: bool) -> list:
+        """Append the strictly typed rectangles; return [TextArea texts, other result types]."""
+        texts: list = []
+        others: list[str] = []
+        for k, res in enumerate(results):
+            cls = res.__class__
+            if cls is Rect:
+                value = res.value
+                self._append(task, owner, is_pred, k, res.id, value.rectanglelabels, value.x,
+                             value.y, value.width, value.height, value.rotation,
+                             NAN if res.original_width is None else res.original_width,
+                             NAN if res.original_height is None else res.original_height,
+                             NAN if res.score is None else res.score)
+            elif cls is Text:
+                text = res.value.text
+                texts.extend(text if isinstance(text, list) else [text])
+            else:
+                others.append(cls.__struct_config__.tag)
+        return [texts, others]
+
+    def add_loose(self, results: list, task: int, owner: int, is_pred: bool, where: str,
+                  summary: ImportSummary) -> list:
+        """The same for a loosely decoded list: every value checked, bad ones counted."""
+        texts: list = []
+        others: list[str] = []
+        for k, res in enumerate(results):
+            if not isinstance(res, LooseResult):
+                summary.reject("result: not an object", f"{where}, result {k}")
+                continue
+            value = res.value
+            if res.type == "textarea":
+                text = value.text if isinstance(value, LooseValue) else None
+                texts.extend(text if isinstance(text, list) else [text])
+                continue
+            if res.type != "rectanglelabels":
+                others.append(str(res.type))
+                continue
+            at = f"{where}, region {res.id if res.id is not None else k}"
+            if not isinstance(value, LooseValue):
+                summary.reject("box: `value` is not an object", at)
+                continue
+            coords = (value.x, value.y, value.width, value.height)
+            rotation = 0.0 if value.rotation is None else value.rotation
+            labels = value.rectanglelabels
+            if not all(map(is_number, coords)):
+                summary.reject("box: missing or non-numeric x/y/width/height", at)
+            elif not is_number(rotation):
+                summary.reject("box: rotation is not a number", at)
+            elif not isinstance(labels, list):
+                summary.reject("box: rectanglelabels is not a list", at)
+            elif not all(isinstance(label, str) for label in labels):
+                summary.reject("box: label is not text", at)
+            else:
+                sizes = (res.original_width, res.original_height)
+                if not all(v is None or is_number(v) for v in sizes):
+                    summary.null(SIZE_NULLED, at)
+                if res.score is not None and not is_number(res.score):
+                    summary.null(("prediction" if is_pred else "box") + ": score not a number "
+                                 "(nulled)", at)
+                ow, oh = (float(v) if is_number(v) else NAN for v in sizes)
+                region_id = res.id if isinstance(res.id, (str, int)) and not isinstance(
+                    res.id, bool) else None
+                self._append(task, owner, is_pred, k, region_id, labels,
+                             *(float(v) for v in coords), float(rotation), ow, oh,
+                             float(res.score) if is_number(res.score) else NAN)
+        return [texts, others]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every column as a numpy array (the typed ones without copying)."""
+        out = {name: np.frombuffer(getattr(self, name), dtype=np.float64) if len(self)
+               else np.zeros(0) for name in self.FLOATS}
+        for name in ("task", "owner", "position", "n_labels", "label"):
+            out[name] = np.frombuffer(getattr(self, name), dtype=np.int64) if len(self) \
+                else np.zeros(0, dtype=np.int64)
+        out["is_pred"] = np.frombuffer(self.is_pred, dtype=np.int8).astype(bool) if len(self) \
+            else np.zeros(0, dtype=bool)
+        out["region_id"] = np.array(self.region_id, dtype=object)
+        return out

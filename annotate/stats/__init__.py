@@ -1,0 +1,1 @@
+"""Shared statistics: the bootstrap (draws and percentile intervals) and connected components."""

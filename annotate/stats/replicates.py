@@ -1,0 +1,326 @@
+"""Differences between trained models that survive a rerun: intervals over the test images
+*and* the training replicates, with the spread split into its two sources.
+
+A trained model is one draw: another seed, data order or CPU gives another model. Comparing
+two trained arms (variant A and variant B, run A and run B) on the same test images, the
+difference of their mean scores varies for two reasons:
+
+- **training**: the arms' replicates (models trained with other seeds) score differently on
+  the very same images. Estimated from each arm's per-replicate figures, it shrinks as 1/K
+  with K replicates per arm;
+- **test set**: another sample of test images would give another difference. Estimated by
+  resampling the images (paired: the same images drawn for both arms) with the replicates
+  averaged, it shrinks as 1/n.
+
+The interval is difference +- t * sqrt(training + test set), with Welch-Satterthwaite degrees
+of freedom (training components have K - 1 each, the images n - 1): with three replicates an
+arm's training variance is known only roughly, and the t quantile widens the interval
+accordingly. This is the variance accounting of Bouthillier et al. (MLSys 2021, "Accounting for
+Variance in Machine Learning Benchmarks"): randomise every source that varies between reruns
+and report how much each contributes. A two-level percentile bootstrap (resampling images and,
+within each arm, replicates, as rliable's stratified bootstrap does over runs and tasks;
+Agarwal et al., NeurIPS 2021) is the other common choice; with 3-5 replicates a percentile
+bootstrap of the replicates under-covers (it treats K values as the population), which the
+calibration test in `tests/test_replicates.py` measures, so it is not used for verdicts.
+
+With one replicate in an arm the training variance is not measured: the result says so, and a
+verdict is given only when the caller asks for the test-images-only comparison explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, stats
+
+from annotate.stats.bootstrap import draws, percentile_interval
+
+#: Two-sided level of every replicate-aware interval and verdict, and the power of the MDD.
+CONFIDENCE, POWER = 0.95, 0.8
+#: The verdict when an arm has a single trained model and no images-only comparison was asked.
+UNKNOWN_TRAINING = "cannot tell: training variance unknown (one trained model per arm)"
+
+
+@dataclass(frozen=True)
+class ReplicateDifference:
+    """B - A over test images and training replicates."""
+
+    a: float
+    b: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    training_variance: float | None
+    test_set_variance: float
+    df: float | None
+    replicates_a: int
+    replicates_b: int
+    images: int
+    sd_a: float | None
+    sd_b: float | None
+    images_only: bool
+
+    @property
+    def training_share(self) -> float | None:
+        """The share of the difference's variance that training randomness contributes."""
+        if self.training_variance is None:
+            return None
+        total = self.training_variance + self.test_set_variance
+        return float(self.training_variance / total) if total > 0 else None
+
+    @property
+    def verdict(self) -> str:
+        if self.training_variance is None and not self.images_only:
+            return UNKNOWN_TRAINING
+        if not np.isfinite(self.ci_low):
+            return "cannot tell (no interval)"
+        suffix = " (test images only: training variance not measured)" if (
+            self.training_variance is None) else ""
+        if self.ci_low > 1e-9:
+            return "B better" + suffix
+        if self.ci_high < -1e-9:
+            return "A better" + suffix
+        return "cannot tell at this evaluation size" + suffix
+
+    def to_dict(self) -> dict:
+        """JSON-ready, with what the interval resampled and the variance split."""
+        measured = self.training_variance is not None
+        return {
+            "a": self.a, "b": self.b, "difference": self.difference, "ci_low": self.ci_low,
+            "ci_high": self.ci_high, "verdict": self.verdict,
+            "replicates": {"a": self.replicates_a, "b": self.replicates_b},
+            "spread": {"a_sd": self.sd_a, "b_sd": self.sd_b},
+            "variance": {"training": self.training_variance,
+                         "test_set": self.test_set_variance,
+                         "training_share": self.training_share},
+            "resampled": {
+                "unit": "image x training replicate" if measured else "image",
+                "paired": True, "count": self.images,
+                "method": ("t interval, variance = training (replicates, K - 1 df each) + "
+                           "test set (images, paired bootstrap); Welch-Satterthwaite df"
+                           if measured else "percentile bootstrap over test images only"),
+                "training_variance": "measured" if measured else "not measured"}}
+
+
+def compare_replicates(a_replicates: np.ndarray, b_replicates: np.ndarray,
+                       image_boot: np.ndarray, *, images: int, images_only: bool = False,
+                       confidence: float = CONFIDENCE) -> ReplicateDifference:
+    """B - A from each arm's per-replicate figures and an image bootstrap of the difference.
+
+    Parameters
+    ----------
+    a_replicates, b_replicates : numpy.ndarray
+        The figure (a mean score, a recall, a corpus BLEU, ...) of each trained replicate of
+        arm A and of arm B, on the same test images.
+    image_boot : numpy.ndarray
+        Bootstrap replicates of (mean over B's replicates - mean over A's replicates) with the
+        test images resampled, the same images for both arms.
+    images : int
+        The number of test images.
+    images_only : bool
+        With a single replicate in an arm, still give a verdict, from the images alone
+        (labelled so). Ignored when both arms have replicates.
+    confidence : float
+        The interval's coverage.
+
+    Returns
+    -------
+    ReplicateDifference
+        The difference, its interval, the variance split and the verdict.
+    """
+    a_replicates = np.asarray(a_replicates, np.float64)
+    b_replicates = np.asarray(b_replicates, np.float64)
+    boot = np.asarray(image_boot, np.float64)
+    boot = boot[np.isfinite(boot)]
+    mean_a, mean_b = float(a_replicates.mean()), float(b_replicates.mean())
+    difference = mean_b - mean_a
+    test_set = float(boot.var(ddof=1)) if len(boot) > 1 else float("nan")
+    k_a, k_b = len(a_replicates), len(b_replicates)
+    sd_a = float(a_replicates.std(ddof=1)) if k_a > 1 else None
+    sd_b = float(b_replicates.std(ddof=1)) if k_b > 1 else None
+    if sd_a is None or sd_b is None:
+        low, high = percentile_interval(boot, confidence)
+        return ReplicateDifference(mean_a, mean_b, difference, low, high, None, test_set, None,
+                                   k_a, k_b, images, sd_a, sd_b, images_only)
+    parts = np.array([sd_a ** 2 / k_a, sd_b ** 2 / k_b, test_set])
+    dofs = np.array([k_a - 1, k_b - 1, max(images - 1, 1)], np.float64)
+    total = float(parts.sum())
+    df = float(total ** 2 / np.sum(parts ** 2 / dofs)) if total > 0 else float("inf")
+    half = float(stats.t.ppf(0.5 + confidence / 2, df) * np.sqrt(total))
+    return ReplicateDifference(mean_a, mean_b, difference, difference - half, difference + half,
+                               float(parts[:2].sum()), test_set, df, k_a, k_b, images, sd_a,
+                               sd_b, images_only)
+
+
+def replicate_estimate(per_replicate: np.ndarray, image_boot: np.ndarray, *, images: int,
+                       confidence: float = CONFIDENCE) -> dict:
+    """One figure of an arm of trained replicates (a drop, a gap closed), with its interval
+    over test images and training replicates.
+
+    Parameters
+    ----------
+    per_replicate : numpy.ndarray
+        The figure of each replicate on all test images.
+    image_boot : numpy.ndarray
+        Bootstrap replicates of the replicate-averaged figure with the test images resampled.
+    images : int
+        The number of test images.
+    confidence : float
+        The interval's coverage.
+
+    Returns
+    -------
+    dict
+        `value` (the mean over replicates), `ci_low`, `ci_high`, `sd` (across replicates),
+        `variance` (training, test set, training share) and `resampled`; with one replicate
+        the interval resamples the test images only and says so.
+    """
+    values = np.asarray(per_replicate, np.float64)
+    boot = np.asarray(image_boot, np.float64)
+    boot = boot[np.isfinite(boot)]
+    value = float(values.mean())
+    test_set = float(boot.var(ddof=1)) if len(boot) > 1 else float("nan")
+    k = len(values)
+    if k < 2:
+        low, high = percentile_interval(boot, confidence)
+        return {"value": value, "ci_low": low, "ci_high": high, "sd": None,
+                "variance": {"training": None, "test_set": test_set, "training_share": None},
+                "resampled": {"unit": "image", "count": images, "training_replicates": 1,
+                              "training_variance": "not measured"}}
+    training = float(values.var(ddof=1) / k)
+    total = training + test_set
+    df = total ** 2 / (training ** 2 / (k - 1) + test_set ** 2 / max(images - 1, 1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, df) * np.sqrt(total))
+    return {"value": value, "ci_low": value - half, "ci_high": value + half,
+            "sd": float(values.std(ddof=1)),
+            "variance": {"training": training, "test_set": test_set,
+                         "training_share": training / total if total > 0 else None},
+            "resampled": {"unit": "image x training replicate", "count": images,
+                          "training_replicates": k, "training_variance": "measured",
+                          "df": float(df)}}
+
+
+def compare_mean_scores(a: np.ndarray, b: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+                        images_only: bool = False) -> ReplicateDifference:
+    """B - A of a per-image score (CIDEr-D, ROUGE-L, ...) over images and replicates.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        Shape (replicates, images): each replicate's score of each test image, the same images
+        in the same order for both arms.
+    n_boot : int
+        Image resamples for the test-set part.
+    seed : int
+        Seed of the resampling.
+    images_only : bool
+        See `compare_replicates`.
+
+    Returns
+    -------
+    ReplicateDifference
+
+    Examples
+    --------
+    Three replicates per arm that differ only by training noise, on 200 images:
+
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.normal(2.0, 1.0, 200)
+    >>> a = image + rng.normal(0, 0.1, (3, 1)) + rng.normal(0, 0.3, (3, 200))
+    >>> b = image + rng.normal(0, 0.1, (3, 1)) + rng.normal(0, 0.3, (3, 200))
+    >>> compare_mean_scores(a, b).verdict
+    'cannot tell at this evaluation size'
+    >>> compare_mean_scores(a[:1], b[:1]).verdict
+    'cannot tell: training variance unknown (one trained model per arm)'
+    """
+    a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"the arms scored different numbers of images: {a.shape[1]} vs "
+                         f"{b.shape[1]}")
+    per_image = b.mean(axis=0) - a.mean(axis=0)
+    picked = draws(len(per_image), n_boot, seed)
+    boot = per_image[picked].mean(axis=1) if len(picked) else np.array([])
+    return compare_replicates(a.mean(axis=1), b.mean(axis=1), boot, images=a.shape[1],
+                              images_only=images_only)
+
+
+def minimum_detectable_difference(training_sd: float, image_sd: float, replicates: int,
+                                  images: int, *, confidence: float = CONFIDENCE,
+                                  power: float = POWER) -> float:
+    """The smallest true difference between two arms that `compare_replicates` finds with
+    `power`.
+
+    Parameters
+    ----------
+    training_sd : float
+        The spread across seeds of one trained model's figure (per arm, the same in both).
+    image_sd : float
+        The spread across test images of the per-image difference between the arms'
+        replicate-averaged scores.
+    replicates : int
+        Trained models per arm (>= 2).
+    images : int
+        Test images.
+    confidence, power : float
+        Two-sided level and power.
+
+    Returns
+    -------
+    float
+        delta * SE with SE^2 = 2 training_sd^2 / K + image_sd^2 / n, where delta is the
+        noncentrality at which a noncentral t with the interval's Welch-Satterthwaite degrees
+        of freedom exceeds the critical value with probability `power`.
+
+    Examples
+    --------
+    >>> round(minimum_detectable_difference(0.1, 0.5, 3, 175), 3)
+    0.304
+    """
+    training = 2 * training_sd ** 2 / replicates
+    test_set = image_sd ** 2 / images
+    total = training + test_set
+    df = total ** 2 / (2 * (training / 2) ** 2 / max(replicates - 1, 1)
+                       + test_set ** 2 / max(images - 1, 1)) if total > 0 else np.inf
+    critical = stats.t.ppf(0.5 + confidence / 2, df)
+    # the noncentrality whose one-sided rejection rate is `power` (noncentral t, exact for a
+    # known df; the t approximation t_crit + t_power is optimistic at the few df of K = 3)
+    shift = optimize.brentq(lambda d: stats.nct.sf(critical, df, d) - power, 0.0, 50.0)
+    return float(shift * np.sqrt(total))
+
+
+def plan(training_sd: float, image_sd: float, target: float, *, images: int,
+         max_replicates: int = 20, confidence: float = CONFIDENCE, power: float = POWER
+         ) -> dict:
+    """How many replicates (and test images) a difference of `target` needs.
+
+    Parameters
+    ----------
+    training_sd, image_sd : float
+        As in `minimum_detectable_difference`, measured on a pilot (a run with replicates).
+    target : float
+        The difference the team cares about.
+    images : int
+        The test images available.
+    max_replicates : int
+        The most replicates considered.
+    confidence, power : float
+        Two-sided level and power.
+
+    Returns
+    -------
+    dict
+        `replicates`: the fewest per arm whose MDD on `images` is at most `target` (None when
+        even `max_replicates` do not reach it: the test set is then too small, and
+        `images_needed_with_max` says how many images would be); the MDD per replicate count.
+    """
+    mdd = {k: minimum_detectable_difference(training_sd, image_sd, k, images,
+                                            confidence=confidence, power=power)
+           for k in range(2, max_replicates + 1)}
+    enough = [k for k, value in mdd.items() if value <= target]
+    z = stats.norm.ppf(0.5 + confidence / 2) + stats.norm.ppf(power)  # many images: t ~ z
+    left = (target / z) ** 2 - 2 * training_sd ** 2 / max_replicates
+    return {"target": target, "images": images,
+            "replicates": min(enough) if enough else None,
+            "images_needed_with_max": int(np.ceil(image_sd ** 2 / left)) if left > 0 else None,
+            "mdd_by_replicates": mdd, "confidence": confidence, "power": power}

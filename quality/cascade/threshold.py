@@ -1,0 +1,120 @@
+"""The detector's operating threshold, chosen for what the cascade delivers: the stage-1
+confidence cut-off whose layouts give the best stage-2 score on the validation split.
+
+Detection metrics (mAP) integrate over every threshold and so choose none; a fixed 0.25
+(ultralytics' default) trades misses against spurious objects without asking what stage 2
+makes of either. Here each candidate threshold's layouts are captioned by the gold-trained
+stage-2 model and scored against the validation captions; the best one is used on the test
+split. The validation score of the chosen threshold is optimistic (it won a comparison on
+those images), which is why the test figures are read, not this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from annotate.runtime.errors import UserError
+from stage1_detect.predict import RAW_CONF
+
+#: Candidate confidence thresholds; the detector predicts once at the lowest (its raw
+#: detections, `stage1_detect.predict.RAW_CONF`).
+THRESHOLDS = (RAW_CONF, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7)
+FLOOR = min(THRESHOLDS)
+
+
+def at_threshold(boxes: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """The detections with confidence `score` >= threshold."""
+    if "score" not in boxes.columns:
+        raise UserError("predicted boxes have no `score` column: a threshold needs detector "
+                        "confidences (stage1-detect predict writes them)")
+    return boxes[boxes.score.to_numpy(np.float64) >= threshold].reset_index(drop=True)
+
+
+def score_curve(boxes: pd.DataFrame, images: pd.DataFrame,
+                score: Callable[[pd.DataFrame], pd.Series],
+                thresholds=THRESHOLDS) -> pd.DataFrame:
+    """Per threshold: the mean stage-2 score of `images` when stage 2 reads the detections at
+    or above it (`score(boxes)` returns one score per image), and boxes per image."""
+    rows = []
+    for threshold in sorted(thresholds):
+        kept = at_threshold(boxes, threshold)
+        per_image = score(kept)
+        rows.append({"threshold": float(threshold), "score": float(per_image.mean()),
+                     "boxes_per_image": len(kept) / max(len(images), 1)})
+    return pd.DataFrame(rows)
+
+
+def choose(curve: pd.DataFrame) -> float:
+    """The threshold with the highest score; among equal scores the highest threshold (the
+    same result from fewer, surer detections)."""
+    if curve.empty or curve.score.isna().all():
+        raise UserError("no threshold has a score: the validation split has no captioned "
+                        "images")
+    best = curve.score.max()
+    return float(curve.threshold[np.isclose(curve.score, best, rtol=0, atol=1e-12)].max())
+
+
+def threshold_job(model_dir, detector, ts, thresholds=THRESHOLDS) -> dict:
+    """Choose a detector's operating threshold by the stage-2 score of its layouts.
+
+    Parameters
+    ----------
+    model_dir : path
+        The stage-2 model that captions (the gold-trained one in a run).
+    detector : path
+        The detector's folder in the run, holding `raw_val.parquet` (and `raw_test.parquet`),
+        predicted at `RAW_CONF`.
+    ts : TableSet
+        The split set: validation images and their human captions.
+    thresholds : sequence of float
+        Candidate confidence thresholds.
+
+    Returns
+    -------
+    dict
+        What `threshold.json` (in the detector's folder) holds: the curve (validation CIDEr-D
+        and boxes per image per candidate), the choice (ties to the higher threshold), whether
+        it sits at the edge of the candidates, and the captioning model's version. The
+        detections at the choice are written as `predicted_val.parquet` and
+        `predicted_test.parquet` beside it.
+    """
+    from annotate.runtime.atomic import write_json, write_parquet
+    from annotate.runtime.errors import MissingFileError
+    from annotate.tables.views import gold_boxes
+    from quality import workspace
+    from quality.cascade.scoring import per_image, references
+    from quality.cascade.summary import PRIMARY_METRIC
+    from stage2_generate.generate import generate_captions, model_version
+
+    detector = Path(detector)
+    raw = {part: detector / f"raw_{part}.parquet" for part in ("val", "test")}
+    if not raw["val"].exists():
+        raise MissingFileError(f"{raw['val']}: no raw detections (stage1-detect predict RUN "
+                               f"SPLIT --split val --conf {FLOOR} --out {raw['val']})")
+    images = ts.images[ts.images.split == "val"]
+    refs = references(ts, images.image_id)
+    gold = gold_boxes(ts)
+
+    def score(boxes: pd.DataFrame) -> pd.Series:
+        captions = generate_captions(model_dir, boxes, images)
+        return per_image(captions, refs, gold, [])[PRIMARY_METRIC]
+
+    boxes = pd.read_parquet(raw["val"])
+    curve = score_curve(boxes[boxes.image_id.isin(images.image_id)], images, score, thresholds)
+    chosen = choose(curve)
+    record = {"chosen": chosen, "metric": PRIMARY_METRIC, "split": "val",
+              "images": len(refs), "model": model_version(model_dir),
+              "rule": "highest validation score; ties to the higher threshold",
+              # the best at the lowest or highest candidate: the true best may lie beyond
+              "at_edge": chosen in (min(thresholds), max(thresholds)),
+              "curve": curve.to_dict("records")}
+    for part, path in raw.items():
+        if path.exists():
+            write_parquet(detector / f"predicted_{part}.parquet",
+                          at_threshold(pd.read_parquet(path), chosen))
+    write_json(detector / workspace.THRESHOLD, record)
+    return record

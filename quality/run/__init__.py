@@ -1,0 +1,1 @@
+"""The end-to-end pipeline (`evaluate-pipeline`): every job in order, cached, recorded."""

@@ -1,0 +1,32 @@
+"""Stage 2's settings, without torch or transformers: what a training run depends on and how
+captions are decoded. The CLI takes its defaults from here (and so starts fast)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from annotate.formats.layout import DEFAULT_BINS
+from stage2_generate.noise import Noise
+
+#: Decoding defaults of `stage2_generate.generate.generate_captions`.
+BATCH_SIZE, NUM_BEAMS, MAX_NEW_TOKENS = 32, 1, 48
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (written to the model folder)."""
+
+    preset: str = "small"
+    model: str | None = None  # a local checkpoint to fine-tune instead of a fresh preset
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    bins: int = DEFAULT_BINS
+    patience: int = 3
+    seed: int = 0
+    max_source_tokens: int = 160
+    max_target_tokens: int = 48
+    noise: Noise = field(default_factory=Noise)
+    #: share of training examples that read `extra_boxes` (e.g. out-of-fold stage-1 output)
+    extra_share: float = 0.0
+    progress: bool = True
