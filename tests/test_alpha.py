@@ -200,3 +200,17 @@ def test_an_alpha_on_few_units_or_a_wide_interval_carries_a_warning():
     many = alpha(unit, value, "nominal", n_boot=200)
     assert many.ci_high - many.ci_low < 0.2 and many.to_dict()["warning"] is None
     assert "no interval" in alpha(unit, value, "nominal", n_boot=0).to_dict()["warning"]
+
+
+def test_the_text_nan_is_missing_not_a_category():
+    """Ratings that arrive as text (a NaN through `str`, an empty CSV cell) keep their
+    missing values missing: Krippendorff's example still gives the published 0.743."""
+    unit, coder, value = long_format(KRIPPENDORFF_2011)
+    as_text = np.array([str(int(v)) for v in value], dtype=object)
+    grid = np.full(KRIPPENDORFF_2011.shape, "nan", dtype=object)
+    grid[coder, unit] = as_text
+    rows, cols = np.indices(grid.shape)
+    result = alpha(cols.ravel(), grid.ravel().astype(str), "nominal", coders=rows.ravel())
+    assert round(result.alpha, 3) == 0.743 and result.n_values == 40
+    blank = np.where(grid == "nan", "", grid).ravel()
+    assert round(alpha(cols.ravel(), blank, "nominal", coders=rows.ravel()).alpha, 3) == 0.743

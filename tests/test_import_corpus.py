@@ -172,6 +172,25 @@ def test_missing_null_or_non_list_result_is_rejected_not_empty(tmp_path):
     assert examples(summary, "no `result`") == ["item 0 (task 1), annotation 2"]
 
 
+def test_identity_comes_from_the_user_id_and_normalised_emails(tmp_path):
+    """One person per user id whatever the e-mail's case, spaces or later change; two ids
+    with one e-mail are one person; an e-mail without an id joins the person it names."""
+    tasks = [task(1, "a.png", [ann(1, {"id": 7, "email": " Ann@X.org "})]),
+             task(2, "b.png", [ann(2, {"id": 7, "email": "ann@x.org"})]),
+             task(3, "c.png", [ann(3, {"id": 7, "email": "ann@new.org"})]),  # changed later
+             task(4, "d.png", [ann(4, {"id": 9, "email": "ANN@x.org"})]),  # a second account
+             task(5, "e.png", [ann(5, {"email": "ann@X.ORG"})]),  # no id at all
+             task(6, "f.png", [ann(6, {"id": 8, "email": "bob@x.org"})])]
+    ts, summary = run(tmp_path, tasks)
+    assert ts.annotations.annotator.value_counts().to_dict() == {"ann@x.org": 5,
+                                                                 "bob@x.org": 1}
+    assert summary.notes.count(
+        "user id 7 appears with several e-mails (ann@x.org, ann@new.org): one person, named "
+        "ann@x.org") == 1
+    assert "user ids 7, 9 share the e-mail ann@x.org: one person" in summary.notes
+    assert not any("bob" in note for note in summary.notes)
+
+
 def test_task_without_the_image_field_is_rejected_unless_named(tmp_path):
     tasks = [{"id": 1, "data": {"img": "a.png", "text": "x"}, "annotations": [ann()]}]
     ts, summary = run(tmp_path, tasks, labels=["cat"])
@@ -372,6 +391,67 @@ def test_coco_captions_only(tmp_path):
     assert only(summary.rejected, "caption: image_id not in") == 1
 
 
+def test_nan_and_infinity_tokens_refuse_one_value_not_the_file(tmp_path):
+    """`json.dumps` writes NaN and Infinity, which are not JSON: each stands for a missing
+    value, nulled or rejected where it is, counted; the rest of the file imports."""
+    tasks = [task(1, "a.png", [ann(1, result=[rect("r1"), rect("r2", x="NAN_TOKEN")],
+                                   lead_time="INF_TOKEN")]),
+             task(2, "b.png", [ann(2, result=[rect("r3")], lead_time=4.5)])]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks).replace('"NAN_TOKEN"', "NaN")
+                    .replace('"INF_TOKEN"', "-Infinity"))
+    ts, summary = import_export(path)
+    assert len(ts.images) == 2 and sorted(ts.boxes.object_id) == ["r1", "r3"]
+    assert only(summary.rejected, "non-numeric x/y/width/height") == 1
+    assert "region r2" in examples(summary, "non-numeric x/y/width/height")[0]
+    assert ts.annotations.lead_time.isna().tolist() == [True, False]
+    assert "2 NaN/Infinity number tokens (not JSON) read as missing values" in \
+        " ".join(summary.notes)
+    data = coco([{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+                [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]},
+                 {"id": 2, "image_id": 1, "category_id": 1, "bbox": ["NAN_TOKEN", 1, 5, 5]},
+                 {"id": 3, "image_id": 1, "category_id": 1, "bbox": [1e308, 1, 5, 5]}])
+    (tmp_path / "coco.json").write_text(json.dumps(data).replace('"NAN_TOKEN"', "NaN"))
+    ts, summary = import_file(tmp_path / "coco.json")
+    assert list(ts.boxes.object_id) == ["1"]
+    assert "annotation id 2" in examples(summary, "bbox is not")[0]
+    assert "annotation id 3" in examples(summary, "outside the image")[0]
+    assert "1 NaN/Infinity number tokens" in " ".join(summary.notes)
+
+
+def test_instances_given_as_captions_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
+    from annotate.cli import main as annotate
+
+    instances = coco([{"id": 5, "file_name": "a.jpg", "width": 10, "height": 10}],
+                     [{"id": 1, "image_id": 5, "category_id": 1, "bbox": [1, 1, 5, 5]}])
+    captions = {"images": instances["images"],
+                "annotations": [{"id": 1, "image_id": 5, "caption": "a cat"}]}
+    (tmp_path / "instances.json").write_text(json.dumps(instances))
+    (tmp_path / "captions.json").write_text(json.dumps(captions))
+    for export, extra in (("instances.json", "instances.json"),   # the same file twice
+                          ("captions.json", "instances.json")):   # the two swapped
+        assert annotate(["import", str(tmp_path / export), "--captions",
+                         str(tmp_path / extra), "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / extra}: passed as --captions but its annotations have no " \
+               "`caption` (they have boxes: it is a COCO instances file" in err
+        assert "Traceback" not in err and not (tmp_path / "out").exists()
+    assert annotate(["import", str(tmp_path / "instances.json"), "--captions",
+                     str(tmp_path / "captions.json"), "--out", str(tmp_path / "out")]) == 0
+
+
+def test_captions_that_are_not_text_are_counted_not_a_crash(tmp_path):
+    data = {"images": [{"id": 5, "file_name": "a.jpg", "width": 10, "height": 10}],
+            "annotations": [{"id": 1, "image_id": 5, "caption": 7},
+                            {"id": 2, "image_id": 5, "caption": None}]}
+    (tmp_path / "instances.json").write_text(json.dumps(coco(
+        data["images"], [{"id": 1, "image_id": 5, "category_id": 1, "bbox": [1, 1, 5, 5]}])))
+    (tmp_path / "captions.json").write_text(json.dumps(data))
+    ts, summary = import_file(tmp_path / "instances.json",
+                              coco_captions=str(tmp_path / "captions.json"))
+    assert ts.captions.empty and only(summary.rejected, "caption: empty or not text") == 2
+
+
 # 9. YOLO line by line -------------------------------------------------------------------------
 
 def yolo_set(tmp_path, lines, names="names: [cat, dog]\n"):
@@ -404,6 +484,11 @@ def test_yolo_bad_lines_are_rejected_with_file_and_line(tmp_path):
 @pytest.mark.parametrize(("names", "message"), [
     ("nc: 2\n", r"data.yaml: no `names` list"),
     ("names: [cat, dog\n", r"data.yaml:3: invalid YAML"),
+    # a repeated name would merge two classes' boxes into one label without a word
+    ("names: [square, square, circle]\n",
+     r"data.yaml: `names` must name each class once.*'square' is class 0, 1"),
+    ("names: {0: cat, 1: ' cat'}\n", r"'cat' is class 0, 1"),
+    ("names: [cat, '']\n", r"an empty name"),
 ])
 def test_yolo_bad_data_yaml(tmp_path, names, message):
     path = yolo_set(tmp_path, ["0 0.5 0.5 0.2 0.2"], names)

@@ -132,3 +132,24 @@ def test_one_trained_model_per_variant_claims_no_difference_between_trained_mode
     assert ONE_MODEL not in measured
     assert "The best robust variant, oof, scores 2.000" in measured
     assert "does not beat this floor" in measured
+
+
+def test_a_best_at_the_highest_candidate_widens_the_search():
+    """Stage 2 reads best with two boxes per image: kept at thresholds in (0.3, 0.85], so on the
+    usual grid the best is its highest candidate (0.7); the search goes on to 0.8-0.95 and the
+    choice (0.8, ties upwards) sits inside the widened grid."""
+    from quality.cascade.threshold import THRESHOLDS, search
+
+    images = pd.DataFrame({"image_id": ["1", "2"]})
+    boxes = pd.DataFrame({"image_id": ["1"] * 3 + ["2"] * 3,
+                          "score": [0.93, 0.85, 0.3, 0.93, 0.85, 0.3]})
+
+    def score(kept: pd.DataFrame) -> pd.Series:
+        counts = kept.groupby("image_id").size().reindex(images.image_id, fill_value=0)
+        return -(counts - 2).abs().astype(float)
+
+    curve, chosen, widened = search(boxes, images, score, THRESHOLDS)
+    assert widened == [0.8, 0.9, 0.95] and chosen == 0.8
+    assert len(curve) == len(THRESHOLDS) + 3
+    narrow = search(boxes, images, score, (0.05, 0.5, 0.9))
+    assert narrow[1:] == (0.5, [])  # not at the top: nothing added

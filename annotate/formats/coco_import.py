@@ -43,16 +43,18 @@ def is_coco(data: object) -> bool:
 
 def from_coco(instances_path: str | os.PathLike, captions_path: str | os.PathLike | None = None,
               images_root: str | os.PathLike | None = None, *, data: dict | None = None,
-              allow_outside_root: bool = False, hash_images: bool = True
-              ) -> tuple[TableSet, ImportSummary]:
+              allow_outside_root: bool = False, hash_images: bool = True,
+              notes: list[str] | None = None) -> tuple[TableSet, ImportSummary]:
     """Read a COCO instances or captions file (and optionally a captions file beside it) into a
-    validated `TableSet`. `data` is the already-parsed file, when the caller has it."""
+    validated `TableSet`. `data` is the already-parsed file, when the caller has it, and
+    `notes` what parsing it noted (NaN / Infinity tokens read as missing)."""
     path = Path(instances_path)
-    data = jsonio.read_json(path) if data is None else data
+    notes = list(notes or [])
+    data = jsonio.read_json(path, notes) if data is None else data
     if not is_coco(data):
         raise ExportError(f"{path}: not a COCO file (expected a JSON object with `images` and "
                           "`annotations` lists)")
-    summary = ImportSummary(source=str(path), shape="COCO")
+    summary = ImportSummary(source=str(path), shape="COCO", notes=notes)
     root = Path(images_root) if images_root is not None else path.parent
     images, entry_image = _images(data.get("images") or [], path, root, summary,
                                   allow_outside_root, hash_images)
@@ -70,9 +72,17 @@ def from_coco(instances_path: str | os.PathLike, captions_path: str | os.PathLik
     boxes = _boxes(box_rows, name_of, entry_image, entry_annotator, images, path, summary)
     captions = _captions(caption_rows, entry_image, f"{path}", summary)
     if captions_path is not None:
-        extra = jsonio.read_json(captions_path)
+        extra = jsonio.read_json(captions_path, summary.notes)
         if not is_coco(extra):
             raise ExportError(f"{captions_path}: not a COCO captions file")
+        rows = [r for r in extra.get("annotations") or [] if isinstance(r, dict)]
+        if rows and not any("caption" in r for r in rows):
+            boxes_instead = any("bbox" in r for r in rows)
+            raise ExportError(
+                f"{captions_path}: passed as --captions but its annotations have no `caption`"
+                + (" (they have boxes: it is a COCO instances file; give the instances file "
+                   "as the export and the captions file as --captions)" if boxes_instead
+                   else ""))
         # COCO's captions files share the instances file's image ids: captions of an image
         # the instances file does not have are rejected, counted
         captions = pd.concat([captions, _captions(extra.get("annotations") or [], entry_image,
@@ -266,7 +276,8 @@ def _captions(rows: list, entry_image: dict[str, str], where: str, summary: Impo
     annotator = named.fillna("coco-" + order.astype(str))
     source = frame.source.where(frame.source.map(lambda v: isinstance(v, str) and v != ""), HUMAN)
     out = pd.DataFrame({"image_id": image_id, "annotator": annotator,
-                        "caption": text.str.strip(), "source": source})[keep]
+                        "caption": text.map(lambda v: v.strip() if isinstance(v, str) else v),
+                        "source": source})[keep]
     return coerce("captions", out.reset_index(drop=True))
 
 

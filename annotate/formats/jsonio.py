@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,17 @@ def first_char(raw: bytes) -> str:
     return chr(stripped[0]) if stripped else ""
 
 
-def decode(raw: bytes, path: str | os.PathLike, decoder: msgspec.json.Decoder | None = None
-           ) -> Any:
-    """Parse `raw` (with `decoder` for typed decoding); every failure names the file."""
+#: Number tokens JavaScript and Python write but JSON does not have (`json.dumps` of a NaN).
+NONSTANDARD = (b"NaN", b"Infinity", b"-Infinity")
+
+
+def decode(raw: bytes, path: str | os.PathLike, decoder: msgspec.json.Decoder | None = None,
+           notes: list[str] | None = None) -> Any:
+    """Parse `raw` (with `decoder` for typed decoding); every failure names the file.
+
+    `NaN` / `Infinity` tokens (not JSON, but what `json.dumps` writes for a NaN) do not refuse
+    the file: they are read as missing values (null), so the importer nulls or rejects the one
+    value they stand in, with its reason and location; `notes` gets how many there were."""
     try:
         return (decoder or _ANY).decode(raw)
     except msgspec.ValidationError as err:
@@ -76,14 +85,48 @@ def decode(raw: bytes, path: str | os.PathLike, decoder: msgspec.json.Decoder | 
         data = _stdlib(raw, path)
         return data if decoder is None else decoder.decode(msgspec.json.encode(data))
     except msgspec.DecodeError as err:
-        raise ExportError(f"{path}: {_where(raw, str(err))}") from err
+        if not _nonstandard_at(raw, str(err)):
+            raise ExportError(f"{path}: {_where(raw, str(err))}") from err
+        data, count = _missing_numbers(_stdlib(raw, path))
+        if notes is not None:
+            notes.append(f"{count} NaN/Infinity number tokens (not JSON) read as missing "
+                         "values; the items they stood in are nulled or rejected below")
+        return data if decoder is None else decoder.decode(msgspec.json.encode(data))
     except RecursionError as err:
         raise ExportError(f"{path}: JSON nested too deeply to be an export") from err
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    """Parse a whole JSON file into Python objects."""
-    return decode(read_bytes(path), path)
+def _nonstandard_at(raw: bytes, message: str) -> bool:
+    """Whether msgspec stopped at a NaN / Infinity token."""
+    marker = "(byte "
+    if marker not in message:
+        return False
+    offset = int(message.rsplit(marker, 1)[1].rstrip(")"))
+    return any(raw.startswith(token, offset) or raw.startswith(token, offset - 1)
+               for token in NONSTANDARD)
+
+
+def _missing_numbers(data: Any) -> tuple[Any, int]:
+    """`data` with every non-finite float as None, and how many there were."""
+    count = 0
+
+    def walk(node: Any) -> Any:
+        nonlocal count
+        if isinstance(node, float) and not math.isfinite(node):
+            count += 1
+            return None
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        return node
+
+    return walk(data), count
+
+
+def read_json(path: str | os.PathLike, notes: list[str] | None = None) -> Any:
+    """Parse a whole JSON file into Python objects (`notes`: see `decode`)."""
+    return decode(read_bytes(path), path, notes=notes)
 
 
 def read_records(path: str | os.PathLike, expected: str) -> list[dict]:

@@ -107,7 +107,7 @@ def import_bytes(raw: bytes, path: str | os.PathLike, images_root=None, labels=N
     root = Path(images_root) if images_root is not None else path.parent
     summary = ImportSummary(source=str(path))
     options = _Options(image_field or DEFAULT_IMAGE_FIELD, image_field is not None, caption_field)
-    tasks = _decode_tasks(raw, path)
+    tasks = _decode_tasks(raw, path, summary.notes)
     rows = _Rows()
     task_items = [t for t in tasks if isinstance(t, Task)]
     is_min = bool(task_items) and all(t.data is msgspec.UNSET and t.annotations is msgspec.UNSET
@@ -129,7 +129,7 @@ def import_bytes(raw: bytes, path: str | os.PathLike, images_root=None, labels=N
     return ts, summary
 
 
-def _decode_tasks(raw: bytes, path: Path) -> list:
+def _decode_tasks(raw: bytes, path: Path, notes: list[str]) -> list:
     if jsonio.first_char(raw) not in "[{":  # a bare value (or empty: the decoder says so)
         value = jsonio.decode(raw, path)
         raise ExportError(f"{path}: expected a JSON list of tasks, found {_kind(value)}")
@@ -140,7 +140,7 @@ def _decode_tasks(raw: bytes, path: Path) -> list:
             raise ExportError(f"{path}: expected a JSON list of tasks, found an object (keys: "
                               f"{keys}); is this a COCO file? (`--format coco`)")
         raw = msgspec.json.encode(data["tasks"])
-    tasks = jsonio.decode(raw, path, TASKS)
+    tasks = jsonio.decode(raw, path, TASKS, notes)
     if not isinstance(tasks, list):
         raise ExportError(f"{path}: expected a JSON list of tasks, found {_kind(tasks)}")
     return tasks
@@ -489,20 +489,33 @@ def _duplicate_tasks(tasks: pd.DataFrame, where: pd.Series, summary: ImportSumma
 
 
 def _annotators(ann: pd.DataFrame, summary: ImportSummary) -> pd.Series:
-    """One name per person: the email seen for a user id anywhere in the file, else the id."""
+    """One name per person. Identity comes from the user id; e-mails are compared normalised
+    (surrounding spaces stripped, case-folded). A user id is named by the first e-mail seen
+    for it anywhere in the file (a note says when it was seen with several, e.g. changed
+    between exports), else by the id; two ids with one e-mail are one person (noted); an
+    annotation with an e-mail and no id is named by the e-mail."""
     if ann.empty:
         return pd.Series([], dtype=object)
-    known = ann.dropna(subset=["user_id", "email"]).drop_duplicates(["user_id", "email"])
-    clash = known.user_id.duplicated(keep=False)
-    for uid, group in known[clash].groupby("user_id"):
-        summary.notes.append(f"user id {uid} appears with several emails "
-                             f"({', '.join(group.email)}); named {group.email.iloc[0]}")
+    email = ann.email.map(lambda e: e.strip().casefold() if isinstance(e, str) and e.strip()
+                          else None)
+    user = ann.user_id.map(lambda u: None if u is None or (isinstance(u, float) and
+                                                           np.isnan(u)) else str(u))
+    known = pd.DataFrame({"user_id": user, "email": email}).dropna().drop_duplicates()
+    for uid, group in known[known.user_id.duplicated(keep=False)].groupby("user_id",
+                                                                          sort=False):
+        summary.notes.append(f"user id {uid} appears with several e-mails "
+                             f"({', '.join(group.email)}): one person, named "
+                             f"{group.email.iloc[0]}")
     email_of = known.drop_duplicates("user_id").set_index("user_id").email
-    named = ann.user_id.map(email_of)
-    bare = ann.email.isna() & named.notna()
-    summary.annotator_ids = {uid: email_of[uid] for uid in ann.loc[bare, "user_id"].unique()}
-    name = np.where(ann.email.notna(), ann.email, np.where(named.notna(), named, ann.user_id))
-    return pd.Series(name, index=ann.index, dtype=object)
+    for address, group in email_of.groupby(email_of, sort=False):
+        if len(group) > 1:
+            summary.notes.append(f"user ids {', '.join(group.index)} share the e-mail "
+                                 f"{address}: one person")
+    named = user.map(email_of)
+    bare = email.isna() & named.notna()
+    summary.annotator_ids = {uid: email_of[uid] for uid in user[bare].unique()}
+    name = named.where(named.notna(), email.where(email.notna(), user))
+    return pd.Series(name.to_numpy(object), index=ann.index, dtype=object)
 
 
 def _orphans(frame: pd.DataFrame, task_ok: np.ndarray, summary: ImportSummary, what: str,

@@ -25,16 +25,17 @@ FORMATS = ("auto", "labelstudio", "coco", "yolo", "tables")
 MEDIA = "media"
 
 
-def _detect(path: Path) -> tuple[str, object]:
-    """(format, the parsed file when detection had to parse it)."""
+def _detect(path: Path) -> tuple[str, object, list[str]]:
+    """(format, the parsed file when detection had to parse it, what parsing noted)."""
     if path.is_dir() and (path / store.META).exists():
-        return "tables", None
+        return "tables", None, []
     if path.suffix in (".yaml", ".yml") or path.is_dir():
-        return "yolo", None
+        return "yolo", None, []
     if jsonio.first_char_of_file(path) == "{":  # COCO, or tasks wrapped in an object
-        data = jsonio.read_json(path)
-        return ("coco" if coco_import.is_coco(data) else "labelstudio"), data
-    return "labelstudio", None  # a list: parsed by the Label Studio reader itself
+        notes: list[str] = []
+        data = jsonio.read_json(path, notes)
+        return ("coco" if coco_import.is_coco(data) else "labelstudio"), data, notes
+    return "labelstudio", None, []  # a list: parsed by the Label Studio reader itself
 
 
 def import_file(path: str | os.PathLike, fmt: str = "auto", *, labels: list[str] | None = None,
@@ -49,9 +50,9 @@ def import_file(path: str | os.PathLike, fmt: str = "auto", *, labels: list[str]
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"{path}: no such file or folder")
-    data = None
+    data, notes = None, None
     if fmt == "auto":
-        fmt, data = _detect(path)
+        fmt, data, notes = _detect(path)
     if fmt == "tables":
         ts = store.load(path)  # validated: a hand-edited table is refused with its rows
         summary = ImportSummary(source=str(path), shape="table set",
@@ -63,7 +64,7 @@ def import_file(path: str | os.PathLike, fmt: str = "auto", *, labels: list[str]
                                      image_size=image_size)
     if fmt == "coco":
         return coco_import.from_coco(path, coco_captions, images_root, data=data,
-                                     allow_outside_root=allow_outside_root)
+                                     allow_outside_root=allow_outside_root, notes=notes)
     del data  # the Label Studio reader parses the file its own (typed, lean) way
     ts, summary = ls_import.import_export(path, images_root, labels, caption_field, image_field,
                                           allow_outside_root=allow_outside_root)

@@ -63,7 +63,15 @@ def read_data_yaml(path: Path) -> dict:
     if not isinstance(names, list) or not names or not all(isinstance(n, (str, int))
                                                            for n in names):
         raise ExportError(f"{path}: no `names` list (class index -> name) in data.yaml")
-    return {**spec, "names": [str(n) for n in names]}
+    names = [str(n).strip() for n in names]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated or "" in names:
+        at = {n: [i for i, m in enumerate(names) if m == n] for n in repeated}
+        raise ExportError(f"{path}: `names` must name each class once and none empty: "
+                          + ("; ".join(f"{n!r} is class {', '.join(map(str, ids))}"
+                                       for n, ids in at.items()) or "an empty name")
+                          + " (importing would merge those classes' boxes silently)")
+    return {**spec, "names": names}
 
 
 def from_yolo(data_yaml: str | os.PathLike, annotator: str = PLAIN_YOLO_ANNOTATOR, *,

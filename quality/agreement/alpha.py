@@ -219,12 +219,27 @@ def alpha(units, values, level: str | Distance = "nominal", *, coders=None, grou
                  level_name, sampled, unit_table, coder_table, resampled)
 
 
+#: Text that stands for a missing value when ratings arrive as strings (a NaN that went
+#: through `str`, a CSV's empty cell): never a category of its own.
+MISSING_TEXT = frozenset({"", "nan", "none", "null", "na", "<na>", "nat"})
+
+
 def _present(values: np.ndarray, level) -> np.ndarray:
+    """Which ratings have a value: not NaN/None, and for text not a spelling of "missing"."""
     if values.ndim > 1:  # one row per rating: missing when every entry is missing
         if values.dtype.kind == "f":
             return ~np.isnan(values).all(axis=1)
         return np.ones(len(values), bool)
-    return ~pd.isna(values) if values.dtype.kind in "fOUSM" else np.ones(len(values), bool)
+    if values.dtype.kind not in "fOUSM":
+        return np.ones(len(values), bool)
+    present = ~pd.isna(values)
+    if values.dtype.kind in "OUS":
+        text = pd.Series(values, dtype=object).map(
+            lambda v: isinstance(v, str | bytes) and (
+                v.decode(errors="replace") if isinstance(v, bytes) else v).strip().lower()
+            in MISSING_TEXT).to_numpy(bool)
+        present &= ~text
+    return present
 
 
 def _check_one_value_per_coder(unit_codes, coder_codes, unit_names, coder_names) -> None:

@@ -24,6 +24,9 @@ from stage1_detect.predict import RAW_CONF
 #: detections, `stage1_detect.predict.RAW_CONF`).
 THRESHOLDS = (RAW_CONF, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7)
 FLOOR = min(THRESHOLDS)
+#: Tried too when the best candidate is the highest: a best at the edge of the grid means the
+#: true best may lie beyond it. (Below the lowest there are no raw detections to try.)
+WIDER = (0.8, 0.9, 0.95)
 
 
 def at_threshold(boxes: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -46,6 +49,21 @@ def score_curve(boxes: pd.DataFrame, images: pd.DataFrame,
         rows.append({"threshold": float(threshold), "score": float(per_image.mean()),
                      "boxes_per_image": len(kept) / max(len(images), 1)})
     return pd.DataFrame(rows)
+
+
+def search(boxes: pd.DataFrame, images: pd.DataFrame,
+           score: Callable[[pd.DataFrame], pd.Series], thresholds=THRESHOLDS
+           ) -> tuple[pd.DataFrame, float, list[float]]:
+    """`score_curve` over `thresholds`, widened upwards (`WIDER`) when the best is the highest
+    candidate; returns the curve, the choice and the thresholds the widening added."""
+    curve = score_curve(boxes, images, score, thresholds)
+    chosen, widened = choose(curve), []
+    if chosen == max(thresholds):  # the best may lie beyond the grid: look there too
+        widened = [w for w in WIDER if w > chosen]
+        curve = pd.concat([curve, score_curve(boxes, images, score, widened)],
+                          ignore_index=True)
+        chosen = choose(curve)
+    return curve, chosen, widened
 
 
 def choose(curve: pd.DataFrame) -> float:
@@ -104,13 +122,14 @@ def threshold_job(model_dir, detector, ts, thresholds=THRESHOLDS) -> dict:
         return per_image(captions, refs, gold, [])[PRIMARY_METRIC]
 
     boxes = pd.read_parquet(raw["val"])
-    curve = score_curve(boxes[boxes.image_id.isin(images.image_id)], images, score, thresholds)
-    chosen = choose(curve)
+    boxes = boxes[boxes.image_id.isin(images.image_id)]
+    curve, chosen, widened = search(boxes, images, score, thresholds)
+    grid = [*thresholds, *widened]
     record = {"chosen": chosen, "metric": PRIMARY_METRIC, "split": "val",
               "images": len(refs), "model": model_version(model_dir),
               "rule": "highest validation score; ties to the higher threshold",
               # the best at the lowest or highest candidate: the true best may lie beyond
-              "at_edge": chosen in (min(thresholds), max(thresholds)),
+              "at_edge": chosen in (min(grid), max(grid)), "widened": widened,
               "curve": curve.to_dict("records")}
     for part, path in raw.items():
         if path.exists():
