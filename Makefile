@@ -31,6 +31,8 @@ demo-weights: .venv/.synced
 	$(PYTHON) -m venv .tools
 	.tools/bin/python -m pip install --quiet uv==$(UV_VERSION)
 
+# --reinstall-package: a .venv made before the lock kept one OpenCV holds both builds in one
+# cv2 folder; removing the other one deletes files the headless build needs, so write it again.
 .venv/.synced: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --reinstall-package opencv-python-headless
 	touch $@

@@ -489,32 +489,40 @@ def _duplicate_tasks(tasks: pd.DataFrame, where: pd.Series, summary: ImportSumma
 
 
 def _annotators(ann: pd.DataFrame, summary: ImportSummary) -> pd.Series:
-    """One name per person. Identity comes from the user id; e-mails are compared normalised
-    (surrounding spaces stripped, case-folded). A user id is named by the first e-mail seen
-    for it anywhere in the file (a note says when it was seen with several, e.g. changed
-    between exports), else by the id; two ids with one e-mail are one person (noted); an
-    annotation with an e-mail and no id is named by the e-mail."""
+    """One name per person. Identity comes from the user id; e-mail addresses (names with an
+    @) are compared normalised (surrounding spaces stripped, case-folded), other names exactly,
+    and a person keeps the first spelling seen. A
+    user id is named by the first e-mail seen for it anywhere in the file (a note says when it
+    was seen with several, e.g. changed between exports), else by the id; two ids with one
+    e-mail are one person (noted); an annotation with an e-mail and no id is named by it."""
     if ann.empty:
         return pd.Series([], dtype=object)
-    email = ann.email.map(lambda e: e.strip().casefold() if isinstance(e, str) and e.strip()
-                          else None)
+    raw = ann.email.where(ann.email.map(lambda e: isinstance(e, str) and e.strip() != ""))
+    # e-mail addresses compare without case or surrounding spaces; other names exactly
+    key = raw.map(lambda e: (e.strip().casefold() if "@" in e else e)
+                  if isinstance(e, str) else None)
+    spelling = pd.Series(raw.to_numpy(object), index=key.to_numpy(object)).dropna()
+    spelling = spelling[~spelling.index.duplicated()]  # key -> its first spelling
     user = ann.user_id.map(lambda u: None if u is None or (isinstance(u, float) and
                                                            np.isnan(u)) else str(u))
-    known = pd.DataFrame({"user_id": user, "email": email}).dropna().drop_duplicates()
+    known = pd.DataFrame({"user_id": user, "key": key}).dropna().drop_duplicates()
     for uid, group in known[known.user_id.duplicated(keep=False)].groupby("user_id",
                                                                           sort=False):
         summary.notes.append(f"user id {uid} appears with several e-mails "
-                             f"({', '.join(group.email)}): one person, named "
-                             f"{group.email.iloc[0]}")
-    email_of = known.drop_duplicates("user_id").set_index("user_id").email
-    for address, group in email_of.groupby(email_of, sort=False):
+                             f"({', '.join(spelling[group.key])}): one person, named "
+                             f"{spelling[group.key.iloc[0]]}")
+    key_of = known.drop_duplicates("user_id").set_index("user_id").key
+    for address, group in key_of.groupby(key_of, sort=False):
         if len(group) > 1:
             summary.notes.append(f"user ids {', '.join(group.index)} share the e-mail "
-                                 f"{address}: one person")
-    named = user.map(email_of)
-    bare = email.isna() & named.notna()
-    summary.annotator_ids = {uid: email_of[uid] for uid in user[bare].unique()}
-    name = named.where(named.notna(), email.where(email.notna(), user))
+                                 f"{spelling[address]}: one person")
+    person = user.map(key_of)  # the key of the user id's first e-mail
+    person = person.where(person.notna(), key)
+    named = person.map(spelling)
+    bare = key.isna() & user.notna() & named.notna()
+    summary.annotator_ids = {uid: named[bare & (user == uid)].iloc[0]
+                             for uid in user[bare].unique()}
+    name = named.where(named.notna(), user)
     return pd.Series(name.to_numpy(object), index=ann.index, dtype=object)
 
 
