@@ -82,7 +82,7 @@ def cmd_push(args: argparse.Namespace) -> None:
     ts = readers.read_tables(args.dir)
     labels = read_labels(args.labels) if args.labels else None
     if args.sample:  # a bad sample file is refused before any server is reached
-        ls_client.sample_subset(ts, args.sample)
+        ts = ls_client.sample_subset(ts, args.sample)
         if args.predictions:
             raise UserError("a blind push shows no predictions: leave --predictions out")
     connection = ls_client.connect(args.url, args.api_key)

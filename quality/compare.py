@@ -37,7 +37,7 @@ from annotate.tables import store
 from annotate.tables.versions import split_versions
 from annotate.tables.views import gold_boxes
 from quality import workspace
-from quality.cascade.scoring import ITEM_METRICS, per_image, references
+from quality.cascade.scoring import ITEM_METRICS, detector_counts, per_image, references
 from quality.splits.adequacy import paired_mdd
 
 #: The metric and figure whose verdict names the comparison (tagged in MLflow).
@@ -282,7 +282,7 @@ def _stage1(runs_a: list[Path], runs_b: list[Path], n_boot: int, seed: int,
     runs = [*runs_a, *runs_b]
     if not all(workspace.exists(r, "errors") for r in runs):
         return {}
-    counts = [_detector_counts(pd.read_parquet(workspace.path(r, "errors"))) for r in runs]
+    counts = [detector_counts(pd.read_parquet(workspace.path(r, "errors"))) for r in runs]
     images = counts[0].index
     for c in counts[1:]:
         images = images.intersection(c.index)
@@ -301,14 +301,6 @@ def _stage1(runs_a: list[Path], runs_b: list[Path], n_boot: int, seed: int,
         out["map50_95"] = {"a": maps[0].get("map50_95"), "b": maps[1].get("map50_95"),
                            "note": "no per-image decomposition: shown, not tested"}
     return out
-
-
-def _detector_counts(errors: pd.DataFrame) -> pd.DataFrame:
-    """Per image: correct detections (matched, right label), gold objects, predictions."""
-    return pd.DataFrame({
-        "correct": (errors.status == "matched").groupby(errors.image_id).sum(),
-        "gold": errors.gold_object_id.notna().groupby(errors.image_id).sum(),
-        "predicted": errors.pred_object_id.notna().groupby(errors.image_id).sum()})
 
 
 def _primary(result: dict) -> dict:

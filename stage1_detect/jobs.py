@@ -104,13 +104,12 @@ def evaluate_job(ts: TableSet, predicted: pd.DataFrame | None = None, *,
     errors : pandas.DataFrame
         The stage-1 error table (`annotate.tables.schema.ERROR_COLUMNS`).
     """
+    images = split_images(ts, split)
     if predicted is None:
         if run is None:
             raise UserError("nothing to evaluate: give detections (--predictions) or a run "
                             "to predict with")
-        predicted = predict(run, split_images(ts, split), conf=conf, imgsz=imgsz,
-                            device=device)
-    images = split_images(ts, split)
+        predicted = predict(run, images, conf=conf, imgsz=imgsz, device=device)
     truth = gold_boxes(ts, gold)
     errors = match_errors(truth, predicted, images.image_id, iou)
     rates = error_rates(errors)

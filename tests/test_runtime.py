@@ -9,6 +9,7 @@ import os
 
 import mlflow
 import pandas as pd
+import pytest
 
 from annotate.runtime.jsonable import records
 from annotate.runtime.tracking import URI_VARIABLE, tracking, tracking_uri
@@ -47,11 +48,9 @@ def test_a_users_variable_wins_and_survives(tmp_path, monkeypatch):
 
 def test_tracking_restores_after_a_failure(tmp_path, monkeypatch):
     monkeypatch.delenv(URI_VARIABLE, raising=False)
-    try:
-        with tracking(f"sqlite:///{tmp_path / 'x.db'}"):
-            raise RuntimeError("step failed")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError, match="step failed"), \
+            tracking(f"sqlite:///{tmp_path / 'x.db'}"):
+        raise RuntimeError("step failed")
     assert URI_VARIABLE not in os.environ
 
 

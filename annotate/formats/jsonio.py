@@ -96,12 +96,17 @@ def decode(raw: bytes, path: str | os.PathLike, decoder: msgspec.json.Decoder | 
         raise ExportError(f"{path}: JSON nested too deeply to be an export") from err
 
 
+def _byte_offset(message: str) -> int | None:
+    """The byte msgspec's message names ('... (byte N)'), if any."""
+    marker = "(byte "
+    return int(message.rsplit(marker, 1)[1].rstrip(")")) if marker in message else None
+
+
 def _nonstandard_at(raw: bytes, message: str) -> bool:
     """Whether msgspec stopped at a NaN / Infinity token."""
-    marker = "(byte "
-    if marker not in message:
+    offset = _byte_offset(message)
+    if offset is None:
         return False
-    offset = int(message.rsplit(marker, 1)[1].rstrip(")"))
     return any(raw.startswith(token, offset) or raw.startswith(token, offset - 1)
                for token in NONSTANDARD)
 
@@ -154,11 +159,10 @@ def _where(raw: bytes, message: str) -> str:
         return "empty file: not valid JSON"
     marker = "(byte "
     if "truncated" in message:
-        offset = len(raw.rstrip())
-        message = f"the file ends early {marker}{offset})"
-    if marker not in message:
+        message = f"the file ends early {marker}{len(raw.rstrip())})"
+    offset = _byte_offset(message)
+    if offset is None:
         return f"not valid JSON: {message}"
-    offset = int(message.rsplit(marker, 1)[1].rstrip(")"))
     line = raw.count(b"\n", 0, offset) + 1
     column = offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
     reason = message.split(marker)[0].removeprefix("JSON is malformed: ").strip()

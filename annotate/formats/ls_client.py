@@ -244,12 +244,13 @@ def sample_subset(ts: TableSet, sample: str | os.PathLike) -> TableSet:
     return ts.subset(ids)
 
 
-def push_sample(connection: Connection, ts: TableSet, project: str, sample: str | os.PathLike,
-                document_root: str | None = None, labels: list[str] | None = None,
-                tracking_uri: str | None = None) -> tuple[PushSummary, dict]:
-    """A re-labelling study's push: only the images of `sample` (`quality plan-relabel`'s
-    sample.json), blind (no earlier annotation, no prediction), recorded as `push.json` in the
-    study folder and in MLflow.
+def push_sample(connection: Connection, subset: TableSet, project: str,
+                sample: str | os.PathLike, document_root: str | None = None,
+                labels: list[str] | None = None, tracking_uri: str | None = None
+                ) -> tuple[PushSummary, dict]:
+    """A re-labelling study's push: `subset`, the images of `sample` (`sample_subset` of
+    `quality plan-relabel`'s sample.json), blind (no earlier annotation, no prediction),
+    recorded as `push.json` in the study folder and in MLflow.
 
     Returns
     -------
@@ -258,7 +259,6 @@ def push_sample(connection: Connection, ts: TableSet, project: str, sample: str 
     record : dict
         The study record written (with its MLflow run).
     """
-    subset = sample_subset(ts, sample)
     summary = push(connection, subset, project, document_root, None, labels, blind=True)
     record = record_step(Path(sample).parent, "push", {
         "project": project, "project_id": summary.project_id, "images": len(subset.images),

@@ -520,8 +520,7 @@ def _annotators(ann: pd.DataFrame, summary: ImportSummary) -> pd.Series:
     person = person.where(person.notna(), key)
     named = person.map(spelling)
     bare = key.isna() & user.notna() & named.notna()
-    summary.annotator_ids = {uid: named[bare & (user == uid)].iloc[0]
-                             for uid in user[bare].unique()}
+    summary.annotator_ids = {uid: spelling[key_of[uid]] for uid in user[bare].unique()}
     name = named.where(named.notna(), user)
     return pd.Series(name.to_numpy(object), index=ann.index, dtype=object)
 

@@ -32,7 +32,7 @@ from annotate.stats.replicates import compare_mean_scores, replicate_estimate
 from annotate.tables import store
 from annotate.tables.views import gold_boxes
 from quality import workspace
-from quality.cascade.scoring import per_image, references
+from quality.cascade.scoring import detector_counts, per_image, references
 from quality.cascade.summary import BASELINE, GOLD_VARIANT, PRIMARY_METRIC
 
 REPLICATES_FILE = "replicates.json"
@@ -155,12 +155,8 @@ def _recalls(runs: list[Path], n_boot: int, seed: int) -> dict:
         tables = [r / folder / "errors_test.parquet" for r in runs]
         if not all(t.exists() for t in tables):
             continue
-        counts = []
-        for table in tables:
-            errors = pd.read_parquet(table)
-            gold = errors[errors.gold_object_id.notna()]
-            counts.append(pd.DataFrame({"found": (gold.status == "matched").groupby(
-                gold.image_id).sum(), "gold": gold.groupby("image_id").size()}))
+        counts = [detector_counts(pd.read_parquet(table)) for table in tables]
+        counts = [c.loc[c.gold > 0, ["correct", "gold"]] for c in counts]  # images with gold
         images = counts[0].index
         for c in counts[1:]:
             images = images.intersection(c.index)

@@ -31,3 +31,12 @@ def per_image(captions: pd.DataFrame, refs: pd.Series, gold_boxes: pd.DataFrame,
         content = content_scores(captions, gold_boxes, labels)
         out["content"] = content.f1.to_numpy()
     return out.set_index("image_id")
+
+
+def detector_counts(errors: pd.DataFrame) -> pd.DataFrame:
+    """Per image of a stage-1 error table: correct detections (matched, right label), gold
+    objects, predictions (what recall and precision are ratios of sums of)."""
+    return pd.DataFrame({
+        "correct": (errors.status == "matched").groupby(errors.image_id).sum(),
+        "gold": errors.gold_object_id.notna().groupby(errors.image_id).sum(),
+        "predicted": errors.pred_object_id.notna().groupby(errors.image_id).sum()})
