@@ -1,9 +1,11 @@
 """Splits and near-duplicate search at scale, each against its baseline, in one run:
 
 1. stratified group 5-fold: ours vs scikit-learn's StratifiedGroupKFold (and GroupKFold for
-   speed) on 500k rows / 100k groups / 20 classes, skewed group sizes and classes: time and
+   speed) on 300k rows / 60k groups / 30 classes, skewed group sizes and classes: time and
    the largest per-class share deviation of any fold;
-2. near-duplicate search on 100k 64-bit hashes (with planted near copies) within Hamming
+2. the same balance figure on 40 small random grouped sets (200-3,000 items, `random_set`):
+   median, and in how many sets ours is no worse;
+3. near-duplicate search on 100k 64-bit hashes (with planted near copies) within Hamming
    distance 8: ours vs numpy brute force: time and whether the pairs are the same.
 
     uv run python benchmarks/splits_scale.py
@@ -37,6 +39,26 @@ def grouped_rows(n_rows: int, n_groups: int, n_classes: int, seed: int = 0):
     return groups, y
 
 
+def random_set(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One of the issue's small random grouped sets: 200-3,000 items, 3-9 items per group on
+    average, 3-11 classes (`grouped_rows`), class codes made dense."""
+    rng = np.random.default_rng(1000 + seed)
+    n_rows = int(rng.integers(200, 3001))
+    n_groups = max(20, n_rows // int(rng.integers(3, 10)))
+    groups, y = grouped_rows(n_rows, n_groups, int(rng.integers(3, 12)), seed=seed)
+    return groups, np.unique(y, return_inverse=True)[1]
+
+
+def small_set_figures(seed: int) -> tuple[float, float, float, float]:
+    """Worst class-share deviation and fold size error (pp), ours then scikit-learn's."""
+    groups, y = random_set(seed)
+    features = sparse.csr_matrix((np.ones(len(y)), (np.arange(len(y)), y)))
+    ours = fold_figures(stratify(groups, features, np.full(5, 0.2), seed=seed), y, 5)
+    theirs = fold_figures(sklearn_folds(StratifiedGroupKFold(5, shuffle=True, random_state=seed),
+                                        y, groups), y, 5)
+    return ours[0], theirs[0], ours[1], theirs[1]
+
+
 def fold_figures(folds: np.ndarray, y: np.ndarray, k: int) -> tuple[float, float]:
     """Largest |class share in a fold - overall share|, and largest fold size error in pp."""
     n_classes = int(y.max()) + 1
@@ -67,9 +89,10 @@ def planted_hashes(n: int, seed: int = 0) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=500_000)
-    parser.add_argument("--groups", type=int, default=100_000)
-    parser.add_argument("--classes", type=int, default=20)
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--groups", type=int, default=60_000)
+    parser.add_argument("--classes", type=int, default=30)
+    parser.add_argument("--sets", type=int, default=40)
     parser.add_argument("--hashes", type=int, default=100_000)
     parser.add_argument("--distance", type=int, default=8)
     args = parser.parse_args()
@@ -94,6 +117,13 @@ def main() -> None:
               f"max fold size error {size_error:.3f} pp")
     print(f"  speed-up over StratifiedGroupKFold: "
           f"{times['sklearn StratifiedGroupKFold'] / times['ours (stratified, grouped)']:.0f}x")
+
+    small = np.array([small_set_figures(seed) for seed in range(args.sets)])
+    print(f"5-fold on {args.sets} random sets of 200-3,000 items (max class-share deviation):")
+    print(f"  median: ours {np.median(small[:, 0]):.4f}, StratifiedGroupKFold "
+          f"{np.median(small[:, 1]):.4f}; ours no worse in {(small[:, 0] <= small[:, 1]).sum()} "
+          f"of {len(small)}; max fold size error: ours {small[:, 2].max():.2f} pp, "
+          f"StratifiedGroupKFold {small[:, 3].max():.2f} pp")
 
     hashes = planted_hashes(args.hashes)
     print(f"near duplicates among {args.hashes} 64-bit hashes, Hamming distance <= "

@@ -15,8 +15,8 @@ import pandas as pd
 from annotate.runtime.atomic import write_json, write_parquet
 from annotate.runtime.errors import UserError
 from annotate.tables.schema import TableSet
-from annotate.tables.views import gold_boxes, split_images
-from stage1_detect.coco_eval import coco_scores
+from annotate.tables.views import gold_boxes, gold_name, split_images
+from stage1_detect.coco_eval import coco_scores, excluded_detections
 from stage1_detect.dataset import build_dataset
 from stage1_detect.evaluate import MATCH_IOU, error_rates, map_scores, match_errors
 from stage1_detect.predict import RAW_CONF, predict
@@ -99,8 +99,9 @@ def evaluate_job(ts: TableSet, predicted: pd.DataFrame | None = None, *,
     Returns
     -------
     figures : dict
-        Error rates per class and overall, COCO AP / AP50 / AP75 of the stored boxes
-        (pycocotools, crowd regions ignored) and, with `run`, `map`.
+        Error rates per class and overall, COCOeval's twelve numbers of the stored boxes
+        (pycocotools, crowd regions ignored; `coco_eval.COCO_STATS`), the detections left out
+        (`excluded_detections`: on unknown images, of unknown classes) and, with `run`, `map`.
     errors : pandas.DataFrame
         The stage-1 error table (`annotate.tables.schema.ERROR_COLUMNS`).
     """
@@ -111,11 +112,13 @@ def evaluate_job(ts: TableSet, predicted: pd.DataFrame | None = None, *,
                             "to predict with")
         predicted = predict(run, images, conf=conf, imgsz=imgsz, device=device)
     truth = gold_boxes(ts, gold)
+    predicted, excluded = excluded_detections(ts, predicted)
     errors = match_errors(truth, predicted, images.image_id, iou)
     rates = error_rates(errors)
-    report: dict = {"split": split, "images": len(images), "gold": gold or "consensus",
+    report: dict = {"split": split, "images": len(images), "gold": gold_name(ts, gold),
                     "iou": iou, "errors": rates.reset_index(names="class").to_dict("records"),
-                    "coco": coco_scores(ts, truth, predicted, images)}
+                    "coco": coco_scores(ts, truth, predicted, images),
+                    "excluded_detections": excluded}
     if run is not None:
         data_yaml = build_dataset(ts, Path(run) / EVAL_DATASET, gold)
         report["map"] = map_scores(run, data_yaml, split or "val", imgsz=imgsz, device=device)

@@ -157,3 +157,72 @@ def test_image_size_from_file_when_results_lack_it(tmp_path):
     assert ts.images[["width", "height"]].iloc[0].tolist() == [100, 50]
     assert len(ts.images.sha256.iloc[0]) == 64
     assert np.isnan(ts.annotations.lead_time.iloc[0])
+
+
+def test_annotator_from_updated_by_when_completed_by_is_absent(tmp_path):
+    """The shape of label-studio-sdk's COCO-export test data: the annotation carries
+    `updated_by` (and `last_created_by`) but no `completed_by`."""
+    tasks = [_task(1, [_rect()]), _task(2, [_rect()])]
+    for task in tasks:
+        del task["annotations"][0]["completed_by"]
+        task["annotations"][0].update(updated_by=308, last_created_by=308)
+    tasks.append(_task(3, [_rect()]))
+    del tasks[2]["annotations"][0]["completed_by"]  # neither: unknown, rejected
+    ts, summary = _run(tmp_path, tasks)
+    assert ts.annotations.annotator.tolist() == ["308", "308"]
+    assert summary.annotators_from_updated_by == 2
+    assert "no completed_by; their annotator is the user in updated_by" in str(summary)
+    assert summary.rejected["annotation: no completed_by or updated_by (annotator unknown)"] == 1
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    ({"pages": ["https://x.org/1.jpg", "https://x.org/2.jpg"]}, "a repeater task (data.pages"),
+    ({"image": [{"url": "/data/upload/1/a.png"}]}, "a repeater task (data.image is a list of 1"),
+    ({"text": "a cat", "tags": ["cat", "dog"]}, "no 'image' field in data"),
+])
+def test_repeater_tasks_are_named_and_other_lists_are_not(tmp_path, data, reason):
+    _, summary = _run(tmp_path, [{"id": 1, "data": data, "annotations": []}])
+    (rejected,) = summary.rejected
+    assert rejected.startswith(f"task: {reason}") and summary.tasks_kept == 0
+
+
+def _bare(rid, x=10, label="cat", to_name="image", **extra):
+    """A `<Rectangle>` + `<Labels>` pair sharing a region id (a common labelling config)."""
+    return [{"id": rid, "type": "rectangle", "from_name": "box", "to_name": to_name,
+             "original_width": 100, "original_height": 100,
+             "value": {"x": x, "y": 10, "width": 20, "height": 20, "rotation": 0}, **extra},
+            {"id": rid, "type": "labels", "from_name": "kind", "to_name": to_name,
+             "value": {"labels": [label], "start": 0}}]
+
+
+@pytest.mark.parametrize("loose", [False, True])
+def test_which_control_a_region_belongs_to(tmp_path, loose):
+    results = [
+        *_bare("p1"),                                          # joined: a cat box
+        *_bare("p2", x=40, label="dog"),                       # joined: a dog box
+        {"id": "lonely", "type": "labels", "from_name": "kind", "to_name": "image",
+         "value": {"labels": ["cat"]}},                        # a label of no rectangle
+        {**_rect(rid="r1"), "from_name": "label", "to_name": "image"},
+        {**_rect(rid="r2", x=50), "from_name": "label", "to_name": "image2"},  # other image
+        {**_rect(rid="r3", x=60), "from_name": "label", "to_name": "image",
+         "image_rotation": 90},                                # drawn on the turned view
+        {"id": "c", "type": "textarea", "from_name": "caption", "to_name": "image",
+         "value": {"text": ["a cat left of a dog"]}},
+        {"id": "n", "type": "textarea", "from_name": "notes", "to_name": "image",
+         "value": {"text": ["check the dog again"]}},         # reviewer notes, not caption
+    ]
+    if loose:  # one unreadable value sends the list through the value-by-value reader
+        results.append({"id": "bad", "type": "rectanglelabels", "to_name": "image",
+                        "value": {"x": "?", "y": 1, "width": 1, "height": 1,
+                                  "rectanglelabels": ["cat"]}})
+    ts, summary = _run(tmp_path, [_task(1, results)], labels=["cat", "dog"])
+    assert sorted(ts.boxes.object_id) == ["p1", "p2", "r1"]
+    assert ts.boxes.set_index("object_id").label.to_dict() == {"p1": "cat", "p2": "dog",
+                                                               "r1": "cat"}
+    assert ts.captions.caption.tolist() == ["a cat left of a dog"]
+    assert summary.ignored_results["labels (no rectangle with its region id)"] == 1
+    assert summary.ignored_results["textarea 'notes' (not the caption control 'caption')"] == 1
+    rejected = {reason.split(" (")[0]: n for reason, n in summary.rejected.items()}
+    assert rejected["box: on another object of the task"] == 1
+    assert rejected["box: drawn on a turned image"] == 1
+    assert len(ts.annotations) == 1

@@ -390,7 +390,7 @@ def test_arms_of_replicates_get_intervals_over_images_and_seeds(two_runs, seed_o
 
 @pytest.fixture(scope="module")
 def replicated(two_runs, tmp_path_factory):
-    """The seed-0 smoke run again with --replicates 2: its own steps are reused, the seed-1
+    """The seed-0 smoke run again with --replicates 2: its own steps are reused, the seed-1000
     replicate is trained in its own folder, and the replicates step combines them."""
     run = tmp_path_factory.mktemp("replicated") / "run"
     shutil.copytree(two_runs[0], run)
@@ -400,7 +400,7 @@ def replicated(two_runs, tmp_path_factory):
 
 def test_replicates_give_intervals_over_test_images_and_seeds(replicated):
     block = json.loads((replicated / "replicates.json").read_text())
-    assert block["replicates"] == 2 and block["seeds"] == [0, 1]
+    assert block["replicates"] == 2 and block["seeds"] == [0, 1000]
     drop = block["gap"]["deployed detector"]["gold"]["drop"]
     assert drop["resampled"]["unit"] == "image x training replicate"
     assert drop["ci_low"] <= drop["value"] <= drop["ci_high"]
@@ -408,7 +408,8 @@ def test_replicates_give_intervals_over_test_images_and_seeds(replicated):
     change = block["gap"]["deployed detector"]["oof"]["predicted_change"]
     assert change["replicates"] == {"a": 2, "b": 2}
     assert not change["verdict"].startswith("cannot tell: training variance unknown")
-    assert block["verdict"][0].startswith("Over 2 training replicates (seeds 0, 1)")
+    assert block["verdict"][0].startswith("Over 2 training replicates (seeds 0, 1000)")
+    assert "baseline" in block["verdict"][-1]  # the rule baseline, in every replicate
     report = json.loads((replicated / "report" / "report.json").read_text())
     assert report["replicates"]["verdict"] == block["verdict"]
     page = (replicated / "report" / "report.html").read_text()
@@ -417,8 +418,8 @@ def test_replicates_give_intervals_over_test_images_and_seeds(replicated):
 
 def test_a_replicate_is_its_own_run_recorded_under_the_pipeline_run(replicated):
     parent = json.loads((replicated / "run.json").read_text())
-    child = json.loads((replicated / "replicates" / "seed-1" / "run.json").read_text())
-    assert child["settings"]["seed"] == 1 and child["tracking_uri"] == parent["tracking_uri"]
+    child = json.loads((replicated / "replicates" / "seed-1000" / "run.json").read_text())
+    assert child["settings"]["seed"] == 1000 and child["tracking_uri"] == parent["tracking_uri"]
     assert child["split_versions"] == parent["split_versions"]  # the same split
     client = mlflow.MlflowClient(tracking_uri=parent["tracking_uri"])
     assert client.get_run(child["mlflow_run"]).data.tags["mlflow.parentRunId"] == \
@@ -428,7 +429,7 @@ def test_a_replicate_is_its_own_run_recorded_under_the_pipeline_run(replicated):
 def test_a_rerun_with_replicates_reuses_every_step(replicated, capsys):
     assert main(["--preset", "smoke", "--replicates", "2", "--out", str(replicated)]) == 0
     lines = [line.strip() for line in capsys.readouterr().out.splitlines()
-             if line.lstrip().startswith(("[", "seed"))]
+             if line.lstrip().startswith(("[", "replicate"))]
     assert lines and all(line.endswith("cached") for line in lines), lines
 
 
@@ -489,3 +490,35 @@ def test_compare_takes_mlflow_run_ids(two_runs, seed_one, tmp_path, capsys):
         str(two_runs[0].resolve())
     assert quality(["compare", "no-such-run", str(seed_one), "--tracking-uri", uri]) == 2
     assert "no such run folder, nor an MLflow run" in capsys.readouterr().err
+
+
+def test_a_run_killed_mid_step_reruns_to_the_same_report(two_runs, tmp_path):
+    """SIGKILL while the detector trains, then the same command again: the steps that had
+    finished are reused, the interrupted one is done again from scratch (its half-written
+    outputs never count), and the report equals an uninterrupted run's."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    command = [sys.executable, "-c", "import sys; from quality.run.cli import main; "
+               f"sys.exit(main(['--preset', 'smoke', '--out', {str(out)!r}]))"]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={k: v for k, v in os.environ.items()
+                                  if k != "MLFLOW_TRACKING_URI"})
+    training = out / "logs" / "stage1_train.log"
+    deadline = time.monotonic() + 240
+    while not (training.exists() and "Epoch" in training.read_text(errors="replace")):
+        assert child.poll() is None and time.monotonic() < deadline, "never reached training"
+        time.sleep(0.2)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not (out / ".cache" / "stage1 train.json").exists()  # not recorded as done
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        assert main(["--preset", "smoke", "--out", str(out)]) == 0
+    first, again = figures_of(two_runs[0]), figures_of(out)
+    for figures in (first, again):
+        figures["provenance"]["settings"].pop("data")
+    assert again == first

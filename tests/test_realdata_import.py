@@ -49,6 +49,40 @@ def test_kalos_yolo_three_labelers(realdata):
     assert ts.labels[0] == "Flood lv0" and sum(summary.rejected.values()) == 0
 
 
+def _label_studio_yolo_export(realdata, out):
+    """The folder Label Studio writes for "Export -> YOLO", made by its own converter
+    (label-studio-sdk) from the two-annotator SDK export: classes.txt, labels/, notes.json."""
+    from label_studio_sdk.converter import Converter
+
+    config = (realdata / "labelstudio/sdk_yolo_2annotators.label_config.xml").read_text()
+    Converter(config=config, project_dir=str(out), download_resources=False).convert_to_yolo(
+        str(realdata / "labelstudio/sdk_yolo_2annotators.json"), str(out / "export"),
+        is_dir=False)
+    return out / "export"
+
+
+def test_label_studio_yolo_export_folder(realdata, tmp_path):
+    from PIL import Image
+
+    folder = _label_studio_yolo_export(realdata, tmp_path)
+    assert not (folder / "data.yaml").exists() and (folder / "classes.txt").is_file()
+    with pytest.raises(ExportError, match="pass --image-size"):  # labels alone: no sizes
+        import_file(folder)
+    ts, summary = import_file(folder, image_size=(2800, 2800))
+    assert ts.labels == ["parasites", "white"] and "classes.txt" in summary.shape
+    assert len(ts.images) == 2 and len(ts.boxes) == 4
+    first = ts.boxes[ts.boxes.label == "parasites"].iloc[0]  # the SDK file's first region
+    assert first.x0 == pytest.approx(37.15846994535519 * 28, abs=1e-6)
+    assert first.y0 == pytest.approx(70.67395264116576 * 28, abs=1e-6)
+    # with the images downloaded (images/ beside labels/), sizes come from the files
+    (folder / "images").mkdir(exist_ok=True)  # the converter leaves it empty
+    for label in (folder / "labels").glob("*.txt"):
+        Image.new("RGB", (280, 280)).save(folder / "images" / f"{label.stem}.png")
+    ts, summary = import_file(folder)
+    assert len(ts.images) == 2 and (ts.images.width == 280).all() and len(ts.boxes) == 4
+    assert sum(summary.rejected.values()) == 0
+
+
 def test_evalme_export(realdata):
     ts, summary = import_file(realdata / "labelstudio/evalme_highway_5tasks_3annotators.json")
     assert summary.tasks_kept == 5 and summary.annotations_kept == 15
@@ -80,7 +114,7 @@ def test_sdk_rect_textarea_cancelled(realdata, tmp_path):
     ts, summary = import_file(realdata / "labelstudio/sdk_rect_textarea_cancelled.json",
                               images_root=tmp_path)
     assert summary.tasks_kept == 3 and summary.skipped == 1
-    assert summary.rejected["annotation: no completed_by (annotator unknown)"] == 2
+    assert summary.rejected["annotation: no completed_by or updated_by (annotator unknown)"] == 2
     assert len(ts.annotations) == 0
 
 
@@ -91,13 +125,12 @@ def test_sdk_rotated_boxes_are_rejected_not_straightened(realdata):
     assert "rotated rectangle" in reason and summary.rejected[reason] == 25
 
 
-def test_sdk_repeater_has_no_single_image(realdata):
-    with pytest.raises(ExportError, match="nothing imported") as err:
-        import_file(realdata / "labelstudio/sdk_repeater_rect_taxonomy.json")
-    assert "no 'image' field" in str(err.value)
-    with pytest.raises(ExportError, match="nothing imported") as err:
-        import_file(realdata / "labelstudio/sdk_repeater_rect_taxonomy.json", image_field="images")
-    assert "data.images is not a non-empty string" in str(err.value)
+def test_sdk_repeater_is_refused_naming_the_shape(realdata):
+    for field in (None, "images"):  # found by its shape, with or without --image-field
+        with pytest.raises(ExportError, match="nothing imported") as err:
+            import_file(realdata / "labelstudio/sdk_repeater_rect_taxonomy.json",
+                        image_field=field)
+        assert "a repeater task (data.images is a list of 3 pages" in str(err.value)
 
 
 @pytest.mark.parametrize("name", ["coco_instances/instances_val2014_fakebbox100_results.json",
@@ -114,15 +147,20 @@ def test_cocoapi_detection_demo_scores_the_published_ap(realdata, tmp_path):
     from stage1_detect.cli import main as stage1
 
     import_set(realdata / "coco_instances/instances_val2014_100imgs.json", tmp_path / "set")
-    assert stage1(["evaluate", str(tmp_path / "set"), "--gold", "coco", "--predictions",
+    # one annotator: its own gold, no --gold needed
+    assert stage1(["evaluate", str(tmp_path / "set"), "--predictions",
                    str(realdata / "coco_instances/instances_val2014_fakebbox100_results.json"),
                    "--json", str(tmp_path / "eval.json")]) == 0
     import json
 
-    coco = json.loads((tmp_path / "eval.json").read_text())["coco"]
-    assert (round(coco["ap"], 4), round(coco["ap50"], 4), round(coco["ap75"], 4)) == (
-        0.5046, 0.6970, 0.5730)
-    assert coco["detections"] == 734 and coco["images"] == 100
+    report = json.loads((tmp_path / "eval.json").read_text())
+    coco = report["coco"]
+    published = {"ap": 0.5046, "ap50": 0.6970, "ap75": 0.5730, "ap_small": 0.5856,
+                 "ap_medium": 0.5194, "ap_large": 0.5014, "ar1": 0.3868, "ar10": 0.5937,
+                 "ar100": 0.5954, "ar_small": 0.6398, "ar_medium": 0.5664, "ar_large": 0.5643}
+    assert {k: round(coco[k], 4) for k in published} == published
+    assert coco["detections"] == 734 and coco["images"] == 100 and report["gold"] == "coco"
+    assert report["excluded_detections"] == {"unknown_image": 0, "unknown_category": 0}
     assert len(coco["per_class"]) > 10 and all(0 <= v <= 1 for v in coco["per_class"].values())
 
 

@@ -60,3 +60,28 @@ def test_records_are_valid_json_with_nulls():
     rows = records(frame)
     assert rows[1] == {"a": None, "t": None, "s": None}
     assert "NaN" not in json.dumps(rows, default=str)
+
+
+def test_a_handler_made_inside_a_captured_block_survives_it(tmp_path):
+    """ultralytics makes its logger's handler on first import, inside a step's captured block,
+    on the step's log file; after the block that file is closed, and the handler must not
+    write to it ("Logging error ... I/O operation on closed file" in every later log)."""
+    import logging
+    import sys
+
+    from annotate.runtime.capture import captured
+
+    name = "twostage-test-library"
+    with captured(tmp_path / "first.log"):
+        library = logging.getLogger(name)
+        library.addHandler(logging.StreamHandler(sys.stdout))
+        library.warning("inside the first step")
+    try:
+        with captured(tmp_path / "second.log"):
+            library.warning("inside the second step")
+        first = (tmp_path / "first.log").read_text()
+        second = (tmp_path / "second.log").read_text()
+        assert "inside the first step" in first and "inside the second step" in second
+        assert "Logging error" not in first + second
+    finally:
+        library.handlers.clear()

@@ -33,7 +33,9 @@ def to_coco(ts: TableSet) -> tuple[dict, dict]:
         "id": np.arange(1, len(b) + 1), "image_id": b.image_id.map(coco_id).to_numpy(),
         "category_id": b.label.map(cat_id).to_numpy(),
         "bbox": np.stack([b.x0, b.y0, w, h], axis=1).tolist() if len(b) else [],
-        "area": w * h, "iscrowd": 0, "annotator": b.annotator.to_numpy(object),
+        "area": (b["area"].fillna(pd.Series(w * h, index=b.index)).to_numpy(float)
+                 if "area" in b.columns else w * h),
+        "iscrowd": 0, "annotator": b.annotator.to_numpy(object),
         "source": b.source.to_numpy(object), "object_id": b.object_id.to_numpy(object),
         "score": b.score.to_numpy(float)})
     annotations = [{k: v for k, v in rec.items() if not (k == "score" and np.isnan(v))}

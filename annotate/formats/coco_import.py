@@ -10,6 +10,9 @@
 - Captions-only files (`captions_*.json`) import as captions; captions without an annotator
   are named by their order on the image (`coco-1`, `coco-2`, ...): COCO publishes no worker ids,
   so these names tell captions apart on an image but do not follow a person across images.
+- An annotation's `area` (its segmentation's, which decides COCO's small / medium / large)
+  is kept in the boxes table's optional `area` column, so COCO evaluation of the set sorts
+  objects into size classes as COCOeval does.
 - String booleans ("false") are tolerated; a bad box, category or image reference rejects that
   annotation alone, counted with its id.
 """
@@ -197,7 +200,7 @@ def _boxes(rows: list, name_of: dict[str, str], entry_image: dict[str, str],
         return coerce("boxes", None)
     ann = pd.DataFrame([r if isinstance(r, dict) else {} for r in rows])
     for col in ("id", "image_id", "category_id", "bbox", "iscrowd", "annotator", "source",
-                "object_id", "score"):
+                "object_id", "score", "area"):
         if col not in ann:
             ann[col] = None
     where = f"{path}: annotation id " + ann["id"].map(id_text).fillna("?") + " (annotations[" \
@@ -242,6 +245,11 @@ def _boxes(rows: list, name_of: dict[str, str], entry_image: dict[str, str],
         "x1": np.clip(x1, 0, img_w), "y1": np.clip(y1, 0, img_h),
         "score": score.where(is_model), "source": np.where((crowd == True).to_numpy()  # noqa: E712
                                                            & ~is_model, CROWD, source)})
+    # COCO's own area (of the segmentation) where it is not the box's: its size classes need it
+    area = pd.to_numeric(ann.area.where(ann.area.map(is_number)), errors="coerce").to_numpy()
+    own = (area > 0) & ~np.isclose(area, bbox[:, 2] * bbox[:, 3], rtol=1e-9, atol=1e-9)
+    if own.any():
+        boxes["area"] = np.where(own, area, np.nan)
     boxes = boxes[keep]
     dup = boxes.duplicated(["image_id", "annotator", "source", "object_id"])
     summary.reject("box: duplicate annotation id", list(where[keep][dup.to_numpy()].head(3)),

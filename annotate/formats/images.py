@@ -7,9 +7,17 @@ inline `data:image/...;base64,...` URLs (images pasted into a task).
 
 Confinement: a reference is only ever opened when it resolves inside the images root (`../`
 chains, absolute paths and `file://` URLs that leave it are reported as "outside", never read)
-unless the caller opts in with `allow_outside`. Symbolic links inside the root are followed:
-whoever can place them there controls the root anyway. No probe raises: a name too long for the
-file system, a NUL byte or an unreadable file is a status, not an exception.
+unless the caller opts in with `allow_outside`. Links are resolved before that check: a link
+inside the root that points outside it is "outside" too. No probe raises: a name too long for
+the file system, a NUL byte or an unreadable file is a status, not an exception.
+
+Identity: a reference resolves to the file it names; a file found by its name alone (a remote
+URL's basename in the root, an upload without its hash prefix) only when no other reference of
+the same import would find the same file that way. A relative path resolves only to itself.
+
+What an image is: its size is the displayed size (EXIF orientations 5-8 swap width and height,
+as Label Studio, browsers and ultralytics' loader show it); a JPEG or PNG cut short (no
+end-of-image marker / IEND chunk in its last bytes) is "unreadable", counted.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
+
+from annotate.runtime.pillow import open_image
 
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-")
 DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?),", re.I)
@@ -50,33 +60,39 @@ class Located:
 
 
 def candidates(ref: str, root: Path | None) -> list[Path]:
-    """Local paths that `ref` may point to, most specific first (not checked for confinement)."""
-    return [Path(p) for p in _candidates(ref, None if root is None else os.fspath(root))]
+    """Local paths that `ref` may point to, most specific first (not checked for confinement):
+    the paths it names, then the by-name guesses (`_candidates`)."""
+    exact, guesses = _candidates(ref, None if root is None else os.fspath(root))
+    return [Path(p) for p in exact + guesses]
 
 
 _LOCAL_FILES = "/data/local-files/?d="
 
 
-def _candidates(ref: str, root: str | None) -> list[str]:
+def _candidates(ref: str, root: str | None) -> tuple[list[str], list[str]]:
+    """(paths the reference names, by-name guesses). A guess is a file found by its name alone
+    (a remote URL's basename in the root, an upload without its hash prefix); `locate_all`
+    refuses a guess that several different references would share."""
     join = os.path.join
     if ref.startswith(_LOCAL_FILES) and "&" not in ref:  # the common case, without urlparse
         rel = unquote(ref[len(_LOCAL_FILES):])
-        return [join(root, rel) if root else rel] if rel else []
+        return ([join(root, rel) if root else rel] if rel else []), []
     parsed = urlparse(ref)
     if "local-files" in parsed.path:
         rel = unquote(parse_qs(parsed.query).get("d", [""])[0])
-        return [join(root, rel) if root else rel] if rel else []
+        return ([join(root, rel) if root else rel] if rel else []), []
     name = unquote(os.path.basename(parsed.path))
     if parsed.path.startswith("/data/upload/"):
         upload = unquote(parsed.path[len("/data/"):])
-        return [join(root, upload), join(root, name),
-                join(root, UPLOAD_PREFIX.sub("", name))] if root else []
+        return ([join(root, upload), join(root, name)],
+                [join(root, UPLOAD_PREFIX.sub("", name))]) if root else ([], [])
     if parsed.scheme in ("http", "https", "s3", "gs", "azure-blob"):
-        return [join(root, name)] if root and name else []
+        mirrored = join(root, parsed.netloc, unquote(parsed.path).lstrip("/")) if root else None
+        return ([mirrored], [join(root, name)]) if root and name else ([], [])
     path = unquote(ref[len("file://"):] if ref.startswith("file://") else ref)
     if os.path.isabs(path):
-        return [path]
-    return [join(root, path), join(root, os.path.basename(path))] if root else [path]
+        return [path], []
+    return [join(root, path) if root else path], []
 
 
 def _top(root: str | os.PathLike) -> str:
@@ -102,22 +118,33 @@ def resolve(ref: str, root: Path | None, allow_outside: bool = False) -> Path | 
     return None if found is None else Path(found)
 
 
-def _find(ref: str, root: str | None, top: str | None) -> tuple[str | None, bool]:
+def _find(ref: str, root: str | None, top: str | None, guess: bool = True
+          ) -> tuple[str | None, bool]:
     """(the file's absolute path, whether a candidate was refused as outside `top`); `top` is
-    the normalised root to confine to, None for no confinement."""
+    the normalised root to confine to, None for no confinement; `guess`: whether by-name
+    guesses may be used. Links are resolved before the confinement check, so a link inside
+    the root that points outside it is outside."""
     refused = False
     try:
-        options = _candidates(ref, root)
+        exact, guesses = _candidates(ref, root)
     except ValueError:  # a malformed URL (e.g. an unbalanced IPv6 bracket)
         return None, False
-    for path in options:
+    for path in exact + (guesses if guess else []):
         normalised = os.path.normpath(os.path.abspath(path))
         if top is not None and not _inside(normalised, top):
             refused = True
             continue
         if _is_file(normalised):
+            if top is not None and not _inside(os.path.realpath(normalised), _real(top)):
+                refused = True  # a link out of the root
+                continue
             return normalised, refused
     return None, refused
+
+
+def _real(top: str) -> str:
+    """The root with its own links resolved (a root under /tmp -> /private/tmp, say)."""
+    return os.path.realpath(top)
 
 
 def decode_data_url(ref: str) -> bytes:
@@ -143,19 +170,52 @@ def data_url_suffix(ref: str) -> str:
     return {"image/jpeg": ".jpg"}.get(mime) or mimetypes.guess_extension(mime) or ".img"
 
 
+#: EXIF orientations that turn the picture a quarter (5-8): shown with width and height swapped.
+_QUARTER_TURNS = {5, 6, 7, 8}
+_EXIF_ORIENTATION = 0x0112
+
+
 def _header_size(source: str | os.PathLike | io.BytesIO) -> tuple[int, int]:
-    with Image.open(source) as image:
-        return image.size
+    """The size the image is shown at: its stored size, with width and height swapped when its
+    EXIF orientation turns it a quarter (as Label Studio, browsers and ultralytics' loader
+    show it). A file cut short raises (`_check_complete`)."""
+    with open_image(source) as image:
+        width, height = image.size
+        # a PNG's getexif() decodes the whole image unless its eXIf chunk came before the data
+        exif = image.getexif() if image.format != "PNG" or "exif" in image.info else {}
+        orientation = exif.get(_EXIF_ORIENTATION)
+        _check_complete(image, source)
+    return (height, width) if orientation in _QUARTER_TURNS else (width, height)
+
+
+def _check_complete(image: Image.Image, source: str | os.PathLike | io.BytesIO) -> None:
+    """Raise when the file was cut short: a JPEG is decoded at 1/8 scale (cheap; PIL raises on
+    missing data), a PNG must end with its IEND chunk. Other formats are not checked."""
+    if image.format == "JPEG":
+        image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+        image.load()  # OSError "image file is truncated" when data is missing
+    elif image.format == "PNG":
+        if isinstance(source, io.BytesIO):
+            tail = source.getvalue()[-64:]
+        else:
+            with open(source, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - 64))
+                tail = handle.read()
+        if b"IEND" not in tail:
+            raise ValueError("truncated PNG (no IEND chunk at its end: the file was cut short)")
 
 
 def locate(ref: object, root: Path | None, *, allow_outside: bool = False,
            hash_images: bool = True) -> Located:
-    """Resolve one reference and read its size (from the header) and SHA-256, never raising."""
+    """Resolve one reference and read its displayed size (from the header) and SHA-256, never
+    raising."""
     top = None if root is None or allow_outside else _top(root)
     return Located(*_locate(ref, None if root is None else os.fspath(root), top, hash_images))
 
 
-def _locate(ref: object, root: str | None, top: str | None, hash_images: bool) -> tuple:
+def _locate(ref: object, root: str | None, top: str | None, hash_images: bool,
+            guess: bool = True) -> tuple:
     if not isinstance(ref, str) or not ref:
         return str(ref), MISSING, None, None, None, ""
     if ref[:5].lower() == "data:":
@@ -165,9 +225,10 @@ def _locate(ref: object, root: str | None, top: str | None, hash_images: bool) -
         except (ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError) as err:
             return ref, UNREADABLE, None, None, None, str(err) or type(err).__name__
         return ref, INLINE, width, height, hashlib.sha256(raw).hexdigest(), ""
-    path, refused = _find(ref, root, top)
+    path, refused = _find(ref, root, top, guess)
     if path is None:
-        return ref, OUTSIDE if refused else MISSING, None, None, None, ""
+        detail = "" if guess else "its file name is shared by other references: not guessed"
+        return ref, OUTSIDE if refused else MISSING, None, None, None, detail
     try:
         width, height = _header_size(path)
         digest = sha256(path) if hash_images else None
@@ -179,17 +240,36 @@ def _locate(ref: object, root: str | None, top: str | None, hash_images: bool) -
 
 def locate_all(refs: Iterable[object], root: Path | None, *, allow_outside: bool = False,
                hash_images: bool = True) -> pd.DataFrame:
-    """`locate` for many references: columns path, status, width, height, sha256, detail."""
+    """`locate` for many references: columns path, status, width, height, sha256, detail.
+
+    A by-name guess (a remote URL's basename, an upload without its prefix) is used only when no
+    other reference here would guess the same file: two different URLs that end in `a.png`
+    both stay "missing" rather than both becoming the one local `a.png`."""
     refs = list(refs)
     root_str = None if root is None else os.fspath(root)
     top = None if root is None or allow_outside else _top(root)
-    found = [_locate(ref, root_str, top, hash_images)
+    shared = _shared_guesses(refs, root_str)
+    found = [_locate(ref, root_str, top, hash_images, ref not in shared)
              for ref in tqdm(refs, desc="images", unit="img", leave=False,
                              disable=len(refs) < 2000 or None)]
     frame = pd.DataFrame(found, columns=["path", "status", "width", "height", "sha256", "detail"])
     frame["width"] = pd.to_numeric(frame.width, errors="coerce")
     frame["height"] = pd.to_numeric(frame.height, errors="coerce")
     return frame
+
+
+def _shared_guesses(refs: list, root: str | None) -> set[str]:
+    """The references whose by-name guess another, different reference shares."""
+    if root is None:
+        return set()
+    guesses: dict[str, set[str]] = {}
+    for ref in set(r for r in refs if isinstance(r, str) and r[:5].lower() != "data:"):
+        try:
+            for guess in _candidates(ref, root)[1]:
+                guesses.setdefault(os.path.normpath(guess), set()).add(ref)
+        except ValueError:
+            continue
+    return {ref for owners in guesses.values() if len(owners) > 1 for ref in owners}
 
 
 def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

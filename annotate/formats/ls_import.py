@@ -20,6 +20,7 @@ that value or rejects its item, never the file.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +57,7 @@ DEFAULT_IMAGE_FIELD = "image"
 _TASK_COLS = ["task_id", "image_id", "ref", "group_id", "split", "meta_sha", "width", "height"]
 _ANN_COLS = ["task", "ann_id", "user_id", "email", "lead_time", "created_at"]
 _PRED_COLS = ["task", "pred_id", "model_version", "score"]
-_CAPTION_COLS = ["task", "owner", "is_pred", "caption"]
+_CAPTION_COLS = ["task", "owner", "is_pred", "caption", "control"]
 
 
 @dataclass
@@ -125,7 +126,8 @@ def import_bytes(raw: bytes, path: str | os.PathLike, images_root=None, labels=N
         summary.shape = "JSON snapshot (users expanded)" if expanded else "JSON"
         _walk_tasks(tasks, rows, summary, options)
     del tasks, task_items, raw
-    ts = _build(rows, summary, root, labels, hash_images, allow_outside_root)
+    ts = _build(rows, summary, root, labels, hash_images, allow_outside_root,
+                options.caption_field)
     return ts, summary
 
 
@@ -202,6 +204,13 @@ def _add_task(task_id: object, data: object, meta: object, where: str, rows: _Ro
         summary.reject("task: missing or non-object `data`", where)
         return None
     field_name = options.image_field
+    pages = _repeater_pages(data, field_name)
+    if pages:
+        key, count = pages
+        summary.reject(f"task: a repeater task (data.{key} is a list of {count} pages, each "
+                       "an image under a Repeater tag): one task with several images is not "
+                       "imported; export one task per page (each its own image)", where)
+        return None
     if field_name not in data:
         hint = ("" if options.image_field_given else
                 "; name the image field with --image-field (or --labels CONFIG.xml)")
@@ -223,6 +232,28 @@ def _add_task(task_id: object, data: object, meta: object, where: str, rows: _Ro
                        meta_sha if isinstance(meta_sha, str) else None, data.get("width"),
                        data.get("height")))
     return len(rows.tasks) - 1
+
+
+def _repeater_pages(data: dict, field_name: str) -> tuple[str, int] | None:
+    """(key, pages) when the task is Label Studio's Repeater shape: the image field, or with
+    no image field some data key, holds a list of pages (`[{"url": ...}, ...]` or URLs)."""
+    keys = [field_name] if field_name in data else list(data)
+    for key in keys:
+        value = data[key]
+        if isinstance(value, list) and value and all(
+                _looks_like_image(v.get("url", v.get("image")) if isinstance(v, dict) else v)
+                for v in value):
+            return str(key), len(value)
+    return None
+
+
+def _looks_like_image(value: object) -> bool:
+    """A URL or path of an image, as pages of a Repeater hold them."""
+    return isinstance(value, str) and bool(_IMAGE_REF.search(value.strip()))
+
+
+_IMAGE_REF = re.compile(r"^(https?://|s3://|gs://|azure-blob://|data:image/|/data/)"
+                        r"|\.(jpe?g|png|gif|bmp|webp|tiff?)(\?.*)?$", re.IGNORECASE)
 
 
 def _flag(value: object) -> bool | None:
@@ -250,8 +281,12 @@ def _walk_annotation(ann: object, task: int, where: str, rows: _Rows,
         summary.skipped += 1
         return
     user_id, email = _person(ann.completed_by)
+    if user_id is None and email is None and ann.completed_by is None:
+        # some exports (Label Studio's COCO export tests, API clients) carry only updated_by
+        user_id, email = _person(ann.updated_by)
+        summary.annotators_from_updated_by += user_id is not None or email is not None
     if user_id is None and email is None:
-        summary.reject("annotation: no completed_by (annotator unknown)", at)
+        summary.reject("annotation: no completed_by or updated_by (annotator unknown)", at)
         return
     record = (task, ann.id, user_id, email, ann.lead_time, ann.created_at)
     _add_results(ann.result, rows.annotations, record, False, "annotation", at, rows, summary)
@@ -301,9 +336,12 @@ def _add_owner(results: list, strict: bool, owners: list, record: tuple, is_pred
                      rows.regions.add_loose(results, task, owner, is_pred, at, summary))
     for kind in others:
         summary.ignored_results[kind] += 1
-    caption = " ".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
-    if caption:
-        rows.captions.append((task, owner, is_pred, caption))
+    by_control: dict = {}
+    for control, text in texts:  # one caption per TextArea (the caption control is chosen later)
+        if isinstance(text, str) and text.strip():
+            by_control.setdefault(control, []).append(text.strip())
+    for control, parts in by_control.items():
+        rows.captions.append((task, owner, is_pred, " ".join(parts), control))
 
 
 def _walk_prediction(pred: object, task: int, where: str, rows: _Rows,
@@ -357,8 +395,8 @@ def _walk_min(items: list, rows: _Rows, summary: ImportSummary, options: _Option
                 else:
                     summary.ignored_results[f"{name} (JSON-MIN)"] += 1
         if options.caption_field in row:
-            results.append(LooseResult(type="textarea",
-                                   value=LooseValue(text=row[options.caption_field])))
+            results.append(LooseResult(type="textarea", from_name=options.caption_field,
+                                       value=LooseValue(text=row[options.caption_field])))
         user_id, email = _person(row.get("annotator"))
         if user_id is None and email is None:
             summary.reject("annotation: no annotator", at)
@@ -384,7 +422,7 @@ def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _build(rows: _Rows, summary: ImportSummary, root: Path, labels: list[str] | None,
-           hash_images: bool, allow_outside: bool) -> TableSet:
+           hash_images: bool, allow_outside: bool, caption_field: str) -> TableSet:
     tasks = pd.DataFrame(rows.tasks, columns=_TASK_COLS)
     annotations = pd.DataFrame(rows.annotations, columns=_ANN_COLS)
     predictions = pd.DataFrame(rows.predictions, columns=_PRED_COLS)
@@ -405,7 +443,7 @@ def _build(rows: _Rows, summary: ImportSummary, root: Path, labels: list[str] | 
     owners = _Owners(ann_keep, pred_keep, annotations.annotator.to_numpy(object),
                      np.array([model_source(v) for v in predictions.model_version], dtype=object))
     boxes = _build_boxes(regions, images, tasks, owners, predictions, labels, summary)
-    caption_table = _build_captions(captions, tasks, owners)
+    caption_table = _build_captions(captions, tasks, owners, caption_field, summary)
     seen_labels = sorted(boxes.label.dropna().unique().tolist()) if len(boxes) else []
     ts = TableSet(images=images, annotations=ann_table, boxes=boxes, captions=caption_table,
                   labels=list(labels) if labels else seen_labels,
@@ -423,6 +461,7 @@ class _Regions:
                  predictions: pd.DataFrame):
         self.col = columns.arrays()
         self.label_names = np.array([*columns.label_names, None], dtype=object)
+        self.target_names = list(columns.target_names)
         self.tasks, self.annotations, self.predictions = tasks, annotations, predictions
 
     def __len__(self) -> int:
@@ -583,7 +622,7 @@ def _build_images(tasks: pd.DataFrame, keep_task: np.ndarray, regions: _Regions,
                                                   + found.detail[unreadable].head(3)),
                    int(unreadable.sum()))
     ok &= ~unreadable
-    width, height = width.fillna(found.width), height.fillna(found.height)
+    width, height = _file_size_wins(width, height, found, regions, where, ok, summary)
     unknown = ok & (width.isna() | height.isna()).to_numpy()
     summary.reject("task: image size unknown (no original_width/height in any result and the "
                    f"image is not found under --images-root {root})",
@@ -605,6 +644,39 @@ def _build_images(tasks: pd.DataFrame, keep_task: np.ndarray, regions: _Regions,
     if images.split.isna().all():
         images = images.drop(columns="split")
     return coerce("images", images.reset_index(drop=True)), ok
+
+
+def _file_size_wins(width: pd.Series, height: pd.Series, found: pd.DataFrame,
+                    regions: _Regions, where: pd.Series, ok: np.ndarray,
+                    summary: ImportSummary) -> tuple[pd.Series, pd.Series]:
+    """The image's size: the file's displayed size when the file was read (percent
+    coordinates are scale-free, so every region of the task is converted against it), else the
+    size the results or data give. Tasks whose results or data say another size than their file
+    are counted in a note with an example."""
+    has_file = (found.width.notna() & found.height.notna()).to_numpy() & ok
+    task = regions.col["task"]
+    ow, oh = regions.col["ow"], regions.col["oh"]
+    region_off = has_file[task] & ((np.abs(ow - found.width.to_numpy()[task]) > 0.5)
+                                   | (np.abs(oh - found.height.to_numpy()[task]) > 0.5))
+    off = np.zeros(len(width), bool)
+    off[task[region_off]] = True
+    off |= has_file & (((width - found.width).abs() > 0.5)
+                       | ((height - found.height).abs() > 0.5)).to_numpy()
+    if off.any():
+        first = int(np.flatnonzero(off)[0])
+        said = (f"{ow[task == first][0]:.0f}x{oh[task == first][0]:.0f}"
+                if (task == first).any() and np.isfinite(ow[task == first][0])
+                else f"{width[first]:.0f}x{height[first]:.0f}")
+        summary.notes.append(
+            f"{int(off.sum())} tasks: their results or data give another image size than the "
+            f"file (e.g. {where[first]}: {said}, the file {found.width[first]:.0f}x"
+            f"{found.height[first]:.0f}); the file's size is used and percent coordinates are "
+            "converted against it")
+    with_file = has_file[task]
+    regions.col["ow"] = np.where(with_file, found.width.to_numpy(float)[task], ow)
+    regions.col["oh"] = np.where(with_file, found.height.to_numpy(float)[task], oh)
+    return (found.width.where(has_file, width).astype(float),
+            found.height.where(has_file, height).astype(float))
 
 
 def _build_annotations(ann: pd.DataFrame, ok: np.ndarray, tasks: pd.DataFrame,
@@ -681,6 +753,7 @@ def _build_boxes(regions: _Regions, images: pd.DataFrame, tasks: pd.DataFrame, o
     if labels:
         reasons.append((~pd.Series(label).isin(labels).to_numpy(),
                         f"box: label not in the label map {list(labels)}"))
+    reasons[2:2] = _control_reasons(regions)
     dup = pd.DataFrame({"i": image_id, "a": annotator, "r": object_id}).duplicated()
     reasons.append((dup.to_numpy(), "box: duplicate region id in one annotation or prediction"))
     keep = summary.reject_where(reasons, locate=regions.where)
@@ -690,6 +763,25 @@ def _build_boxes(regions: _Regions, images: pd.DataFrame, tasks: pd.DataFrame, o
         "image_id": image_id, "annotator": annotator, "object_id": object_id, "label": label,
         "x0": cx0, "y0": cy0, "x1": cx1, "y1": cy1, "score": score, "source": source})
     return coerce("boxes", out[keep].reset_index(drop=True))
+
+
+def _control_reasons(regions: _Regions) -> list[tuple[np.ndarray, str]]:
+    """Regions not on the task's image: drawn while the image was turned in the editor
+    (`image_rotation`: the coordinates are those of the turned view), or on another object of
+    the task (`to_name` is not the image's control: the name most rectangles of the file are
+    drawn on)."""
+    c = regions.col
+    reasons = [(np.abs(c["image_rotation"]) > 1e-6,
+                "box: drawn on a turned image (image_rotation != 0: the coordinates are those "
+                "of the turned view, not the file's)")]
+    target = c["target"]
+    named = target[target >= 0]
+    if len(named) and len(regions.target_names) > 1:
+        main = int(np.bincount(named).argmax())
+        reasons.append(((target >= 0) & (target != main),
+                        "box: on another object of the task (its to_name is not "
+                        f"{regions.target_names[main]!r}, the image's control)"))
+    return reasons
 
 
 def _scores(c: dict, predictions: pd.DataFrame, keep: np.ndarray, regions: _Regions,
@@ -710,9 +802,20 @@ def _scores(c: dict, predictions: pd.DataFrame, keep: np.ndarray, regions: _Regi
     return np.where(is_pred & ~bad, score, np.nan)
 
 
-def _build_captions(cap: pd.DataFrame, tasks: pd.DataFrame, owners: _Owners) -> pd.DataFrame:
+def _build_captions(cap: pd.DataFrame, tasks: pd.DataFrame, owners: _Owners,
+                    caption_field: str, summary: ImportSummary) -> pd.DataFrame:
+    """Captions from the caption control only: the TextArea named `caption_field`, else the
+    one most results use; the texts of other TextAreas (reviewer notes, say) are counted under
+    `ignored`, never merged into the caption."""
     if cap.empty:
         return coerce("captions", None)
+    names = cap.control.dropna()
+    if len(names) and names.nunique() > 1:
+        main = caption_field if (names == caption_field).any() else names.value_counts().index[0]
+        other = cap.control.notna() & (cap.control != main)
+        for name, n in cap.control[other].value_counts().items():
+            summary.ignored_results[f"textarea {name!r} (not the caption control {main!r})"] += n
+        cap = cap[~other]
     owner, is_pred = cap.owner.to_numpy(int), cap.is_pred.to_numpy(bool)
     live = owners.kept(owner, is_pred)
     annotator = owners.names(owner, is_pred)[live]

@@ -30,6 +30,7 @@ class User(msgspec.Struct, gc=False):
 class Annotation(msgspec.Struct, gc=False):
     id: Any = None
     completed_by: Union[User, list, _Scalar] = None  # noqa: UP007
+    updated_by: Union[User, list, _Scalar] = None  # noqa: UP007
     result: msgspec.Raw = msgspec.Raw(b"")  # b"" when the key is missing, b"null" for null
     was_cancelled: Any = None
     lead_time: Any = None
@@ -63,21 +64,48 @@ TASKS = msgspec.json.Decoder(list[Union[Task, list, _Scalar]])  # noqa: UP007
 
 # --- results, strict ---------------------------------------------------------------------------
 
-class RectValue(msgspec.Struct, gc=False):
+class BareValue(msgspec.Struct, kw_only=True, gc=False):
     x: float
     y: float
     width: float
     height: float
-    rectanglelabels: list[str]
     rotation: float = 0.0
 
 
-class Rect(msgspec.Struct, tag="rectanglelabels", tag_field="type", gc=False):
-    value: RectValue
+class RectValue(BareValue, kw_only=True, gc=False):
+    rectanglelabels: list[str]
+
+
+class _Region(msgspec.Struct, kw_only=True, gc=False):
+    """What every rectangle result carries besides its value."""
+
     id: Union[str, int, None] = None  # noqa: UP007
     original_width: Union[float, None] = None  # noqa: UP007
     original_height: Union[float, None] = None  # noqa: UP007
     score: Union[float, None] = None  # noqa: UP007
+    to_name: Union[str, None] = None  # noqa: UP007
+    image_rotation: Union[float, None] = None  # noqa: UP007
+
+
+class Rect(_Region, tag="rectanglelabels", tag_field="type", kw_only=True, gc=False):
+    value: RectValue
+
+
+class Bare(_Region, tag="rectangle", tag_field="type", kw_only=True, gc=False):
+    """A `<Rectangle>` region: its label comes in a `labels` result with the same id."""
+
+    value: BareValue
+
+
+class LabelsValue(msgspec.Struct, gc=False):
+    labels: list[str] = []
+
+
+class Labels(msgspec.Struct, tag="labels", tag_field="type", gc=False):
+    """A `<Labels>` choice; with the id of a `rectangle` result it is that box's label."""
+
+    value: LabelsValue
+    id: Union[str, int, None] = None  # noqa: UP007
 
 
 class TextValue(msgspec.Struct, gc=False):
@@ -86,16 +114,17 @@ class TextValue(msgspec.Struct, gc=False):
 
 class Text(msgspec.Struct, tag="textarea", tag_field="type", gc=False):
     value: TextValue
+    from_name: Union[str, None] = None  # noqa: UP007
 
 
 #: Other result types Label Studio writes; read (to count them as ignored) without their values.
-OTHER_TYPES = ("choices", "labels", "taxonomy", "rating", "number", "datetime", "relation",
-               "rectangle", "polygon", "polygonlabels", "keypoint", "keypointlabels", "ellipse",
+OTHER_TYPES = ("choices", "taxonomy", "rating", "number", "datetime", "relation",
+               "polygon", "polygonlabels", "keypoint", "keypointlabels", "ellipse",
                "ellipselabels", "brush", "brushlabels", "paragraphlabels", "hypertextlabels",
                "timeserieslabels", "videorectangle", "pairwise", "ranker")
 _OTHERS = tuple(msgspec.defstruct(f"Other_{name}", [], tag=name, tag_field="type", gc=False)
                 for name in OTHER_TYPES)
-STRICT_RESULTS = msgspec.json.Decoder(list[Union[(Rect, Text, *_OTHERS)]])
+STRICT_RESULTS = msgspec.json.Decoder(list[Union[(Rect, Bare, Labels, Text, *_OTHERS)]])
 
 
 # --- results, loose ----------------------------------------------------------------------------
@@ -107,6 +136,7 @@ class LooseValue(msgspec.Struct, gc=False):
     height: Any = None
     rotation: Any = None
     rectanglelabels: Any = None
+    labels: Any = None
     text: Any = None
 
 
@@ -117,11 +147,17 @@ class LooseResult(msgspec.Struct, gc=False):
     original_width: Any = None
     original_height: Any = None
     score: Any = None
+    from_name: Any = None
+    to_name: Any = None
+    image_rotation: Any = None
 
 
 LOOSE_RESULTS = msgspec.json.Decoder(
     Union[list[Union[LooseResult, list, _Scalar]], dict, _Scalar])  # noqa: UP007
 
+
+#: A `labels` result whose id names no `rectangle` result (a label of nothing we read).
+UNPAIRED_LABELS = "labels (no rectangle with its region id)"
 
 SIZE_NULLED = ("box: original_width/height not a positive number (nulled; the image's size is "
                "used)")
@@ -136,15 +172,18 @@ class RegionColumns:
     """Rectangle regions as typed columns (8 floats and a few ints per region, not Python
     objects), filled by the walk and turned into numpy arrays for the vectorised checks."""
 
-    FLOATS = ("x", "y", "w", "h", "rotation", "ow", "oh", "score")
+    FLOATS = ("x", "y", "w", "h", "rotation", "ow", "oh", "score", "image_rotation")
 
     def __init__(self) -> None:
         self.task, self.owner, self.position = array("q"), array("q"), array("q")
         self.is_pred, self.n_labels = array("b"), array("q")
-        self.label = array("q")
+        self.label, self.target = array("q"), array("q")
         self.region_id: list = []
         self.label_names: list[str] = []
         self._codes: dict[str, int] = {}
+        #: the `to_name`s regions were drawn on (their code in `target`; -1: not given)
+        self.target_names: list[str] = []
+        self._targets: dict[str, int] = {}
         for name in self.FLOATS:
             setattr(self, name, array("d"))
 
@@ -160,10 +199,22 @@ class RegionColumns:
             self.label_names.append(labels[0])
         return code
 
+    def _target(self, to_name: object) -> int:
+        if not isinstance(to_name, str):
+            return -1
+        code = self._targets.get(to_name)
+        if code is None:
+            code = self._targets[to_name] = len(self.target_names)
+            self.target_names.append(to_name)
+        return code
+
     def _append(self, task: int, owner: int, is_pred: bool, position: int, region_id: object,
                 labels: list[str], x: float, y: float, w: float, h: float, rotation: float,
-                ow: float, oh: float, score: float) -> None:
+                ow: float, oh: float, score: float, to_name: object = None,
+                image_rotation: float = 0.0) -> None:
         """One rectangle whose values are already checked (numbers; NaN for absent sizes)."""
+        self.target.append(self._target(to_name))
+        self.image_rotation.append(image_rotation)
         self.task.append(task)
         self.owner.append(owner)
         self.is_pred.append(is_pred)
@@ -181,9 +232,13 @@ class RegionColumns:
         self.score.append(score)
 
     def add_strict(self, results: list, task: int, owner: int, is_pred: bool) -> list:
-        """Append the strictly typed rectangles; return [TextArea texts, other result types]."""
+        """Append the strictly typed rectangles (`rectanglelabels`, and `rectangle` results
+        joined by region id with their `labels`); return [(TextArea name, text) pairs, other
+        result types]."""
         texts: list = []
         others: list[str] = []
+        bare: list = []
+        labels_of: dict = {}
         for k, res in enumerate(results):
             cls = res.__class__
             if cls is Rect:
@@ -192,12 +247,27 @@ class RegionColumns:
                              value.y, value.width, value.height, value.rotation,
                              NAN if res.original_width is None else res.original_width,
                              NAN if res.original_height is None else res.original_height,
-                             NAN if res.score is None else res.score)
+                             NAN if res.score is None else res.score, res.to_name,
+                             res.image_rotation or 0.0)
             elif cls is Text:
                 text = res.value.text
-                texts.extend(text if isinstance(text, list) else [text])
+                texts.extend((res.from_name, t) for t in (text if isinstance(text, list)
+                                                          else [text]))
+            elif cls is Bare:
+                bare.append((k, res))
+            elif cls is Labels and res.id is not None:
+                labels_of[res.id] = res.value.labels
             else:
                 others.append(cls.__struct_config__.tag)
+        for k, res in bare:
+            value = res.value
+            self._append(task, owner, is_pred, k, res.id, labels_of.pop(res.id, []), value.x,
+                         value.y, value.width, value.height, value.rotation,
+                         NAN if res.original_width is None else res.original_width,
+                         NAN if res.original_height is None else res.original_height,
+                         NAN if res.score is None else res.score, res.to_name,
+                         res.image_rotation or 0.0)
+        others.extend([UNPAIRED_LABELS] * len(labels_of))
         return [texts, others]
 
     def add_loose(self, results: list, task: int, owner: int, is_pred: bool, where: str,
@@ -205,6 +275,10 @@ class RegionColumns:
         """The same for a loosely decoded list: every value checked, bad ones counted."""
         texts: list = []
         others: list[str] = []
+        labels_of = {res.id: res.value.labels for res in results
+                     if isinstance(res, LooseResult) and res.type == "labels"
+                     and res.id is not None and isinstance(res.value, LooseValue)}
+        paired: set = set()
         for k, res in enumerate(results):
             if not isinstance(res, LooseResult):
                 summary.reject("result: not an object", f"{where}, result {k}")
@@ -212,9 +286,12 @@ class RegionColumns:
             value = res.value
             if res.type == "textarea":
                 text = value.text if isinstance(value, LooseValue) else None
-                texts.extend(text if isinstance(text, list) else [text])
+                name = res.from_name if isinstance(res.from_name, str) else None
+                texts.extend((name, t) for t in (text if isinstance(text, list) else [text]))
                 continue
-            if res.type != "rectanglelabels":
+            if res.type == "labels" and res.id in labels_of:
+                continue  # read with its rectangle
+            if res.type not in ("rectanglelabels", "rectangle"):
                 others.append(str(res.type))
                 continue
             at = f"{where}, region {res.id if res.id is not None else k}"
@@ -223,11 +300,16 @@ class RegionColumns:
                 continue
             coords = (value.x, value.y, value.width, value.height)
             rotation = 0.0 if value.rotation is None else value.rotation
-            labels = value.rectanglelabels
+            turned = 0.0 if res.image_rotation is None else res.image_rotation
+            if res.type == "rectangle":
+                labels = labels_of.get(res.id, []) if res.id is not None else []
+                paired.add(res.id)
+            else:
+                labels = value.rectanglelabels
             if not all(map(is_number, coords)):
                 summary.reject("box: missing or non-numeric x/y/width/height", at)
-            elif not is_number(rotation):
-                summary.reject("box: rotation is not a number", at)
+            elif not is_number(rotation) or not is_number(turned):
+                summary.reject("box: rotation or image_rotation is not a number", at)
             elif not isinstance(labels, list):
                 summary.reject("box: rectanglelabels is not a list", at)
             elif not all(isinstance(label, str) for label in labels):
@@ -244,14 +326,16 @@ class RegionColumns:
                     res.id, bool) else None
                 self._append(task, owner, is_pred, k, region_id, labels,
                              *(float(v) for v in coords), float(rotation), ow, oh,
-                             float(res.score) if is_number(res.score) else NAN)
+                             float(res.score) if is_number(res.score) else NAN, res.to_name,
+                             float(turned))
+        others.extend([UNPAIRED_LABELS] * len(set(labels_of) - paired))
         return [texts, others]
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every column as a numpy array (the typed ones without copying)."""
         out = {name: np.frombuffer(getattr(self, name), dtype=np.float64) if len(self)
                else np.zeros(0) for name in self.FLOATS}
-        for name in ("task", "owner", "position", "n_labels", "label"):
+        for name in ("task", "owner", "position", "n_labels", "label", "target"):
             out[name] = np.frombuffer(getattr(self, name), dtype=np.int64) if len(self) \
                 else np.zeros(0, dtype=np.int64)
         out["is_pred"] = np.frombuffer(self.is_pred, dtype=np.int8).astype(bool) if len(self) \

@@ -41,6 +41,7 @@ class ImportSummary:
     images_missing: int = 0
     images_outside_root: int = 0
     images_inline: int = 0
+    annotators_from_updated_by: int = 0
     annotator_ids: dict[str, str] = field(default_factory=dict)
     ignored_results: Counter = field(default_factory=Counter)
     rejected: Counter = field(default_factory=Counter)
@@ -134,6 +135,10 @@ class ImportSummary:
             lines.append(f"  note: {self.images_outside_root} image references point outside "
                          "the images root; not opened (references kept; --allow-outside-root "
                          "to read them)")
+        if self.annotators_from_updated_by:
+            lines.append(f"  note: {self.annotators_from_updated_by} annotations had no "
+                         "completed_by; their annotator is the user in updated_by (who last "
+                         "saved them)")
         if self.images_inline:
             lines.append(f"  note: {self.images_inline} images were inline data: URLs (decoded)")
         if self.clipped_boxes:

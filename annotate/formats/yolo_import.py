@@ -11,8 +11,13 @@ of fields, a class that is not an integer index into `names`, a coordinate outsi
 of zero size) is rejected and counted with `file:line`; nothing is truncated or clipped beyond
 the 1% round-off tolerance every importer allows. A line with a 6th field is a model's box.
 
-Several annotators: a folder whose sub-folders each hold a data set (`labeler1/data.yaml`, ...)
-imports as one annotator per sub-folder, images matched by their path relative to it.
+Label Studio's own YOLO export (`classes.txt`, `labels/`, `images/` when the images were
+downloaded, `notes.json`; no `data.yaml`) is a data set too: the names come from `classes.txt`
+(one per line, line n is class n) and the images from `images/`.
+
+Several annotators: a folder whose sub-folders each hold a data set (`labeler1/data.yaml` or
+`labeler1/classes.txt`, ...) imports as one annotator per sub-folder, images matched by their
+path relative to it.
 Label files without an image are counted; with `image_size` (YOLO keeps only normalised
 coordinates) they are imported at that size, their path being the label's relative stem.
 """
@@ -36,6 +41,35 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 PLAIN_YOLO_ANNOTATOR = "yolo"
 _INTEGER = re.compile(r"^[+]?\d+$")
 NO_SIZE = "image: no size (label file without an image; pass --image-size)"
+CLASSES_TXT = "classes.txt"
+
+
+def _spec_file(folder: Path) -> Path | None:
+    """A folder's data-set file: its data.yaml, else Label Studio's classes.txt."""
+    for name in ("data.yaml", CLASSES_TXT):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def read_spec(path: Path) -> dict:
+    """A data set's spec: data.yaml, or a classes.txt (Label Studio's YOLO export) read as a
+    data.yaml whose `names` are its lines and whose images are in `images/`."""
+    if path.name != CLASSES_TXT:
+        return read_data_yaml(path)
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise ExportError(f"{path}: not UTF-8 text ({err.reason})") from err
+    names = [line.strip() for line in lines]
+    while names and not names[-1]:
+        names.pop()
+    if not names:
+        raise ExportError(f"{path}: no class names (one per line, line n is class n)")
+    spec: dict = {"names": names}
+    if (path.parent / "images").is_dir():
+        spec["train"] = "images"
+    return _checked_names(path, spec)
 
 
 def read_data_yaml(path: Path) -> dict:
@@ -63,7 +97,12 @@ def read_data_yaml(path: Path) -> dict:
     if not isinstance(names, list) or not names or not all(isinstance(n, (str, int))
                                                            for n in names):
         raise ExportError(f"{path}: no `names` list (class index -> name) in data.yaml")
-    names = [str(n).strip() for n in names]
+    return _checked_names(path, {**spec, "names": [str(n).strip() for n in names]})
+
+
+def _checked_names(path: Path, spec: dict) -> dict:
+    """`names` must name each class once, none empty (else two classes' boxes would merge)."""
+    names = spec["names"]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated or "" in names:
         at = {n: [i for i, m in enumerate(names) if m == n] for n in repeated}
@@ -71,7 +110,7 @@ def read_data_yaml(path: Path) -> dict:
                           + ("; ".join(f"{n!r} is class {', '.join(map(str, ids))}"
                                        for n, ids in at.items()) or "an empty name")
                           + " (importing would merge those classes' boxes silently)")
-    return {**spec, "names": names}
+    return spec
 
 
 def from_yolo(data_yaml: str | os.PathLike, annotator: str = PLAIN_YOLO_ANNOTATOR, *,
@@ -80,15 +119,19 @@ def from_yolo(data_yaml: str | os.PathLike, annotator: str = PLAIN_YOLO_ANNOTATO
     """Read a YOLO data set (a data.yaml, or a folder of per-annotator data sets)."""
     path = Path(data_yaml)
     summary = ImportSummary(source=str(path), shape="YOLO")
-    if path.is_dir() and not (path / "data.yaml").is_file():
-        sets = sorted(p for p in path.glob("*/data.yaml"))
+    if path.is_dir() and _spec_file(path) is None:
+        sets = sorted(found for p in path.iterdir() if p.is_dir()
+                      for found in [_spec_file(p)] if found is not None)
         if not sets:
-            raise ExportError(f"{path}: no data.yaml here or in its sub-folders")
+            raise ExportError(f"{path}: no data.yaml (or Label Studio's classes.txt) here or "
+                              "in its sub-folders")
         parts = [(p.parent.name, p) for p in sets]
         summary.shape = f"YOLO, {len(parts)} annotators"
     else:
-        parts = [(annotator, path / "data.yaml" if path.is_dir() else path)]
-    specs = [(name, p, read_data_yaml(p)) for name, p in parts]
+        parts = [(annotator, _spec_file(path) if path.is_dir() else path)]
+    specs = [(name, p, read_spec(p)) for name, p in parts]
+    if any(p.name == CLASSES_TXT for _, p, _ in specs):
+        summary.shape += " (Label Studio's YOLO export: classes.txt, no data.yaml)"
     labels = specs[0][2]["names"]
     for _, p, spec in specs[1:]:
         if spec["names"] != labels:
@@ -146,8 +189,7 @@ def _label_for(image: Path) -> list[Path]:
 def _read_set(annotator: str, data_yaml: Path, spec: dict, summary: ImportSummary,
               image_size: tuple[int, int] | None, hash_images: bool
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    root = Path(spec.get("path") or data_yaml.parent)
-    root = root if root.is_absolute() else (data_yaml.parent / root)
+    root = data_yaml.parent / spec["path"] if spec.get("path") else data_yaml.parent
     splits, lists = _split_dirs(spec, root, summary)
     images, used = [], set()
     seen_paths: set[Path] = set()

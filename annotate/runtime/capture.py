@@ -46,6 +46,12 @@ def captured(log_path: str | os.PathLike) -> Iterator[Path]:
                 logging.getLogger().removeHandler(handler)
             for existing, stream in moved.items():
                 existing.setStream(stream)
+            # handlers a library made inside the block (ultralytics' logger on first import)
+            # hold the log file, closed below: give them the terminal's stdout, which the next
+            # captured block moves again
+            for created in _handlers_writing_to((log,)):
+                if created is not handler:
+                    created.setStream(terminal[0])
             sys.stdout, sys.stderr = terminal
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import inspect
 import os
 import sys
@@ -23,7 +24,19 @@ def run_command(prog: str, args: argparse.Namespace) -> int:
         return 2
     except BrokenPipeError:  # output piped into `head` and closed: not an error
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter exit quiet
+    except OSError as err:
+        if err.errno not in _DISK_ERRORS:
+            raise
+        where = f"{prog} {args.command}" if getattr(args, "command", None) else prog
+        print(f"{where}: error: cannot write {err.filename or 'the output'}: {err.strerror} "
+              "(nothing half-written was left: outputs are written whole or not at all)",
+              file=sys.stderr)
+        return 2
     return 0
+
+
+#: Errors of the disk, not of the program: full, read-only, over quota, not permitted.
+_DISK_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
 
 
 def default(source: object, name: str) -> object:

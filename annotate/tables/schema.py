@@ -62,7 +62,10 @@ ERROR_STATUSES = ("matched", "missed", "spurious", "wrong_label")
 #: What a reader needs (object ids and score are optional: an error table made by other tools).
 ERROR_REQUIRED = ERROR_COLUMNS[:5]
 #: Columns a table may carry beyond the required ones (added by later steps).
-OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {"images": {"split": TEXT, "fold": "Int64"}}
+#: Columns a table may have: a split or fold per image; per box the `area` its COCO file gave it
+#: (a segmentation's area, which decides COCO's small / medium / large), when it came from one.
+OPTIONAL_COLUMNS: dict[str, dict[str, object]] = {"images": {"split": TEXT, "fold": "Int64"},
+                                                  "boxes": {"area": "float64"}}
 TABLES: tuple[str, ...] = tuple(COLUMNS)
 
 HUMAN = "human"

@@ -15,12 +15,17 @@ GOLD_CHOICES = "consensus (default), truth, or an annotator's name"
 
 def gold_view(ts: TableSet, gold: str | None = None) -> tuple[str, str | None]:
     """(source, annotator) of the gold boxes: `gold` names 'consensus', 'truth' or one human
-    annotator; by default consensus, which must exist. The one definition of "gold" for
-    training and evaluation.
+    annotator; by default consensus, which must exist, except in a set with one human
+    annotator and no consensus (a COCO or YOLO file), whose annotator is its own gold. The one
+    definition of "gold" for training and evaluation.
 
     All human boxes merged are not offered: three annotators' boxes of one object would teach a
     detector to fire three times; `quality consensus` is the merge that makes sense.
     """
+    if gold is None and not (ts.boxes.source == CONSENSUS).any():
+        annotators = ts.annotations.annotator[ts.annotations.source == HUMAN].unique()
+        if len(annotators) == 1:  # one annotator (a COCO or YOLO file): it is the gold
+            return HUMAN, str(annotators[0])
     gold = gold or CONSENSUS
     if gold in (CONSENSUS, TRUTH):
         if not (ts.boxes.source == gold).any():
@@ -32,6 +37,12 @@ def gold_view(ts: TableSet, gold: str | None = None) -> tuple[str, str | None]:
         raise UserError(f"gold {gold!r} is not an annotator of this set; choose from "
                         f"{GOLD_CHOICES} ({', '.join(sorted(annotators)[:5])}...)")
     return HUMAN, gold
+
+
+def gold_name(ts: TableSet, gold: str | None = None) -> str:
+    """What `gold_view` chose, in words: 'consensus', 'truth' or the annotator's name."""
+    source, annotator = gold_view(ts, gold)
+    return annotator if annotator is not None else source
 
 
 def gold_boxes(ts: TableSet, gold: str | None = None) -> pd.DataFrame:

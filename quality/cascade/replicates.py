@@ -41,7 +41,7 @@ _CAPTIONS = {workspace.DEPLOYED_DETECTOR: workspace.CAPTIONS_PREDICTED,
 
 
 def replicates_job(runs: list[str | os.PathLike], out: str | os.PathLike, *,
-                   n_boot: int = 1000, seed: int = 0) -> dict:
+                   n_boot: int = 1000, seed: int = 0, seeds: list[int] | None = None) -> dict:
     """Replicate-aware figures of K run folders that differ only in their seed.
 
     Parameters
@@ -55,6 +55,8 @@ def replicates_job(runs: list[str | os.PathLike], out: str | os.PathLike, *,
         Image resamples for the test-set part of every interval.
     seed : int
         Seed of the resampling.
+    seeds : list of int, optional
+        The training seed of each run (default: from each run's `run.json`).
 
     Returns
     -------
@@ -70,7 +72,7 @@ def replicates_job(runs: list[str | os.PathLike], out: str | os.PathLike, *,
     scores, images = _scores(runs, ts)
     picked = draws(len(images), n_boot, seed)
     block: dict = {"replicates": len(runs), "runs": [str(r.resolve()) for r in runs],
-                   "seeds": [rec.get("settings", {}).get("seed") for rec in records],
+                   "seeds": seeds or [rec.get("settings", {}).get("seed") for rec in records],
                    "metric": PRIMARY_METRIC, "test_images": len(images),
                    "resampled": {"unit": "image x training replicate", "paired": True,
                                  "count": len(images), "n_boot": n_boot,
@@ -107,7 +109,7 @@ def _scores(runs: list[Path], ts) -> tuple[dict, pd.Index]:
     gold = gold_boxes(ts)
     found: dict = {}
     for run in runs:
-        for folder in [*workspace.variants(run), workspace.path(run, "stage2") / BASELINE]:
+        for folder in workspace.variants(run):  # the learned variants and the baseline
             for detector, file in _CAPTIONS.items():
                 if (folder / file).exists() and (folder / workspace.CAPTIONS_GOLD).exists():
                     found.setdefault((detector, folder.name), []).append(
@@ -168,8 +170,9 @@ def _recalls(runs: list[Path], n_boot: int, seed: int) -> dict:
     return out
 
 
-def _interval(entry: dict, key: str = "value", signed: bool = False) -> str:
-    form = "{:+.3f}" if signed else "{:.3f}"
+def _interval(entry: dict, key: str = "value", signed: bool = False,
+              percent: bool = False) -> str:
+    form = "{:.0%}" if percent else "{:+.3f}" if signed else "{:.3f}"
     return (f"{form.format(entry[key])} [{form.format(entry['ci_low'])}, "
             f"{form.format(entry['ci_high'])}]")
 
@@ -216,7 +219,8 @@ def verdict(block: dict) -> list[str]:
         lines.append(
             f"The robust variant scoring highest on the detector's output is {best}: "
             f"{_interval(change, 'difference', signed=True)} against the gold-trained model "
-            f"({_side(change)}), closing {_interval(e['reduction'])} of the gap, with "
+            f"({_side(change)}), closing {_interval(e['reduction'], percent=True)} of the "
+            f"gap, with "
             f"{_interval(lost, 'difference', signed=True)} on perfect input "
             f"({_side(lost)}).")
     saves = block.get("strong_saves")

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from annotate.runtime.atomic import write_json, write_text
+from annotate.runtime.pillow import open_image
 from annotate.tables import store
 from annotate.tables.schema import HUMAN
 from quality import workspace
@@ -513,8 +514,8 @@ def _disagreements(rel: dict, run: Path) -> str:
 
 
 def _draw(path: str, boxes: pd.DataFrame, colours: dict, key: str) -> Image.Image:
-    with Image.open(path) as source:
-        picture = source.convert("RGB")
+    with open_image(path) as source:  # as displayed (EXIF orientation): the boxes' frame
+        picture = ImageOps.exif_transpose(source).convert("RGB")
     draw = ImageDraw.Draw(picture)
     for row in boxes.itertuples():
         colour = colours.get(getattr(row, key), "#000000")

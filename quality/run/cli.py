@@ -30,10 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "and data share their test data, so they can be compared "
                              "(default: the preset's, 0)")
     parser.add_argument("--replicates", type=int,
-                        help="train every component K times with seeds SEED .. SEED + K - 1 "
-                             "and give every figure that compares trained models an interval "
-                             "over test images and these training replicates (default: the "
-                             "preset's: smoke and demo 1, full 5)")
+                        help="train every component K times with seeds SEED, SEED + 1000, "
+                             "SEED + 2000, ... and give every figure that compares trained "
+                             "models an interval over test images and these training "
+                             "replicates (default: the "
+                             "preset's: smoke 1, demo 4, full 5)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
                                                "$MLFLOW_TRACKING_URI, else OUT/mlflow.db)")
     parser.add_argument("--baseline", help="an earlier run folder (or MLflow run id) to compare "

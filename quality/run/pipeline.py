@@ -41,11 +41,14 @@ PRESETS: dict[str, dict] = {
               "stage2_preset": "tiny", "stage2_epochs": 15, "folds": 2, "oof_epochs": 1,
               "strong_epochs": 1, "n_boot": 100, "demo_images": 0, "perturbation": False,
               "val": 0.15, "test": 0.15, "split_seed": 0, "replicates": 1},
-    "demo": {"detector": "yolov8n.yaml", "detector_epochs": 10, "imgsz": 160,
-             "stage2_preset": "small", "stage2_epochs": 15, "folds": 2, "oof_epochs": 20,
+    # four training replicates in about 11 minutes: detectors fine-tuned from the shipped
+    # weights (deployed: one epoch, so it finds nearly every object but adds spurious boxes;
+    # strong: eight), stage 2 from scratch; docs/robustness.md has the measured trade-off
+    "demo": {"detector": "shapes-tiny.pt", "detector_epochs": 1, "imgsz": 96,
+             "stage2_preset": "small", "stage2_epochs": 10, "folds": 2, "oof_epochs": 1,
              "strong_epochs": 8, "demo_images": 500,
              "n_boot": 1000, "perturbation": True, "val": 0.2, "test": 0.35, "split_seed": 0,
-             "replicates": 1},
+             "replicates": 4},
     "full": {"detector": "yolov8n.yaml", "detector_epochs": 100, "imgsz": 320,
              "stage2_preset": "small", "stage2_epochs": 60, "folds": 5, "oof_epochs": 50,
              "strong_epochs": 50, "demo_images": 600,
@@ -106,6 +109,21 @@ def _fingerprint(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+#: Replicate seeds step by this much, so that runs with neighbouring seeds share no replicate.
+REPLICATE_SEED_STRIDE = 1000
+
+
+def replicate_seeds(seed: int, replicates: int) -> list[int]:
+    """The training seeds of a run with `replicates` replicates: its own seed, then seed +
+    1000, seed + 2000, ... — a run with `--seed 1` trains none of the models of a run with
+    `--seed 0`, so two such runs are independent measurements.
+
+    >>> replicate_seeds(0, 3), replicate_seeds(1, 3)
+    ([0, 1000, 2000], [1, 1001, 2001])
+    """
+    return [seed + REPLICATE_SEED_STRIDE * k for k in range(replicates)]
+
+
 class Pipeline:
     """Runs the steps in order with caching, progress lines and MLflow records."""
 
@@ -117,9 +135,12 @@ class Pipeline:
         self.cache = self.out / ".cache"
         self.runs: dict[str, str] = {}
         self.timings: dict[str, float] = {}
+        #: time spent in the replicates' own chains (their steps are not this run's)
+        self.replicate_seconds = 0.0
         self.mlflow = None
         #: the steps of this run: the chain, and with replicates the step that combines them
-        self.steps = STEPS + ["replicates"] * (settings.options.get("replicates", 1) > 1)
+        self.steps = STEPS[:-1] + ["replicates"] * (settings.options.get("replicates", 1) > 1) \
+            + STEPS[-1:]  # the report comes last
 
     # ----------------------------------------------------------------- plumbing
     def _uses(self, *names: str) -> dict:
@@ -173,8 +194,11 @@ class Pipeline:
         seconds = time.perf_counter() - started
         self.timings[name] = seconds
         write_json(record_path, {"key": key, "run_id": self.runs[name], "seconds": seconds})
-        spent = sum(self.timings.values())
-        left = sum(NOMINAL[self.settings.preset].get(s, 0) for s in self.steps[index:])
+        spent = sum(self.timings.values()) + self.replicate_seconds
+        nominal = NOMINAL[self.settings.preset]
+        left = sum(nominal.get(s, 0) for s in self.steps[index:])
+        if "replicates" in self.steps[index:]:  # each further replicate runs the whole chain
+            left += (self.settings.options["replicates"] - 1) * sum(nominal.values())
         self.echo(f"[{index:2d}/{len(self.steps)}] {name:22} {seconds:7.1f} s   (run "
                   f"{spent:6.0f} s, about {left / 60:.0f} min left)")
 
@@ -464,29 +488,33 @@ class Pipeline:
                    do_sanity)
 
     def _replicate_steps(self, o: dict, seed: int) -> None:
-        """Training replicates: the whole chain again with seeds seed + 1 .. seed + K - 1 (the
-        same data and split; each its own run folder under `replicates/`, cached, an MLflow run
+        """Training replicates: the whole chain again with seeds `replicate_seeds` (the same
+        data and split; each its own run folder under `replicates/`, cached, an MLflow run
         nested under this one), then the figures over test images and replicates
         (`replicates.json`, `quality.cascade.replicates`)."""
         from quality.cascade.replicates import REPLICATES_FILE, replicates_job
 
         folders = [self.out]
-        for offset in range(1, o["replicates"]):
-            child_seed = seed + offset
+        seeds = replicate_seeds(seed, o["replicates"])
+        for number, child_seed in enumerate(seeds[1:], start=2):
             folder = self.out / "replicates" / f"seed-{child_seed}"
             child = Pipeline(folder, Settings(
                 data=str(workspace.path(self.out, "tables")), preset=self.settings.preset,
                 seed=child_seed, tracking_uri=self.mlflow.get_tracking_uri(),
-                options={**self.settings.options, "replicates": 1}),
-                echo=lambda line, s=child_seed: self.echo(f"      seed {s}: {line}"))
+                # the perturbation curves describe how the test set reacts to injected
+                # errors, not a trained model against another: the first replicate's suffice
+                options={**self.settings.options, "replicates": 1, "perturbation": False}),
+                echo=lambda line, n=number, s=child_seed: self.echo(
+                    f"      replicate {n}/{len(seeds)} (seed {s}): {line}"))
             child.run()
+            self.replicate_seconds += sum(child.timings.values())
             folders.append(folder)
         captions = [f for run in folders for f in sorted(
             (workspace.path(run, "stage2")).glob("*/captions_*.parquet"))]
         errors = [f for run in folders for f in workspace.detector_files(run, "errors")]
         self._step("replicates", [*captions, *errors], [self.out / REPLICATES_FILE],
                    lambda: _flat(replicates_job(folders, self.out / REPLICATES_FILE,
-                                                n_boot=o["n_boot"], seed=seed)),
+                                                n_boot=o["n_boot"], seed=seed, seeds=seeds)),
                    self._uses("n_boot", "replicates"))
 
     def _report_step(self) -> None:
@@ -566,10 +594,10 @@ STEPS = ["import", "reliability", "consensus", "split", "audit", "stage1 train",
          "robustness", "sanity", "report"]
 NOMINAL = {
     "smoke": dict.fromkeys(STEPS, 8),
-    "demo": {"import": 3, "reliability": 8, "consensus": 2, "split": 3, "audit": 3,
-             "stage1 train": 110, "stage1 strong": 90, "stage1 predict": 8,
-             "stage1 crossfit": 120, "stage2 gold": 40, "stage1 threshold": 20,
-             "stage1 evaluate": 8, "stage2 noise": 40, "stage2 oof": 40, "stage2 noise+oof": 40,
-             "stage2 captions": 15, "robustness": 25, "sanity": 10, "report": 8},
+    "demo": {"import": 1, "reliability": 8, "consensus": 1, "split": 1, "audit": 1,
+             "stage1 train": 12, "stage1 strong": 16, "stage1 predict": 2,
+             "stage1 crossfit": 6, "stage2 gold": 18, "stage1 threshold": 7,
+             "stage1 evaluate": 2, "stage2 noise": 20, "stage2 oof": 20, "stage2 noise+oof": 20,
+             "stage2 captions": 9, "robustness": 36, "sanity": 4, "report": 2},
     "full": dict.fromkeys(STEPS, 300),
 }

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from annotate.formats import images as image_files
 from annotate.formats.layout import EMPTY, encode_layouts
+from annotate.runtime.pillow import open_image
 from annotate.stats.graphs import components
 from annotate.tables.schema import HUMAN, TableSet
 from annotate.tables.views import reference_boxes
@@ -69,14 +70,13 @@ def perceptual_hashes(images: pd.DataFrame, progress: bool = False
     """Per readable image: its 64-bit pHash (uint64 Series indexed by image_id) and a 16x16 RGB
     thumbnail (uint8, one row per hashed image); plus the unreadable images with the reason."""
     import imagehash
-    from PIL import Image
 
     values, thumbs, failed = {}, [], []
     rows = images[["image_id", "path"]].itertuples(index=False)
     for image_id, path in tqdm(rows, total=len(images), desc="perceptual hashes",
                                disable=not progress):
         try:
-            with Image.open(path) as img:
+            with open_image(path) as img:
                 bits = imagehash.phash(img).hash.ravel()
                 thumb = np.asarray(img.convert("RGB").resize((THUMB, THUMB)), np.uint8)
         except (OSError, ValueError) as err:
