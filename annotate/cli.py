@@ -12,7 +12,8 @@ import pandas as pd
 from annotate import demo
 from annotate.formats import ls_client, ls_export, readers
 from annotate.formats.export import FORMATS, export_job
-from annotate.formats.labels import image_field, read_labels
+from annotate.formats.labels import config_controls, image_field, read_labels
+from annotate.formats.ls_import import DEFAULT_IMAGE_FIELD
 from annotate.runtime.atomic import write_text
 from annotate.runtime.cliutil import default, run_command
 from annotate.runtime.errors import UserError
@@ -23,12 +24,14 @@ from annotate.tables.views import annotator_table
 
 def cmd_import(args: argparse.Namespace) -> None:
     labels = read_labels(args.labels) if args.labels else None
+    field_name = args.image_field or image_field(args.labels)
     _, summary = readers.import_set(
         args.export, args.out, strict=args.strict, fmt=args.format, labels=labels,
         images_root=args.images_root, caption_field=args.caption_field,
-        image_field=args.image_field or image_field(args.labels), coco_captions=args.captions,
+        image_field=field_name, coco_captions=args.captions,
         allow_outside_root=args.allow_outside_root, image_size=args.image_size,
-        annotator=args.annotator)
+        annotator=args.annotator,
+        controls=config_controls(args.labels, field_name or DEFAULT_IMAGE_FIELD))
     print(summary)
     print(f"wrote {args.out}")
 
@@ -142,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "export's folder)")
     p.add_argument("--labels", help="label map: comma list, .txt (one per line), .json list, or "
                                     "a Label Studio labeling config .xml")
-    p.add_argument("--caption-field", default="caption", help="TextArea name in JSON-MIN")
+    p.add_argument("--caption-field", default="caption",
+                   help="name of the caption TextArea (and the caption key of JSON-MIN rows)")
     p.add_argument("--image-field", help="task data key of the image (default: the labeling "
                                          "config's Image value when --labels is a config, "
                                          "else 'image')")

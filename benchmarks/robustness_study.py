@@ -33,7 +33,7 @@ from annotate.tables import store
 from annotate.tables.views import gold_boxes
 from quality.cascade.robustness import MISLOCATED_IOU
 from quality.cascade.summary import detector_rates
-from quality.cascade.threshold import at_threshold
+from quality.cascade.threshold import hand_over
 from quality.run.pipeline import Pipeline, Settings, demo_data
 from stage1_detect.evaluate import match_errors
 from stage2_generate.noise import DUPLICATE_IOU, calibrate
@@ -99,9 +99,9 @@ def explain(run: Path) -> None:
     print(f"calibrated noise: drop {noise.drop:.3f}, spurious {noise.spurious:.2f} per image "
           f"({noise.duplicate:.0%} duplicates), swap {noise.swap:.3f}, jitter {noise.jitter:.3f}")
     ts = store.load(run / "split")
-    threshold = json.loads((run / "stage1" / "threshold.json").read_text())["chosen"]
+    handed = json.loads((run / "stage1" / "threshold.json").read_text())
     train_ids = ts.images.image_id[ts.images.split == "train"]
-    oof = at_threshold(pd.read_parquet(run / "oof" / "oof_boxes.parquet"), threshold)
+    oof = hand_over(pd.read_parquet(run / "oof" / "oof_boxes.parquet"), handed)
     profiles = {"deployed (val)": errors,
                 "out-of-fold (train)": match_errors(gold_boxes(ts)[
                     gold_boxes(ts).image_id.isin(train_ids)], oof, image_ids=train_ids)}

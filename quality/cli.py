@@ -230,8 +230,14 @@ def cmd_threshold(args: argparse.Namespace) -> None:
         mark = "  <- chosen" if point["threshold"] == record["chosen"] else ""
         print(f"threshold {point['threshold']:.2f}  validation {record['metric']} "
               f"{point['score']:.3f}  boxes/image {point['boxes_per_image']:.2f}{mark}")
-    print(f"wrote {run / args.detector / workspace.THRESHOLD} and the detections at "
-          f"{record['chosen']:g} (predicted_val/test.parquet)")
+    for point in record["suppression"]:
+        print(f"threshold {point['threshold']:.2f}, suppressed at IoU {point['iou']:.1f}  "
+              f"validation {record['metric']} {point['score']:.3f}  boxes/image "
+              f"{point['boxes_per_image']:.2f}")
+    suppressed = ("" if record["suppress_iou"] is None else
+                  f", overlaps suppressed at IoU {record['suppress_iou']:g}")
+    print(f"wrote {run / args.detector / workspace.THRESHOLD} and the detections handed over at "
+          f"{record['chosen']:g}{suppressed} (predicted_val/test.parquet)")
 
 
 def cmd_compare(args: argparse.Namespace) -> None:

@@ -47,14 +47,37 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                              iou=args.iou, conf=args.conf, imgsz=args.imgsz,
                              device=args.device, errors_path=args.errors, json_path=args.json)
     coco = report["coco"]
-    print(f"COCO AP {coco['ap']:.4f}  AP50 {coco['ap50']:.4f}  AP75 {coco['ap75']:.4f} "
-          f"({coco['detections']} stored boxes on {coco['images']} images)")
+    print(f"COCOeval of {coco['detections']} stored boxes on {coco['images']} images "
+          f"(gold: {report['gold']}):")
+    for name, label in COCO_LINES.items():
+        print(f"  {label:<52} = {coco[name]:.4f}")
+    excluded = report["excluded_detections"]
+    if any(excluded.values()):
+        print(f"left out: {excluded['unknown_image']} detections on images the set does not "
+              f"have, {excluded['unknown_category']} of categories it does not have")
     if "map" in report:
         print(f"ultralytics val: mAP50 {report['map']['map50']:.3f}  mAP50-95 "
               f"{report['map']['map50_95']:.3f}")
     print(pd.DataFrame(report["errors"]).set_index("class").round(3).to_string())
     if args.errors:
         print(f"wrote the error table to {args.errors}")
+
+
+#: COCOeval's summary lines, as pycocotools prints them.
+COCO_LINES = {
+    "ap": "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
+    "ap50": "Average Precision  (AP) @[ IoU=0.50      | area=   all | maxDets=100 ]",
+    "ap75": "Average Precision  (AP) @[ IoU=0.75      | area=   all | maxDets=100 ]",
+    "ap_small": "Average Precision  (AP) @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
+    "ap_medium": "Average Precision  (AP) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
+    "ap_large": "Average Precision  (AP) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
+    "ar1": "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ]",
+    "ar10": "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets= 10 ]",
+    "ar100": "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
+    "ar_small": "Average Recall     (AR) @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
+    "ar_medium": "Average Recall     (AR) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
+    "ar_large": "Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
+}
 
 
 def cmd_crossfit(args: argparse.Namespace) -> None:

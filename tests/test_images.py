@@ -140,3 +140,33 @@ def test_a_non_image_stays_unreadable_after_ultralytics_is_imported(tmp_path):
     (tmp_path / "notes.png").write_text("this is not an image")
     found = locate("notes.png", tmp_path)
     assert found.status == UNREADABLE and "not an image PIL can read" in found.detail
+
+
+def test_coco_entries_that_disagree_on_a_size_never_set_it(tmp_path):
+    """kalphacv-style entries of one file (one per annotator) that disagree on its size: the
+    file's size is the image's; the boxes of the entry whose size is not it are rejected with
+    the reason (COCO boxes are pixels of their entry's size), counted with a note."""
+    from annotate.formats.coco_import import from_coco
+
+    jpeg(tmp_path / "a.jpg")  # 320 x 240
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 320, "height": 240,
+                        "annotator": "ann"},
+                       {"id": 2, "file_name": "a.jpg", "width": 640, "height": 480,
+                        "annotator": "bob"},
+                       {"id": 3, "file_name": "gone.jpg", "width": 100, "height": 100,
+                        "annotator": "ann"},
+                       {"id": 4, "file_name": "gone.jpg", "width": 200, "height": 100,
+                        "annotator": "bob"}],
+            "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [{"id": k, "image_id": k, "category_id": 1, "bbox": [10, 10, 50, 50]}
+                            for k in (1, 2, 3, 4)]}
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    ts, summary = from_coco(tmp_path / "coco.json")
+    sizes = ts.images.set_index("path")[["width", "height"]]
+    assert sizes.loc[str((tmp_path / "a.jpg").resolve())].tolist() == [320, 240]
+    assert sizes.loc["gone.jpg"].tolist() == [100, 100]  # no file: the first entry's
+    assert sorted(ts.boxes.annotator) == ["ann", "ann"]
+    (reason,) = summary.rejected
+    assert reason.startswith("box: its images entry gives another size") and \
+        summary.rejected[reason] == 2
+    assert any(n.startswith("2 image entries give another size") for n in summary.notes)

@@ -226,3 +226,45 @@ def test_which_control_a_region_belongs_to(tmp_path, loose):
     assert rejected["box: on another object of the task"] == 1
     assert rejected["box: drawn on a turned image"] == 1
     assert len(ts.annotations) == 1
+
+
+CONFIG = """<View>
+  <Image name="image" value="$image"/><Image name="image2" value="$other"/>
+  <RectangleLabels name="label" toName="image"><Label value="cat"/><Label value="dog"/>
+  </RectangleLabels>
+  <Rectangle name="box" toName="image"/>
+  <Labels name="kind" toName="image"><Label value="cat"/><Label value="dog"/></Labels>
+  <RectangleLabels name="other" toName="image2"><Label value="cat"/></RectangleLabels>
+  <TextArea name="description" toName="image"/>
+</View>"""
+
+
+def test_the_labelling_config_decides_what_a_result_belongs_to(tmp_path, capsys):
+    """With the config (`--labels CONFIG.xml`): boxes only from its rectangle controls on its
+    Image, the caption only from its TextArea, whatever most results say."""
+    from annotate.cli import main as annotate
+
+    results = [
+        *_bare("p1"),
+        {**_rect(rid="r1"), "from_name": "label", "to_name": "image"},
+        {**_rect(rid="r2", x=40), "from_name": "ghost", "to_name": "image"},  # not in config
+        {**_rect(rid="r3", x=50), "from_name": "other", "to_name": "image2"},
+        {**_rect(rid="r4", x=60), "from_name": "other", "to_name": "image2"},  # most results
+        {"id": "c", "type": "textarea", "from_name": "description", "to_name": "image",
+         "value": {"text": ["a cat"]}},
+        {"id": "n", "type": "textarea", "from_name": "caption", "to_name": "image",
+         "value": {"text": ["not the config's caption"]}},
+    ]
+    (tmp_path / "config.xml").write_text(CONFIG)
+    (tmp_path / "export.json").write_text(json.dumps([_task(1, results)]))
+    assert annotate(["import", str(tmp_path / "export.json"), "--labels",
+                     str(tmp_path / "config.xml"), "--out", str(tmp_path / "set")]) == 0
+    printed = capsys.readouterr().out
+    from annotate.tables import store
+
+    ts = store.load(tmp_path / "set")
+    assert sorted(ts.boxes.object_id) == ["p1", "r1"]
+    assert ts.captions.caption.tolist() == ["a cat"]
+    assert "box: on another object of the task (its to_name is not 'image'" in printed
+    assert "box: from a control the labelling config does not have on the image" in printed
+    assert "textarea 'caption' (not the caption control 'description')" in printed

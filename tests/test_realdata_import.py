@@ -140,7 +140,7 @@ def test_results_files_are_named_not_misread(realdata, name):
         import_file(realdata / name)
 
 
-def test_cocoapi_detection_demo_scores_the_published_ap(realdata, tmp_path):
+def test_cocoapi_detection_demo_scores_the_published_ap(realdata, tmp_path, capsys):
     """cocoapi's pycocoEvalDemo: 734 stored detections on the first 100 val2014 images give AP
     0.5046, AP50 0.6970, AP75 0.5730 (crowd regions as ignore regions), through the command."""
     from annotate.formats.readers import import_set
@@ -161,6 +161,9 @@ def test_cocoapi_detection_demo_scores_the_published_ap(realdata, tmp_path):
     assert {k: round(coco[k], 4) for k in published} == published
     assert coco["detections"] == 734 and coco["images"] == 100 and report["gold"] == "coco"
     assert report["excluded_detections"] == {"unknown_image": 0, "unknown_category": 0}
+    printed = capsys.readouterr().out
+    assert "(AP) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ] = 0.5194" in printed
+    assert "(AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ] = 0.5643" in printed
     assert len(coco["per_class"]) > 10 and all(0 <= v <= 1 for v in coco["per_class"].values())
 
 

@@ -319,9 +319,16 @@ def test_threshold_command_chooses_on_validation_and_writes_the_detections(run, 
     assert main(["threshold", str(copy)]) == 0
     assert "<- chosen" in capsys.readouterr().out
     record = json.loads((copy / "stage1" / workspace.THRESHOLD).read_text())
-    curve = pd.DataFrame(record["curve"])
-    assert record["chosen"] == curve.threshold[curve.score == curve.score.max()].max()
+    curve, tried = pd.DataFrame(record["curve"]), pd.DataFrame(record["suppression"])
+    assert set(tried.iou) == {0.7, 0.5, 0.3}
     raw = pd.read_parquet(copy / "stage1" / "raw_test.parquet")
     kept = pd.read_parquet(copy / "stage1" / "predicted_test.parquet")
-    assert len(kept) == (raw.score >= record["chosen"]).sum()
+    if record["suppress_iou"] is None:  # no suppression scored higher than the plain best
+        assert tried.score.max() <= curve.score.max() + 1e-12
+        assert record["chosen"] == curve.threshold[curve.score == curve.score.max()].max()
+        assert len(kept) == (raw.score >= record["chosen"]).sum()
+    else:
+        assert tried.score.max() > curve.score.max()
+        assert len(kept) < (raw.score >= record["chosen"]).sum()
+    assert (kept.score >= record["chosen"]).all()
     assert record["model"].startswith("gold-")  # the captioning model's weights, named

@@ -153,3 +153,50 @@ def test_a_best_at_the_highest_candidate_widens_the_search():
     assert len(curve) == len(THRESHOLDS) + 3
     narrow = search(boxes, images, score, (0.05, 0.5, 0.9))
     assert narrow[1:] == (0.5, [])  # not at the top: nothing added
+
+
+def _box(image, label, x0, score, oid):
+    return {"image_id": image, "label": label, "x0": x0, "y0": 0.0, "x1": x0 + 10.0,
+            "y1": 10.0, "score": score, "object_id": oid}
+
+
+def test_suppression_removes_a_duplicate_and_keeps_an_overlapping_object():
+    """A second box of another class on one object (IoU 0.82) goes at IoU 0.5; a real
+    neighbour of another class overlapping by IoU 0.33 stays at 0.5 and goes at 0.3."""
+    from quality.cascade.threshold import suppress
+
+    boxes = pd.DataFrame([_box("a", "cat", 0, 0.9, "real"), _box("a", "dog", 1, 0.3, "dup"),
+                          _box("a", "dog", 5, 0.8, "neighbour"),
+                          _box("b", "dog", 1, 0.3, "other image")])
+    assert suppress(boxes, None).object_id.tolist() == boxes.object_id.tolist()
+    assert suppress(boxes, 0.5).object_id.tolist() == ["real", "neighbour", "other image"]
+    assert suppress(boxes, 0.3).object_id.tolist() == ["real", "other image"]
+
+
+def test_suppression_is_chosen_only_when_stage_2_reads_it_better():
+    """Stage 2 scores an image by how close it is to one box: the duplicates make every
+    threshold worse until they are suppressed, so the hand-over chooses suppression; a stage 2
+    indifferent to duplicates keeps the plain threshold (None)."""
+    from quality.cascade.threshold import choose_suppression, search, suppression_curve
+
+    images = pd.DataFrame({"image_id": ["1", "2"]})
+    # image 1: an object and a confident duplicate on it; image 2: one unsure object
+    boxes = pd.DataFrame([_box("1", "cat", 0, 0.9, "a"), _box("1", "dog", 1, 0.8, "b"),
+                          _box("2", "cat", 0, 0.4, "c")])
+
+    def one_box(kept):
+        counts = kept.groupby("image_id").size().reindex(images.image_id, fill_value=0)
+        return -(counts - 1).abs().astype(float)
+
+    curve, chosen, _ = search(boxes, images, one_box, (0.1, 0.5))
+    suppressed = suppression_curve(boxes, images, one_box, curve)
+    assert set(suppressed.iou) == {0.7, 0.5, 0.3} and set(suppressed.threshold) == {0.1, 0.5}
+    assert chosen == 0.1 and curve.score.max() == -0.5  # no threshold removes the duplicate
+    assert choose_suppression(curve, suppressed, chosen) == (0.1, 0.7)  # ties: lighter touch
+
+    def indifferent(kept):
+        return pd.Series(1.0, index=images.image_id)
+
+    curve, chosen, _ = search(boxes, images, indifferent, (0.1, 0.5))
+    suppressed = suppression_curve(boxes, images, indifferent, curve)
+    assert choose_suppression(curve, suppressed, chosen) == (chosen, None)

@@ -59,8 +59,8 @@ def from_coco(instances_path: str | os.PathLike, captions_path: str | os.PathLik
                           "`annotations` lists)")
     summary = ImportSummary(source=str(path), shape="COCO", notes=notes)
     root = Path(images_root) if images_root is not None else path.parent
-    images, entry_image = _images(data.get("images") or [], path, root, summary,
-                                  allow_outside_root, hash_images)
+    images, entry_image, off_size = _images(data.get("images") or [], path, root, summary,
+                                            allow_outside_root, hash_images)
     anns = list(data.get("annotations") or [])
     caption_rows = [a for a in anns if isinstance(a, dict) and "caption" in a and "bbox" not in a]
     box_rows = [a for a in anns if not (isinstance(a, dict) and "caption" in a
@@ -72,7 +72,8 @@ def from_coco(instances_path: str | os.PathLike, captions_path: str | os.PathLik
     entry_annotator = _entry_annotators(data.get("images") or [], entry_image)
     name_of = _categories(data.get("categories"))
     labels = list(dict.fromkeys(name_of.values()))
-    boxes = _boxes(box_rows, name_of, entry_image, entry_annotator, images, path, summary)
+    boxes = _boxes(box_rows, name_of, entry_image, entry_annotator, images, path, summary,
+                   off_size)
     captions = _captions(caption_rows, entry_image, f"{path}", summary)
     if captions_path is not None:
         extra = jsonio.read_json(captions_path, summary.notes)
@@ -117,9 +118,9 @@ def id_text(value: object) -> str | None:
 
 
 def _images(entries: list, path: Path, root: Path, summary: ImportSummary,
-            allow_outside: bool, hash_images: bool) -> tuple[pd.DataFrame, dict[str, str]]:
-    """The images (one per file_name when entries carry an annotator) and a map from each
-    entry's COCO id to its image_id."""
+            allow_outside: bool, hash_images: bool) -> tuple[pd.DataFrame, dict[str, str], set]:
+    """The images (one per file_name when entries carry an annotator), a map from each
+    entry's COCO id to its image_id, and the entries whose size is not their image's."""
     summary.tasks_read += len(entries)
     rows = []
     for i, entry in enumerate(entries):
@@ -157,11 +158,11 @@ def _images(entries: list, path: Path, root: Path, summary: ImportSummary,
                                    hash_images=hash_images)
     summary.images_missing += int((found.status == image_files.MISSING).sum())
     summary.images_outside_root += int((found.status == image_files.OUTSIDE).sum())
-    width = pd.Series([w if is_number(w) and w > 0 else np.nan for w in images.width],
-                      dtype=float).fillna(found.width)
-    height = pd.Series([h if is_number(h) and h > 0 else np.nan for h in images.height],
-                       dtype=float).fillna(found.height)
+    # the file's size when it was read, else the first entry's: never a size the file lacks
+    width = found.width.astype(float).fillna(_positive(images.width))
+    height = found.height.astype(float).fillna(_positive(images.height))
     unknown = (width.isna() | height.isna()).to_numpy()
+    off_size = _sizes_that_disagree(frame, first, images.image_id, width, height, summary)
     summary.reject("image: width/height missing or not positive, and the file is not found",
                    list(images["where"][unknown].head(3)), int(unknown.sum()))
     out = pd.DataFrame({"entry": images.entry, "image_id": images.image_id,
@@ -171,7 +172,32 @@ def _images(entries: list, path: Path, root: Path, summary: ImportSummary,
                         "sha256": found.sha256})[~unknown]
     kept = set(out.image_id)
     return (coerce("images", out).assign(entry=out.entry.to_numpy()),
-            {k: v for k, v in entry_image.items() if v in kept})
+            {k: v for k, v in entry_image.items() if v in kept}, off_size)
+
+
+def _positive(values: pd.Series) -> pd.Series:
+    return pd.Series([v if is_number(v) and v > 0 else np.nan for v in values], dtype=float,
+                     index=values.index)
+
+
+def _sizes_that_disagree(frame: pd.DataFrame, image_of: pd.Series, image_ids: pd.Series,
+                         width: pd.Series, height: pd.Series, summary: ImportSummary) -> set:
+    """The entries whose own width/height differ from their image's (the file's, or the first
+    entry's): COCO boxes are pixels of the size their entry declares, so those entries' boxes
+    cannot be placed on the image (`_boxes` rejects them); a note gives an example."""
+    size = pd.DataFrame({"w": width.to_numpy(), "h": height.to_numpy()},
+                        index=image_ids.to_numpy())
+    own_w, own_h = _positive(frame.width), _positive(frame.height)
+    image_w = image_of.map(size.w).to_numpy()
+    image_h = image_of.map(size.h).to_numpy()
+    off = ((np.abs(own_w.to_numpy() - image_w) > 0.5) | (np.abs(own_h.to_numpy() - image_h) > 0.5))
+    if off.any():
+        i = int(np.flatnonzero(off)[0])
+        summary.notes.append(
+            f"{int(off.sum())} image entries give another size than their image (e.g. "
+            f"{frame['where'].iat[i]}: {own_w.iat[i]:.0f}x{own_h.iat[i]:.0f}, the image "
+            f"{image_w[i]:.0f}x{image_h[i]:.0f}): their boxes are rejected")
+    return set(frame.entry[off])
 
 
 def _categories(categories: object) -> dict[str, str]:
@@ -187,12 +213,13 @@ def _categories(categories: object) -> dict[str, str]:
 
 def _boxes(rows: list, name_of: dict[str, str], entry_image: dict[str, str],
            entry_annotator: dict[str, str], images: pd.DataFrame, path: Path,
-           summary: ImportSummary) -> pd.DataFrame:
+           summary: ImportSummary, off_size: set) -> pd.DataFrame:
     """COCO's `annotations` as a boxes table.
 
     Each annotation becomes a box of its image (`entry_image`: COCO image id -> image_id)
     labelled by its category (`name_of`); its annotator is its own `annotator` key, else the
-    image's (`entry_annotator`), else the plain-COCO annotator. Boxes slightly past the image
+    image's (`entry_annotator`), else the plain-COCO annotator. Boxes of an entry in
+    `off_size` (its size is not its image's) are rejected. Boxes slightly past the image
     edge are clipped and counted; unusable ones are rejected with their reason and location in
     `summary`; crowd regions get source `crowd`.
     """
@@ -233,6 +260,9 @@ def _boxes(rows: list, name_of: dict[str, str], entry_image: dict[str, str],
         (crowd.isna().to_numpy(), "box: iscrowd is not a boolean"),
         (~np.isfinite(bbox).all(axis=1), "box: bbox is not [x, y, width, height] numbers"),
         ((bbox[:, 2] <= 0) | (bbox[:, 3] <= 0), "box: bbox width or height <= 0"),
+        (ann.image_id.map(id_text).isin(off_size).to_numpy(),
+         "box: its images entry gives another size than the image (COCO boxes are pixels of "
+         "the entry's size)"),
         (outside, f"box: outside the image by more than {CLIP_TOLERANCE:.0%}"),
     ]
     keep = summary.reject_where(reasons, where)

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from annotate.formats import jsonio
 from annotate.runtime.errors import UserError
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The labelling config's say on what a result belongs to: the Image the boxes are drawn
+    on, the rectangle controls on it, and its TextAreas (the caption is one of them)."""
+
+    image: str | None
+    rectangles: frozenset
+    texts: tuple
+    where: str = ""
 
 
 class LabelConfig:
@@ -33,6 +45,19 @@ class LabelConfig:
         images = [o for o in self.interface.objects if o.tag.lower() == "image"]
         value = getattr(images[0], "value", None) if images else None
         return value.lstrip("$") if isinstance(value, str) and value.startswith("$") else None
+
+    def controls(self, image_field: str) -> Controls:
+        """Which parts of the interface an import reads, for the Image on `image_field`."""
+        images = [o for o in self.interface.objects if o.tag.lower() == "image"]
+        image = next((o.name for o in images if getattr(o, "value", None) == f"${image_field}"),
+                     images[0].name if images else None)
+        on_image = [c for c in self.interface.controls if image in (c.to_name or [])]
+        return Controls(
+            image=image,
+            rectangles=frozenset(c.name for c in on_image
+                                 if c.tag.lower() in ("rectanglelabels", "rectangle")),
+            texts=tuple(c.name for c in on_image if c.tag.lower() == "textarea"),
+            where=self.where)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> LabelConfig:
@@ -63,6 +88,13 @@ def read_labels(spec: str) -> list[str]:
     if len(set(labels)) != len(labels):
         raise UserError(f"duplicate labels in {spec!r}: {labels}")
     return labels
+
+
+def config_controls(spec: str | None, image_field_name: str) -> Controls | None:
+    """The `Controls` of a labeling config file given as `--labels`, else None."""
+    if spec and Path(spec).suffix == ".xml" and Path(spec).is_file():
+        return LabelConfig.from_file(spec).controls(image_field_name)
+    return None
 
 
 def image_field(spec: str | None) -> str | None:

@@ -31,6 +31,7 @@ import pandas as pd
 from annotate.formats import images as image_files
 from annotate.formats import jsonio
 from annotate.formats.jsonio import ExportError
+from annotate.formats.labels import Controls
 from annotate.formats.ls_records import (
     LOOSE_RESULTS,
     SIZE_NULLED,
@@ -77,6 +78,7 @@ class _Options:
     image_field: str
     image_field_given: bool
     caption_field: str
+    controls: Controls | None = None
 
 
 def import_export(
@@ -87,27 +89,32 @@ def import_export(
     image_field: str | None = None,
     hash_images: bool = True,
     allow_outside_root: bool = False,
+    controls: Controls | None = None,
 ) -> tuple[TableSet, ImportSummary]:
     """Read a Label Studio export into a validated `TableSet` and an `ImportSummary`.
 
     `images_root` confines and resolves image references (default: the export's folder).
     `labels` is the label map; boxes with other labels are rejected (default: every label seen).
     `image_field` is the task data key of the image (default "image"); `caption_field` names
-    the TextArea in JSON-MIN exports (full exports carry the type).
+    the caption TextArea (and the caption key of JSON-MIN rows). `controls`, from the labelling
+    config, decide what a result belongs to: boxes only from its rectangle controls on its
+    Image, the caption only from its caption TextArea (without it they are inferred from the
+    results).
     """
     return import_bytes(jsonio.read_bytes(path), path, images_root, labels, caption_field,
-                        image_field, hash_images, allow_outside_root)
+                        image_field, hash_images, allow_outside_root, controls)
 
 
 def import_bytes(raw: bytes, path: str | os.PathLike, images_root=None, labels=None,
                  caption_field: str = "caption", image_field: str | None = None,
-                 hash_images: bool = True, allow_outside_root: bool = False
-                 ) -> tuple[TableSet, ImportSummary]:
+                 hash_images: bool = True, allow_outside_root: bool = False,
+                 controls: Controls | None = None) -> tuple[TableSet, ImportSummary]:
     """`import_export` on the file's bytes (already read by the caller)."""
     path = Path(path)
     root = Path(images_root) if images_root is not None else path.parent
     summary = ImportSummary(source=str(path))
-    options = _Options(image_field or DEFAULT_IMAGE_FIELD, image_field is not None, caption_field)
+    options = _Options(image_field or DEFAULT_IMAGE_FIELD, image_field is not None, caption_field,
+                       controls)
     tasks = _decode_tasks(raw, path, summary.notes)
     rows = _Rows()
     task_items = [t for t in tasks if isinstance(t, Task)]
@@ -126,8 +133,7 @@ def import_bytes(raw: bytes, path: str | os.PathLike, images_root=None, labels=N
         summary.shape = "JSON snapshot (users expanded)" if expanded else "JSON"
         _walk_tasks(tasks, rows, summary, options)
     del tasks, task_items, raw
-    ts = _build(rows, summary, root, labels, hash_images, allow_outside_root,
-                options.caption_field)
+    ts = _build(rows, summary, root, labels, hash_images, allow_outside_root, options)
     return ts, summary
 
 
@@ -422,7 +428,7 @@ def _numbers(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _build(rows: _Rows, summary: ImportSummary, root: Path, labels: list[str] | None,
-           hash_images: bool, allow_outside: bool, caption_field: str) -> TableSet:
+           hash_images: bool, allow_outside: bool, options: _Options) -> TableSet:
     tasks = pd.DataFrame(rows.tasks, columns=_TASK_COLS)
     annotations = pd.DataFrame(rows.annotations, columns=_ANN_COLS)
     predictions = pd.DataFrame(rows.predictions, columns=_PRED_COLS)
@@ -442,8 +448,9 @@ def _build(rows: _Rows, summary: ImportSummary, root: Path, labels: list[str] | 
                  else np.zeros(0, bool))
     owners = _Owners(ann_keep, pred_keep, annotations.annotator.to_numpy(object),
                      np.array([model_source(v) for v in predictions.model_version], dtype=object))
-    boxes = _build_boxes(regions, images, tasks, owners, predictions, labels, summary)
-    caption_table = _build_captions(captions, tasks, owners, caption_field, summary)
+    boxes = _build_boxes(regions, images, tasks, owners, predictions, labels, summary,
+                         options.controls)
+    caption_table = _build_captions(captions, tasks, owners, options, summary)
     seen_labels = sorted(boxes.label.dropna().unique().tolist()) if len(boxes) else []
     ts = TableSet(images=images, annotations=ann_table, boxes=boxes, captions=caption_table,
                   labels=list(labels) if labels else seen_labels,
@@ -462,6 +469,7 @@ class _Regions:
         self.col = columns.arrays()
         self.label_names = np.array([*columns.label_names, None], dtype=object)
         self.target_names = list(columns.target_names)
+        self.control_names = list(columns.control_names)
         self.tasks, self.annotations, self.predictions = tasks, annotations, predictions
 
     def __len__(self) -> int:
@@ -713,8 +721,8 @@ def _build_annotations(ann: pd.DataFrame, ok: np.ndarray, tasks: pd.DataFrame,
 
 
 def _build_boxes(regions: _Regions, images: pd.DataFrame, tasks: pd.DataFrame, owners: _Owners,
-                 predictions: pd.DataFrame, labels: list[str] | None, summary: ImportSummary
-                 ) -> pd.DataFrame:
+                 predictions: pd.DataFrame, labels: list[str] | None, summary: ImportSummary,
+                 controls: Controls | None) -> pd.DataFrame:
     """Percent regions -> absolute pixel boxes, with every bad region counted by reason."""
     if not len(regions):
         return coerce("boxes", None)
@@ -753,7 +761,7 @@ def _build_boxes(regions: _Regions, images: pd.DataFrame, tasks: pd.DataFrame, o
     if labels:
         reasons.append((~pd.Series(label).isin(labels).to_numpy(),
                         f"box: label not in the label map {list(labels)}"))
-    reasons[2:2] = _control_reasons(regions)
+    reasons[2:2] = _control_reasons(regions, controls)
     dup = pd.DataFrame({"i": image_id, "a": annotator, "r": object_id}).duplicated()
     reasons.append((dup.to_numpy(), "box: duplicate region id in one annotation or prediction"))
     keep = summary.reject_where(reasons, locate=regions.where)
@@ -765,22 +773,34 @@ def _build_boxes(regions: _Regions, images: pd.DataFrame, tasks: pd.DataFrame, o
     return coerce("boxes", out[keep].reset_index(drop=True))
 
 
-def _control_reasons(regions: _Regions) -> list[tuple[np.ndarray, str]]:
+def _control_reasons(regions: _Regions, controls: Controls | None
+                     ) -> list[tuple[np.ndarray, str]]:
     """Regions not on the task's image: drawn while the image was turned in the editor
-    (`image_rotation`: the coordinates are those of the turned view), or on another object of
-    the task (`to_name` is not the image's control: the name most rectangles of the file are
-    drawn on)."""
+    (`image_rotation`: the coordinates are those of the turned view), on another object of the
+    task (`to_name` is not the image's control: the config's Image, else the name most
+    rectangles of the file are drawn on), or from a control the config does not have on it."""
     c = regions.col
     reasons = [(np.abs(c["image_rotation"]) > 1e-6,
                 "box: drawn on a turned image (image_rotation != 0: the coordinates are those "
                 "of the turned view, not the file's)")]
-    target = c["target"]
+    target, names = c["target"], regions.target_names
     named = target[target >= 0]
-    if len(named) and len(regions.target_names) > 1:
+    main = None
+    if controls is not None and controls.image is not None:
+        main = names.index(controls.image) if controls.image in names else len(names)
+        image = controls.image
+    elif len(named) and len(names) > 1:
         main = int(np.bincount(named).argmax())
+        image = names[main]
+    if main is not None:
         reasons.append(((target >= 0) & (target != main),
                         "box: on another object of the task (its to_name is not "
-                        f"{regions.target_names[main]!r}, the image's control)"))
+                        f"{image!r}, the image's control)"))
+    if controls is not None:
+        known = np.array([name in controls.rectangles for name in regions.control_names] + [True])
+        reasons.append((~known[c["control"]],  # code -1 (no from_name) picks the trailing True
+                        "box: from a control the labelling config does not have on the image "
+                        f"(its from_name is none of {sorted(controls.rectangles)})"))
     return reasons
 
 
@@ -802,16 +822,24 @@ def _scores(c: dict, predictions: pd.DataFrame, keep: np.ndarray, regions: _Regi
     return np.where(is_pred & ~bad, score, np.nan)
 
 
-def _build_captions(cap: pd.DataFrame, tasks: pd.DataFrame, owners: _Owners,
-                    caption_field: str, summary: ImportSummary) -> pd.DataFrame:
-    """Captions from the caption control only: the TextArea named `caption_field`, else the
-    one most results use; the texts of other TextAreas (reviewer notes, say) are counted under
-    `ignored`, never merged into the caption."""
+def _build_captions(cap: pd.DataFrame, tasks: pd.DataFrame, owners: _Owners, options: _Options,
+                    summary: ImportSummary) -> pd.DataFrame:
+    """Captions from the caption control only: the TextArea named `caption_field` (the
+    config's only TextArea when it has one), else the one most results use; the texts of other
+    TextAreas (reviewer notes, say) are counted under `ignored`, never merged into the
+    caption."""
     if cap.empty:
         return coerce("captions", None)
-    names = cap.control.dropna()
-    if len(names) and names.nunique() > 1:
-        main = caption_field if (names == caption_field).any() else names.value_counts().index[0]
+    names, field_name = cap.control.dropna(), options.caption_field
+    texts = options.controls.texts if options.controls is not None else ()
+    if texts:  # the config's TextAreas: the one named `caption_field`, else its only one
+        ours = names[names.isin(texts)]
+        main = (field_name if field_name in texts else texts[0] if len(texts) == 1
+                else ours.value_counts().index[0] if len(ours) else texts[0])
+    else:
+        main = (field_name if (names == field_name).any()
+                else names.value_counts().index[0] if len(names) else None)
+    if main is not None and (len(texts) or names.nunique() > 1):
         other = cap.control.notna() & (cap.control != main)
         for name, n in cap.control[other].value_counts().items():
             summary.ignored_results[f"textarea {name!r} (not the caption control {main!r})"] += n

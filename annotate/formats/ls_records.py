@@ -83,6 +83,7 @@ class _Region(msgspec.Struct, kw_only=True, gc=False):
     original_width: Union[float, None] = None  # noqa: UP007
     original_height: Union[float, None] = None  # noqa: UP007
     score: Union[float, None] = None  # noqa: UP007
+    from_name: Union[str, None] = None  # noqa: UP007
     to_name: Union[str, None] = None  # noqa: UP007
     image_rotation: Union[float, None] = None  # noqa: UP007
 
@@ -177,13 +178,16 @@ class RegionColumns:
     def __init__(self) -> None:
         self.task, self.owner, self.position = array("q"), array("q"), array("q")
         self.is_pred, self.n_labels = array("b"), array("q")
-        self.label, self.target = array("q"), array("q")
+        self.label, self.target, self.control = array("q"), array("q"), array("q")
         self.region_id: list = []
         self.label_names: list[str] = []
         self._codes: dict[str, int] = {}
-        #: the `to_name`s regions were drawn on (their code in `target`; -1: not given)
+        #: the `to_name`s regions were drawn on and the `from_name`s (controls) they came from
+        #: (their codes in `target` and `control`; -1: not given)
         self.target_names: list[str] = []
+        self.control_names: list[str] = []
         self._targets: dict[str, int] = {}
+        self._controls: dict[str, int] = {}
         for name in self.FLOATS:
             setattr(self, name, array("d"))
 
@@ -199,21 +203,23 @@ class RegionColumns:
             self.label_names.append(labels[0])
         return code
 
-    def _target(self, to_name: object) -> int:
-        if not isinstance(to_name, str):
+    @staticmethod
+    def _name_code(name: object, codes: dict[str, int], names: list[str]) -> int:
+        if not isinstance(name, str):
             return -1
-        code = self._targets.get(to_name)
+        code = codes.get(name)
         if code is None:
-            code = self._targets[to_name] = len(self.target_names)
-            self.target_names.append(to_name)
+            code = codes[name] = len(names)
+            names.append(name)
         return code
 
     def _append(self, task: int, owner: int, is_pred: bool, position: int, region_id: object,
                 labels: list[str], x: float, y: float, w: float, h: float, rotation: float,
-                ow: float, oh: float, score: float, to_name: object = None,
-                image_rotation: float = 0.0) -> None:
+                ow: float, oh: float, score: float, from_name: object = None,
+                to_name: object = None, image_rotation: float = 0.0) -> None:
         """One rectangle whose values are already checked (numbers; NaN for absent sizes)."""
-        self.target.append(self._target(to_name))
+        self.target.append(self._name_code(to_name, self._targets, self.target_names))
+        self.control.append(self._name_code(from_name, self._controls, self.control_names))
         self.image_rotation.append(image_rotation)
         self.task.append(task)
         self.owner.append(owner)
@@ -247,8 +253,8 @@ class RegionColumns:
                              value.y, value.width, value.height, value.rotation,
                              NAN if res.original_width is None else res.original_width,
                              NAN if res.original_height is None else res.original_height,
-                             NAN if res.score is None else res.score, res.to_name,
-                             res.image_rotation or 0.0)
+                             NAN if res.score is None else res.score, res.from_name,
+                             res.to_name, res.image_rotation or 0.0)
             elif cls is Text:
                 text = res.value.text
                 texts.extend((res.from_name, t) for t in (text if isinstance(text, list)
@@ -265,8 +271,8 @@ class RegionColumns:
                          value.y, value.width, value.height, value.rotation,
                          NAN if res.original_width is None else res.original_width,
                          NAN if res.original_height is None else res.original_height,
-                         NAN if res.score is None else res.score, res.to_name,
-                         res.image_rotation or 0.0)
+                         NAN if res.score is None else res.score, res.from_name,
+                         res.to_name, res.image_rotation or 0.0)
         others.extend([UNPAIRED_LABELS] * len(labels_of))
         return [texts, others]
 
@@ -326,8 +332,8 @@ class RegionColumns:
                     res.id, bool) else None
                 self._append(task, owner, is_pred, k, region_id, labels,
                              *(float(v) for v in coords), float(rotation), ow, oh,
-                             float(res.score) if is_number(res.score) else NAN, res.to_name,
-                             float(turned))
+                             float(res.score) if is_number(res.score) else NAN,
+                             res.from_name, res.to_name, float(turned))
         others.extend([UNPAIRED_LABELS] * len(set(labels_of) - paired))
         return [texts, others]
 
@@ -335,7 +341,7 @@ class RegionColumns:
         """Every column as a numpy array (the typed ones without copying)."""
         out = {name: np.frombuffer(getattr(self, name), dtype=np.float64) if len(self)
                else np.zeros(0) for name in self.FLOATS}
-        for name in ("task", "owner", "position", "n_labels", "label", "target"):
+        for name in ("task", "owner", "position", "n_labels", "label", "target", "control"):
             out[name] = np.frombuffer(getattr(self, name), dtype=np.int64) if len(self) \
                 else np.zeros(0, dtype=np.int64)
         out["is_pred"] = np.frombuffer(self.is_pred, dtype=np.int8).astype(bool) if len(self) \

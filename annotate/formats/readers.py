@@ -14,6 +14,7 @@ from pathlib import Path
 from annotate.formats import coco_import, jsonio, ls_import, yolo_import
 from annotate.formats.images import DATA_URL, data_url_suffix, decode_data_url
 from annotate.formats.jsonio import ExportError
+from annotate.formats.labels import Controls
 from annotate.formats.summary import ImportSummary
 from annotate.runtime.atomic import atomic_path, write_json
 from annotate.runtime.errors import MissingFileError, UserError
@@ -42,7 +43,8 @@ def import_file(path: str | os.PathLike, fmt: str = "auto", *, labels: list[str]
                 images_root: str | None = None, caption_field: str = "caption",
                 image_field: str | None = None, coco_captions: str | None = None,
                 allow_outside_root: bool = False, image_size: tuple[int, int] | None = None,
-                annotator: str | None = None) -> tuple[TableSet, ImportSummary]:
+                annotator: str | None = None, controls: Controls | None = None
+                ) -> tuple[TableSet, ImportSummary]:
     """Convert one exchange file into a validated set, with the import summary. A set that
     keeps no image is an `ExportError`."""
     if fmt not in FORMATS:
@@ -67,7 +69,8 @@ def import_file(path: str | os.PathLike, fmt: str = "auto", *, labels: list[str]
                                      allow_outside_root=allow_outside_root, notes=notes)
     del data  # the Label Studio reader parses the file its own (typed, lean) way
     ts, summary = ls_import.import_export(path, images_root, labels, caption_field, image_field,
-                                          allow_outside_root=allow_outside_root)
+                                          allow_outside_root=allow_outside_root,
+                                          controls=controls)
     summary.require_something_kept()
     return ts, summary
 
@@ -91,7 +94,8 @@ def import_set(path: str | os.PathLike, out: str | os.PathLike, *, strict: bool 
         Refuse the import when anything was rejected, nulled or left outside the images root.
     **options
         `import_file`'s options (format, labels, images_root, caption_field, image_field,
-        coco_captions, allow_outside_root, image_size, annotator).
+        coco_captions, allow_outside_root, image_size, annotator, controls: the labelling
+        config's `Controls`, which decide what a Label Studio result belongs to).
 
     Returns
     -------

@@ -225,8 +225,10 @@ def verdict(block: dict) -> list[str]:
             f"({_side(lost)}).")
     saves = block.get("strong_saves")
     if saves:
+        side = _side(saves)
         lines.append(f"The strong detector saves {_interval(saves)} of the gold-trained "
-                     f"model's drop ({_side(saves)} than zero over replicates).")
+                     f"model's drop ({side} {'from' if side == 'not told apart' else 'than'} "
+                     "zero over replicates).")
     base = block["baseline"].get(deployed)
     if base:
         versus = base["gold_change"]

@@ -242,7 +242,8 @@ def analyse_run(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) ->
                                                          seed)
     out: dict = {"variants": variants, "mislocated_iou": MISLOCATED_IOU,
                  "tokenization": TOKENIZATION, "detectors": {
-                     name: {"folder": d["folder"], "threshold": d["threshold"]}
+                     name: {"folder": d["folder"], "threshold": d["threshold"],
+                            "suppress_iou": d["suppress_iou"]}
                      for name, d in detectors.items()}}
     out["adequacy"] = between_variants({name: v.pop("table") for name, v in variants.items()})
     evaluated = {n: d["errors"] for n, d in detectors.items()
@@ -318,7 +319,8 @@ def _summary(by_detector: dict, evaluated: dict, detectors: dict, ts: TableSet,
     sentences."""
     block = cascade.summary(by_detector, evaluated, list(ts.labels), MISLOCATED_IOU, n_boot,
                             seed)
-    rates = {name: {**entry, "threshold": detectors[name]["threshold"]}
+    rates = {name: {**entry, "threshold": detectors[name]["threshold"],
+                    "suppress_iou": detectors[name]["suppress_iou"]}
              for name, entry in block["detectors"].items()}
     people = (variants.get(cascade.GOLD_VARIANT, {}).get("versus_people", {})
               .get("metrics", {}).get(cascade.PRIMARY_METRIC, {}).get("people", {}))
@@ -352,9 +354,13 @@ def _detectors(run: Path) -> dict[str, dict]:
         out[name] = {"folder": folder, "captions": captions, "suffix": suffix,
                      "errors": check_errors(pd.read_parquet(test), str(test)),
                      "errors_val": pd.read_parquet(val) if val.exists() else None,
-                     "threshold": json.loads(threshold.read_text())["chosen"]
-                     if threshold.exists() else None}
+                     **({"threshold": None, "suppress_iou": None} if not threshold.exists()
+                        else _hand_over_settings(json.loads(threshold.read_text())))}
     return out
+
+
+def _hand_over_settings(record: dict) -> dict:
+    return {"threshold": record["chosen"], "suppress_iou": record.get("suppress_iou")}
 
 
 def robustness_job(run, n_boot: int = 1000, seed: int = 0, perturb: bool = True) -> dict:

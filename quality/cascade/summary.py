@@ -165,8 +165,10 @@ def verdict(block: dict, deployed: str, people: float | None) -> list[str]:
     if reference is None:
         return ["No gold-trained variant: the cascade's gap cannot be stated."]
     rates = block["detectors"].get(deployed, {})
+    suppressed = ("" if rates.get("suppress_iou") is None else
+                  f", overlapping boxes suppressed at IoU {rates['suppress_iou']:g}")
     operating = (f" (recall {rates['recall']:.2f} at its operating threshold "
-                 f"{rates['threshold']:g}, chosen on validation)"
+                 f"{rates['threshold']:g}{suppressed}, chosen on validation)"
                  if rates.get("recall") is not None and rates.get("threshold") is not None
                  else "")
     lines = [f"With the {deployed}{operating}, stage 2 trained on gold layouts scores "

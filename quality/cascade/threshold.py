@@ -1,5 +1,6 @@
-"""The detector's operating threshold, chosen for what the cascade delivers: the stage-1
-confidence cut-off whose layouts give the best stage-2 score on the validation split.
+"""The stage-1 -> stage-2 hand-over, chosen for what the cascade delivers: the detector's
+confidence cut-off, and whether overlapping detections are suppressed class-agnostically (at
+which IoU), whose layouts give the best stage-2 score on the validation split.
 
 Detection metrics (mAP) integrate over every threshold and so choose none; a fixed 0.25
 (ultralytics' default) trades misses against spurious objects without asking what stage 2
@@ -7,6 +8,13 @@ makes of either. Here each candidate threshold's layouts are captioned by the go
 stage-2 model and scored against the validation captions; the best one is used on the test
 split. The validation score of the chosen threshold is optimistic (it won a comparison on
 those images), which is why the test figures are read, not this one.
+
+Suppression: a detector that fires twice on one object with two classes (the demo's deployed
+detector: most of its spurious boxes sit on a real object) hands stage 2 a duplicate it cannot
+tell from a second object. Class-agnostic non-maximum suppression (torchvision's `nms`, the
+kept implementation ultralytics also uses) keeps the surer of two boxes that overlap by more
+than the IoU; whether it helps, and at which IoU, is decided like the threshold: at the best
+thresholds, each IoU of `SUPPRESS` is scored on validation and kept only when it scores higher.
 """
 
 from __future__ import annotations
@@ -27,6 +35,37 @@ FLOOR = min(THRESHOLDS)
 #: Tried too when the best candidate is the highest: a best at the edge of the grid means the
 #: true best may lie beyond it. (Below the lowest there are no raw detections to try.)
 WIDER = (0.8, 0.9, 0.95)
+#: IoUs tried for class-agnostic suppression, at the `SUPPRESS_AT` best thresholds.
+SUPPRESS = (0.7, 0.5, 0.3)
+SUPPRESS_AT = 3
+
+
+def suppress(boxes: pd.DataFrame, iou: float | None) -> pd.DataFrame:
+    """Class-agnostic non-maximum suppression per image: of boxes overlapping by more than
+    `iou`, whatever their classes, the one with the higher `score` stays (None: all stay).
+
+    >>> boxes = pd.DataFrame({"image_id": ["a", "a", "a"], "label": ["cat", "dog", "cat"],
+    ...                       "x0": [0, 1, 50], "y0": [0, 1, 50], "x1": [10, 11, 60],
+    ...                       "y1": [10, 11, 60], "score": [0.9, 0.4, 0.8]})
+    >>> suppress(boxes, 0.5).label.tolist()  # the dog on the cat goes, the far cat stays
+    ['cat', 'cat']
+    """
+    if iou is None or boxes.empty:
+        return boxes
+    import torch
+    from torchvision.ops import batched_nms
+
+    image = pd.factorize(boxes.image_id)[0]
+    keep = batched_nms(torch.as_tensor(boxes[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)),
+                       torch.as_tensor(boxes.score.to_numpy(np.float64)),
+                       torch.as_tensor(image), float(iou)).numpy()
+    return boxes.iloc[np.sort(keep)].reset_index(drop=True)
+
+
+def hand_over(boxes: pd.DataFrame, record: dict) -> pd.DataFrame:
+    """The detections stage 2 reads under a `threshold.json` record: at or above its
+    threshold, then suppressed at its IoU (when it chose one)."""
+    return suppress(at_threshold(boxes, record["chosen"]), record.get("suppress_iou"))
 
 
 def at_threshold(boxes: pd.DataFrame, threshold: float) -> pd.DataFrame:
@@ -76,6 +115,36 @@ def choose(curve: pd.DataFrame) -> float:
     return float(curve.threshold[np.isclose(curve.score, best, rtol=0, atol=1e-12)].max())
 
 
+def suppression_curve(boxes: pd.DataFrame, images: pd.DataFrame,
+                      score: Callable[[pd.DataFrame], pd.Series], curve: pd.DataFrame,
+                      ious=SUPPRESS, top: int = SUPPRESS_AT) -> pd.DataFrame:
+    """Per IoU of `ious` and per threshold among the `top` best of `curve`: the mean stage-2
+    score when overlapping detections are suppressed, and boxes per image."""
+    best = curve.sort_values(["score", "threshold"], ascending=False).threshold.head(top)
+    rows = []
+    for threshold in sorted(best):
+        kept = at_threshold(boxes, threshold)
+        for iou in ious:
+            suppressed = suppress(kept, iou)
+            rows.append({"threshold": float(threshold), "iou": float(iou),
+                         "score": float(score(suppressed).mean()),
+                         "boxes_per_image": len(suppressed) / max(len(images), 1)})
+    return pd.DataFrame(rows, columns=["threshold", "iou", "score", "boxes_per_image"])
+
+
+def choose_suppression(curve: pd.DataFrame, suppressed: pd.DataFrame, chosen: float
+                       ) -> tuple[float, float | None]:
+    """The hand-over: suppression at the (threshold, IoU) that scores highest, only when it
+    beats the best unsuppressed threshold; among equal scores the higher threshold, then the
+    higher IoU (the lighter touch)."""
+    plain = float(curve.score.max())
+    if suppressed.empty or not suppressed.score.max() > plain + 1e-12:
+        return chosen, None
+    top = suppressed[np.isclose(suppressed.score, suppressed.score.max(), rtol=0, atol=1e-12)]
+    row = top.sort_values(["threshold", "iou"], ascending=False).iloc[0]
+    return float(row.threshold), float(row.iou)
+
+
 def threshold_job(model_dir, detector, ts, thresholds=THRESHOLDS) -> dict:
     """Choose a detector's operating threshold by the stage-2 score of its layouts.
 
@@ -95,9 +164,11 @@ def threshold_job(model_dir, detector, ts, thresholds=THRESHOLDS) -> dict:
     -------
     dict
         What `threshold.json` (in the detector's folder) holds: the curve (validation CIDEr-D
-        and boxes per image per candidate), the choice (ties to the higher threshold), whether
-        it sits at the edge of the candidates, and the captioning model's version. The
-        detections at the choice are written as `predicted_val.parquet` and
+        and boxes per image per candidate), the suppression curve (the same at the best
+        thresholds with class-agnostic suppression at each IoU of `SUPPRESS`), the choice
+        (`chosen` and `suppress_iou`, None when suppression does not score higher), whether the
+        threshold sits at the edge of the candidates, and the captioning model's version. The
+        detections handed over (`hand_over`) are written as `predicted_val.parquet` and
         `predicted_test.parquet` beside it.
     """
     from annotate.runtime.atomic import write_json, write_parquet
@@ -125,15 +196,19 @@ def threshold_job(model_dir, detector, ts, thresholds=THRESHOLDS) -> dict:
     boxes = boxes[boxes.image_id.isin(images.image_id)]
     curve, chosen, widened = search(boxes, images, score, thresholds)
     grid = [*thresholds, *widened]
-    record = {"chosen": chosen, "metric": PRIMARY_METRIC, "split": "val",
+    suppressed = suppression_curve(boxes, images, score, curve)
+    handed, iou = choose_suppression(curve, suppressed, chosen)
+    record = {"chosen": handed, "suppress_iou": iou, "metric": PRIMARY_METRIC, "split": "val",
               "images": len(refs), "model": model_version(model_dir),
-              "rule": "highest validation score; ties to the higher threshold",
+              "rule": "highest validation score; ties to the higher threshold; class-agnostic "
+                      "suppression only when it scores higher",
               # the best at the lowest or highest candidate: the true best may lie beyond
-              "at_edge": chosen in (min(grid), max(grid)), "widened": widened,
-              "curve": curve.to_dict("records")}
+              "at_edge": handed in (min(grid), max(grid)), "widened": widened,
+              "curve": curve.to_dict("records"),
+              "suppression": suppressed.to_dict("records")}
     for part, path in raw.items():
         if path.exists():
             write_parquet(detector / f"predicted_{part}.parquet",
-                          at_threshold(pd.read_parquet(path), chosen))
+                          hand_over(pd.read_parquet(path), record))
     write_json(detector / workspace.THRESHOLD, record)
     return record

@@ -597,11 +597,16 @@ def _stage1_section(figures: dict) -> str:
     if thresholds:
         out.append("<h3>Operating threshold</h3><p>Each detector's confidence threshold is the "
                    "one whose detections give the best stage-2 score on the validation split "
-                   "(captioned by the gold-trained model); ties go to the higher threshold. "
+                   "(captioned by the gold-trained model); ties go to the higher threshold. At the "
+                   "best thresholds, class-agnostic suppression of overlapping boxes is tried "
+                   "at each IoU and kept only when it scores higher. "
                    "The chosen point's validation score is optimistic; the test figures are "
                    "the ones to read.</p>")
-        out.append(_table(["detector", "chosen threshold", "validation images", "metric"], [
+        out.append(_table(["detector", "chosen threshold", "overlaps suppressed at IoU",
+                           "validation images", "metric"], [
             [html.escape(name), _fig(f"stage1.thresholds.{name}.chosen", t["chosen"]),
+             "no" if t.get("suppress_iou") is None else
+             _fig(f"stage1.thresholds.{name}.suppress_iou", t["suppress_iou"]),
              _fig(f"stage1.thresholds.{name}.images", t["images"]), html.escape(t["metric"])]
             for name, t in thresholds.items()]))
         out += [f"<p class='warn'>&#9888; {html.escape(name)}: the best is the "
@@ -620,6 +625,11 @@ def _threshold_plot(thresholds: dict) -> str:
         curve = pd.DataFrame(t["curve"])
         ax.plot(curve.threshold, curve.score, "o-", color=colour, label=name, ms=3)
         chosen = curve[curve.threshold == t["chosen"]]
+        if t.get("suppress_iou") is not None:  # the handed-over point is a suppressed one
+            rows = pd.DataFrame(t["suppression"])
+            chosen = rows[(rows.threshold == t["chosen"]) & (rows.iou == t["suppress_iou"])]
+            ax.plot(rows.threshold, rows.score, "x", color=colour, ms=5,
+                    label=f"{name}, overlaps suppressed")
         ax.plot(chosen.threshold, chosen.score, "*", color=colour, ms=12)
     ax.set_xlabel("confidence threshold")
     ax.set_ylabel(f"validation {next(iter(thresholds.values()))['metric']}")

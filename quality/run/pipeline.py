@@ -41,7 +41,7 @@ PRESETS: dict[str, dict] = {
               "stage2_preset": "tiny", "stage2_epochs": 15, "folds": 2, "oof_epochs": 1,
               "strong_epochs": 1, "n_boot": 100, "demo_images": 0, "perturbation": False,
               "val": 0.15, "test": 0.15, "split_seed": 0, "replicates": 1},
-    # four training replicates in about 11 minutes: detectors fine-tuned from the shipped
+    # four training replicates in about 10 minutes: detectors fine-tuned from the shipped
     # weights (deployed: one epoch, so it finds nearly every object but adds spurious boxes;
     # strong: eight), stage 2 from scratch; docs/robustness.md has the measured trade-off
     "demo": {"detector": "shapes-tiny.pt", "detector_epochs": 1, "imgsz": 96,
@@ -380,7 +380,7 @@ class Pipeline:
         on the deployed detector's validation errors at its operating threshold), `oof` (half
         the examples read the deployed recipe's out-of-fold detections at that threshold),
         `noise+oof` (both)."""
-        from quality.cascade.threshold import at_threshold
+        from quality.cascade.threshold import hand_over
         from stage2_generate.noise import Noise, calibrate
         from stage2_generate.train import TrainConfig, train
 
@@ -393,9 +393,8 @@ class Pipeline:
         def noise() -> Noise:
             return calibrate(pd.read_parquet(errors_val))
 
-        def oof_boxes() -> pd.DataFrame:
-            return at_threshold(pd.read_parquet(oof),
-                                json.loads(threshold.read_text())["chosen"])
+        def oof_boxes() -> pd.DataFrame:  # handed over as the deployed detector's output
+            return hand_over(pd.read_parquet(oof), json.loads(threshold.read_text()))
 
         recipes = {
             "gold": ([split], lambda: (Noise(), None, 0.0)),
@@ -596,7 +595,7 @@ NOMINAL = {
     "smoke": dict.fromkeys(STEPS, 8),
     "demo": {"import": 1, "reliability": 8, "consensus": 1, "split": 1, "audit": 1,
              "stage1 train": 12, "stage1 strong": 16, "stage1 predict": 2,
-             "stage1 crossfit": 6, "stage2 gold": 18, "stage1 threshold": 7,
+             "stage1 crossfit": 6, "stage2 gold": 18, "stage1 threshold": 12,
              "stage1 evaluate": 2, "stage2 noise": 20, "stage2 oof": 20, "stage2 noise+oof": 20,
              "stage2 captions": 9, "robustness": 36, "sanity": 4, "report": 2},
     "full": dict.fromkeys(STEPS, 300),
