@@ -12,7 +12,7 @@ import pandas as pd
 from annotate import demo
 from annotate.formats import ls_client, ls_export, readers
 from annotate.formats.export import FORMATS, export_job
-from annotate.formats.labels import config_controls, image_field, read_labels
+from annotate.formats.labels import label_config, read_labels
 from annotate.formats.ls_import import DEFAULT_IMAGE_FIELD
 from annotate.runtime.atomic import write_text
 from annotate.runtime.cliutil import default, run_command
@@ -24,14 +24,15 @@ from annotate.tables.views import annotator_table
 
 def cmd_import(args: argparse.Namespace) -> None:
     labels = read_labels(args.labels) if args.labels else None
-    field_name = args.image_field or image_field(args.labels)
+    config = label_config(args.labels)  # a labeling config decides more than the labels
+    field_name = args.image_field or (config.image_field() if config else None)
     _, summary = readers.import_set(
         args.export, args.out, strict=args.strict, fmt=args.format, labels=labels,
         images_root=args.images_root, caption_field=args.caption_field,
         image_field=field_name, coco_captions=args.captions,
         allow_outside_root=args.allow_outside_root, image_size=args.image_size,
         annotator=args.annotator,
-        controls=config_controls(args.labels, field_name or DEFAULT_IMAGE_FIELD))
+        controls=config.controls(field_name or DEFAULT_IMAGE_FIELD) if config else None)
     print(summary)
     print(f"wrote {args.out}")
 

@@ -16,14 +16,16 @@ URL's basename in the root, an upload without its hash prefix) only when no othe
 the same import would find the same file that way. A relative path resolves only to itself.
 
 What an image is: its size is the displayed size (EXIF orientations 5-8 swap width and height,
-as Label Studio, browsers and ultralytics' loader show it); a JPEG or PNG cut short (no
-end-of-image marker / IEND chunk in its last bytes) is "unreadable", counted.
+as Label Studio, browsers and ultralytics' loader show it); a JPEG or PNG cut short (a JPEG
+decoded at 1/8 scale raises on missing data; a PNG must end with its IEND chunk) is
+"unreadable", counted.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import io
 import mimetypes
@@ -142,8 +144,10 @@ def _find(ref: str, root: str | None, top: str | None, guess: bool = True
     return None, refused
 
 
+@functools.lru_cache(maxsize=8)
 def _real(top: str) -> str:
-    """The root with its own links resolved (a root under /tmp -> /private/tmp, say)."""
+    """The root with its own links resolved (a root under /tmp -> /private/tmp, say), once per
+    root rather than once per image."""
     return os.path.realpath(top)
 
 

@@ -18,7 +18,6 @@ class Controls:
     image: str | None
     rectangles: frozenset
     texts: tuple
-    where: str = ""
 
 
 class LabelConfig:
@@ -56,8 +55,7 @@ class LabelConfig:
             image=image,
             rectangles=frozenset(c.name for c in on_image
                                  if c.tag.lower() in ("rectanglelabels", "rectangle")),
-            texts=tuple(c.name for c in on_image if c.tag.lower() == "textarea"),
-            where=self.where)
+            texts=tuple(c.name for c in on_image if c.tag.lower() == "textarea"))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> LabelConfig:
@@ -71,9 +69,9 @@ class LabelConfig:
 def read_labels(spec: str) -> list[str]:
     """Labels from a comma list, a .txt (one per line), a .json list, or a Label Studio labeling
     config .xml (the RectangleLabels control's labels, parsed by label-studio-sdk)."""
-    path = Path(spec)
-    if path.suffix == ".xml" and path.is_file():
-        labels = LabelConfig.from_file(path).labels()
+    path, config = Path(spec), label_config(spec)
+    if config is not None:
+        labels = config.labels()
     elif path.suffix == ".json" and path.is_file():
         labels = jsonio.read_json(path)
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
@@ -90,15 +88,8 @@ def read_labels(spec: str) -> list[str]:
     return labels
 
 
-def config_controls(spec: str | None, image_field_name: str) -> Controls | None:
-    """The `Controls` of a labeling config file given as `--labels`, else None."""
+def label_config(spec: str | None) -> LabelConfig | None:
+    """The labeling config when `--labels` names a config `.xml` file, else None."""
     if spec and Path(spec).suffix == ".xml" and Path(spec).is_file():
-        return LabelConfig.from_file(spec).controls(image_field_name)
-    return None
-
-
-def image_field(spec: str | None) -> str | None:
-    """The Image's data field of a labeling config file given as `--labels`, else None."""
-    if spec and Path(spec).suffix == ".xml" and Path(spec).is_file():
-        return LabelConfig.from_file(spec).image_field()
+        return LabelConfig.from_file(spec)
     return None

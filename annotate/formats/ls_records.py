@@ -194,15 +194,6 @@ class RegionColumns:
     def __len__(self) -> int:
         return len(self.task)
 
-    def _code(self, labels: list[str]) -> int:
-        if not labels:
-            return -1
-        code = self._codes.get(labels[0])
-        if code is None:
-            code = self._codes[labels[0]] = len(self.label_names)
-            self.label_names.append(labels[0])
-        return code
-
     @staticmethod
     def _name_code(name: object, codes: dict[str, int], names: list[str]) -> int:
         if not isinstance(name, str):
@@ -227,7 +218,8 @@ class RegionColumns:
         self.position.append(position)
         self.region_id.append(region_id)
         self.n_labels.append(len(labels))
-        self.label.append(self._code(labels))
+        self.label.append(self._name_code(labels[0] if labels else None, self._codes,
+                                          self.label_names))
         self.x.append(x)
         self.y.append(y)
         self.w.append(w)
@@ -248,13 +240,7 @@ class RegionColumns:
         for k, res in enumerate(results):
             cls = res.__class__
             if cls is Rect:
-                value = res.value
-                self._append(task, owner, is_pred, k, res.id, value.rectanglelabels, value.x,
-                             value.y, value.width, value.height, value.rotation,
-                             NAN if res.original_width is None else res.original_width,
-                             NAN if res.original_height is None else res.original_height,
-                             NAN if res.score is None else res.score, res.from_name,
-                             res.to_name, res.image_rotation or 0.0)
+                self._append_region(task, owner, is_pred, k, res, res.value.rectanglelabels)
             elif cls is Text:
                 text = res.value.text
                 texts.extend((res.from_name, t) for t in (text if isinstance(text, list)
@@ -266,15 +252,20 @@ class RegionColumns:
             else:
                 others.append(cls.__struct_config__.tag)
         for k, res in bare:
-            value = res.value
-            self._append(task, owner, is_pred, k, res.id, labels_of.pop(res.id, []), value.x,
-                         value.y, value.width, value.height, value.rotation,
-                         NAN if res.original_width is None else res.original_width,
-                         NAN if res.original_height is None else res.original_height,
-                         NAN if res.score is None else res.score, res.from_name,
-                         res.to_name, res.image_rotation or 0.0)
+            self._append_region(task, owner, is_pred, k, res, labels_of.pop(res.id, []))
         others.extend([UNPAIRED_LABELS] * len(labels_of))
         return [texts, others]
+
+    def _append_region(self, task: int, owner: int, is_pred: bool, position: int,
+                       res: _Region, labels: list[str]) -> None:
+        """One strictly typed rectangle result (`Rect` or `Bare`) with its labels."""
+        value = res.value
+        self._append(task, owner, is_pred, position, res.id, labels, value.x, value.y,
+                     value.width, value.height, value.rotation,
+                     NAN if res.original_width is None else res.original_width,
+                     NAN if res.original_height is None else res.original_height,
+                     NAN if res.score is None else res.score, res.from_name, res.to_name,
+                     res.image_rotation or 0.0)
 
     def add_loose(self, results: list, task: int, owner: int, is_pred: bool, where: str,
                   summary: ImportSummary) -> list:

@@ -18,7 +18,6 @@ learned model against the rule baseline on perfect input.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -41,7 +40,7 @@ _CAPTIONS = {workspace.DEPLOYED_DETECTOR: workspace.CAPTIONS_PREDICTED,
 
 
 def replicates_job(runs: list[str | os.PathLike], out: str | os.PathLike, *,
-                   n_boot: int = 1000, seed: int = 0, seeds: list[int] | None = None) -> dict:
+                   seeds: list[int], n_boot: int = 1000, seed: int = 0) -> dict:
     """Replicate-aware figures of K run folders that differ only in their seed.
 
     Parameters
@@ -51,12 +50,12 @@ def replicates_job(runs: list[str | os.PathLike], out: str | os.PathLike, *,
         captions and error tables.
     out : path
         Where `replicates.json` is written.
+    seeds : list of int
+        The training seed of each run (its `run.json` is written after this step).
     n_boot : int
         Image resamples for the test-set part of every interval.
     seed : int
         Seed of the resampling.
-    seeds : list of int, optional
-        The training seed of each run (default: from each run's `run.json`).
 
     Returns
     -------
@@ -66,13 +65,11 @@ def replicates_job(runs: list[str | os.PathLike], out: str | os.PathLike, *,
         strong detector's saving, the baseline comparison, and the verdict sentences.
     """
     runs = [Path(r) for r in runs]
-    records = [json.loads(workspace.path(r, "run").read_text())
-               if workspace.path(r, "run").exists() else {} for r in runs]
     ts = store.load(workspace.path(runs[0], "split"), validate=False)
     scores, images = _scores(runs, ts)
     picked = draws(len(images), n_boot, seed)
     block: dict = {"replicates": len(runs), "runs": [str(r.resolve()) for r in runs],
-                   "seeds": seeds or [rec.get("settings", {}).get("seed") for rec in records],
+                   "seeds": list(seeds),
                    "metric": PRIMARY_METRIC, "test_images": len(images),
                    "resampled": {"unit": "image x training replicate", "paired": True,
                                  "count": len(images), "n_boot": n_boot,

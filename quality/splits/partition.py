@@ -127,7 +127,7 @@ def stratify(groups: np.ndarray, features: sparse.spmatrix | np.ndarray, fractio
         order = np.lexsort((rng.permutation(n_groups), stratum))
         group_part = np.empty(n_groups, np.int64)
         group_part[order] = _deal(sizes[order], fractions, rng)
-        group_part = _refine(group_part, per_group, sizes, fractions, rng)
+        group_part = _refine(group_part, values, sizes, fractions, rng)
         group_part = _fix_sizes(group_part, values, sizes, target)
         group_part = _swap(group_part, values, sizes, target, rng)
         excess = _excess(group_part, values, target / max(target.sum(), 1))
@@ -181,18 +181,16 @@ def _deal(sizes: np.ndarray, fractions: np.ndarray, rng: np.random.Generator) ->
                       len(fractions) - 1)
 
 
-def _refine(part: np.ndarray, per_group: sparse.csr_matrix, sizes: np.ndarray,
+def _refine(part: np.ndarray, features: np.ndarray, sizes: np.ndarray,
             fractions: np.ndarray, rng: np.random.Generator, rounds: int = 600,
             sample: int = 4096, patience: int = 25) -> np.ndarray:
-    """Move groups between parts to shrink the squared excess of every feature (and of the
-    size) over its proportional target. Each round scores every move of a random sample of
-    groups at once and applies the best batch (doubled after a gain, shrunk after a loss)."""
-    values = np.hstack([per_group.toarray(), 0.5 * sizes[:, None]])  # size: half weight
-    k = len(fractions)
+    """Move groups between parts to shrink the squared excess of every feature (groups x
+    features, dense) and of the size over its proportional target. Each round scores every
+    move of a random sample of groups at once and applies the best batch (doubled after a
+    gain, shrunk after a loss)."""
+    values = np.hstack([features, 0.5 * sizes[:, None]])  # size: half weight
     part = part.copy()
-    excess = np.zeros((k, values.shape[1]))
-    np.add.at(excess, part, values)
-    excess -= fractions[:, None] * values.sum(axis=0)
+    excess = _excess(part, values, fractions)
     own = (values ** 2).sum(axis=1)
     closed = fractions == 0
     batch, stale = max(1, min(sample, len(part)) // 16), 0
