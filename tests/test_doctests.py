@@ -8,6 +8,7 @@ import importlib
 import pkgutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PACKAGES = ("annotate", "quality", "stage1_detect", "stage2_generate")
@@ -26,7 +27,10 @@ def modules_with_examples() -> list[str]:
 
 @pytest.mark.parametrize("name", modules_with_examples())
 def test_docstring_examples(name):
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    # numpy's own print options: importing ultralytics (any test before this one may) installs
+    # a global float formatter that rewrites every array repr
+    with np.printoptions(formatter=None, linewidth=75, precision=8):
+        result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
 
