@@ -33,9 +33,9 @@ from annotate.tables import store
 from annotate.tables.views import gold_boxes
 from quality.cascade.robustness import MISLOCATED_IOU
 from quality.cascade.summary import detector_rates
-from quality.cascade.threshold import hand_over
 from quality.run.pipeline import Pipeline, Settings, demo_data
 from stage1_detect.evaluate import match_errors
+from stage1_detect.handover import hand_over
 from stage2_generate.noise import DUPLICATE_IOU, calibrate
 
 

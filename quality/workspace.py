@@ -81,6 +81,10 @@ ARTIFACTS = {
 CAPTIONS_GOLD = "captions_gold.parquet"
 CAPTIONS_PREDICTED = "captions_predicted.parquet"
 VAL = "val"
+#: The gold-trained model's captions of the deployed detector's test output at ultralytics'
+#: default confidence (`stage1_detect.handover.ULTRALYTICS_CONF`, no suppression): what the
+#: chosen hand-over is compared with, replicate by replicate.
+CAPTIONS_PREDICTED_DEFAULT = "captions_predicted_default.parquet"
 #: The strong detector (the deployed one trained longer: what a better stage 1 would give):
 #: its folder and the captions from its layouts.
 STRONG = "stage1_strong"

@@ -1,5 +1,7 @@
 """`stage1-detect`: train the detector on a table set's gold boxes, predict boxes tables,
-evaluate (mAP + per-object error table), and make out-of-fold predictions.
+evaluate (mAP + per-object error table), make out-of-fold predictions, and serve the detector
+to Label Studio as an ML backend (pre-annotations when an annotator opens a task, or for a
+whole project with `preannotate`).
 
 DIR is a table set folder with a `split` column (`quality split`) or an export file.
 """
@@ -7,16 +9,23 @@ DIR is a table set folder with a `split` column (`quality split`) or an export f
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import pandas as pd
 
+from annotate.formats.ls_client import connect
 from annotate.formats.readers import read_tables
 from annotate.runtime.cliutil import default, run_command
 from annotate.tables.views import GOLD_CHOICES
 from stage1_detect.coco_eval import read_predictions
 from stage1_detect.crossfit import OOF_BOXES, crossfit
 from stage1_detect.jobs import evaluate_job, predict_job
+from stage1_detect.serving.app import serve
+from stage1_detect.serving.bulk import preannotate
+from stage1_detect.serving.images import ImageSource
+from stage1_detect.serving.labels import parse_label_map
+from stage1_detect.serving.predictor import Predictor
 from stage1_detect.train import DetectorConfig, train
 
 
@@ -86,6 +95,27 @@ def cmd_crossfit(args: argparse.Namespace) -> None:
     print(f"wrote {len(boxes)} out-of-fold boxes to {args.out}/{OOF_BOXES}")
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s "
+                        "%(message)s")
+    predictor = Predictor(args.run, ImageSource.from_environment(args.document_root),
+                          threshold=args.threshold,
+                          suppress_iou=None if args.no_suppress else "run",
+                          label_map=parse_label_map(args.label_map), imgsz=args.imgsz,
+                          device=args.device)
+    about = predictor.describe()
+    print(f"serving {about['model_version']} ({len(about['classes'])} classes) at threshold "
+          f"{about['threshold']:.2f} ({about['threshold_from']}), suppression IoU "
+          f"{about['suppress_iou']}; connect Label Studio to http://{args.host}:{args.port}",
+          flush=True)
+    serve(predictor, args.host, args.port)
+
+
+def cmd_preannotate(args: argparse.Namespace) -> None:
+    print(preannotate(connect(args.url, args.api_key), args.project, backend=args.backend,
+                      batch=args.batch))
+
+
 def _training_args(p: argparse.ArgumentParser) -> None:
     """The training settings, with `DetectorConfig`'s defaults."""
     p.add_argument("--model", default=default(DetectorConfig, "model"),
@@ -147,7 +177,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="least confidence kept")
     _training_args(p)
     p.set_defaults(func=cmd_crossfit)
+
+    p = sub.add_parser("serve", help="serve the detector as a Label Studio ML backend")
+    p.add_argument("run", help="pipeline run folder, stage-1 run folder or weights file")
+    p.add_argument("--host", default=default(serve, "host"))
+    p.add_argument("--port", type=int, default=default(serve, "port"))
+    p.add_argument("--threshold", type=float,
+                   help="least confidence shown (default: the run's threshold.json choice, "
+                        "else 0.25)")
+    p.add_argument("--no-suppress", action="store_true",
+                   help="no class-agnostic suppression even where the run chose it")
+    p.add_argument("--label-map", help="'model class=Project label,...' where names differ "
+                                       "(else predicted_values, then names, decide)")
+    p.add_argument("--document-root", help="Label Studio's local-files document root "
+                                           "(default: $LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT)")
+    p.add_argument("--imgsz", type=int, help="default: the training size")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("preannotate", help="pre-annotate a whole Label Studio project "
+                                           "through its ML backend, in batches (resumable)")
+    p.add_argument("project", help="project id or title")
+    p.add_argument("--backend", help="the backend's URL, connected to the project first if "
+                                     "it is not (default: the project's backend)")
+    p.add_argument("--batch", type=int, default=default(preannotate, "batch"))
+    p.add_argument("--url", help="Label Studio URL (default: $LABEL_STUDIO_URL)")
+    p.add_argument("--api-key", help="default: $LABEL_STUDIO_API_KEY")
+    p.set_defaults(func=cmd_preannotate)
     return parser
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,27 +22,30 @@ RAW_CONF = 0.05
 
 
 def detector_version(weights: str | os.PathLike) -> str:
-    """`<run folder>-<weights sha256, 8 hex>`."""
-    weights = Path(weights)
-    run = weights.parent.parent.parent.name if weights.parent.name == "weights" else weights.stem
+    """`<run folder>-<weights sha256, 8 hex>` for ultralytics' `<run>/train/weights/*.pt`
+    layout, `<file stem>-<sha256, 8 hex>` for any other weights file."""
+    weights = Path(weights).resolve()
+    trained = weights.parent.name == "weights" and weights.parent.parent.name == "train"
+    run = weights.parents[2].name if trained else weights.stem
     return f"{run}-{hashlib.sha256(weights.read_bytes()).hexdigest()[:8]}"
 
 
-def predict(run_or_weights: str | os.PathLike, images: pd.DataFrame, conf: float = RAW_CONF,
-            imgsz: int | None = None, batch: int = 32, device: str | None = None,
-            progress: bool = False) -> pd.DataFrame:
-    """Detect objects in every image of `images`; return a boxes table."""
+def load(run_or_weights: str | os.PathLike):
+    """The trained detector of a run directory (or a weights file) and its version."""
     weights = weights_of(run_or_weights)
-    model = ultralytics().YOLO(str(weights))
+    return ultralytics().YOLO(str(weights)), detector_version(weights)
+
+
+def detect(model, sources: list, ids: list, conf: float = RAW_CONF, imgsz: int | None = None,
+           batch: int = 32, device: str | None = None, progress: bool = False) -> pd.DataFrame:
+    """Detections of `model` on `sources` (paths, or PIL images as shown: EXIF-transposed), one
+    row per box in absolute pixels with its confidence as `score`; no annotator/source yet."""
     imgsz = imgsz or int(model.overrides.get("imgsz", 640))
-    version = detector_version(weights)
     names = model.names
     frames = []
-    paths = images.path.astype(str).tolist()
-    ids = images.image_id.tolist()
-    steps = range(0, len(paths), batch)
+    steps = range(0, len(sources), batch)
     for start in tqdm(steps, desc="detecting", disable=not progress):
-        results = model.predict(paths[start:start + batch], imgsz=imgsz, conf=conf,
+        results = model.predict(sources[start:start + batch], imgsz=imgsz, conf=conf,
                                 device=device_or_auto(device), batch=batch, verbose=False)
         for image_id, result in zip(ids[start:start + batch], results, strict=True):
             found = result.boxes
@@ -57,7 +60,14 @@ def predict(run_or_weights: str | os.PathLike, images: pd.DataFrame, conf: float
     boxes = (pd.concat(frames, ignore_index=True) if frames else
              pd.DataFrame(columns=["image_id", "object_id", "label", "x0", "y0", "x1", "y1",
                                    "score"]))
-    boxes["annotator"] = version
-    boxes["source"] = model_source(version)
-    boxes = boxes[(boxes.x1 > boxes.x0) & (boxes.y1 > boxes.y0)]
-    return coerce("boxes", boxes)
+    return boxes[(boxes.x1 > boxes.x0) & (boxes.y1 > boxes.y0)]
+
+
+def predict(run_or_weights: str | os.PathLike, images: pd.DataFrame, conf: float = RAW_CONF,
+            imgsz: int | None = None, batch: int = 32, device: str | None = None,
+            progress: bool = False) -> pd.DataFrame:
+    """Detect objects in every image of `images`; return a boxes table."""
+    model, version = load(run_or_weights)
+    boxes = detect(model, images.path.astype(str).tolist(), images.image_id.tolist(), conf=conf,
+                   imgsz=imgsz, batch=batch, device=device, progress=progress)
+    return coerce("boxes", boxes.assign(annotator=version, source=model_source(version)))

@@ -61,6 +61,11 @@ def _environment(root: Path, document_root: Path) -> dict[str, str]:
         "SENTRY_DSN": "", "FRONTEND_SENTRY_DSN": "", "LATEST_VERSION_CHECK": "false",
         "COLLECT_ANALYTICS": "false", "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
         "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(document_root),
+        # the ML backend test serves `stage1-detect serve` on 127.0.0.1, which Label Studio
+        # refuses to call unless told (as every user running both on one machine must): the
+        # backend's own check, and the subnet ban that the webhook Label Studio creates for
+        # every backend applies regardless of the first (docs/serving.md)
+        "ML_BLOCK_LOCAL_IP": "false", "USE_DEFAULT_BANNED_SUBNETS": "false",
     }
     for key in ("UV_CACHE_DIR", "UV_PYTHON_INSTALL_DIR", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL",
                 "PIP_INDEX_URL", "SSL_CERT_FILE", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"):

@@ -23,6 +23,8 @@ from quality.splits.jobs import audit_job, split_job
 from stage1_detect.cli import build_parser as stage1_parser
 from stage1_detect.crossfit import crossfit
 from stage1_detect.jobs import evaluate_job, predict_job
+from stage1_detect.serving.app import serve
+from stage1_detect.serving.bulk import preannotate
 from stage1_detect.train import DetectorConfig
 from stage2_generate.baseline import rule_job
 from stage2_generate.cli import build_parser as stage2_parser
@@ -67,6 +69,8 @@ CASES = [
     (stage1_parser, ["predict", "R", "D", "--out", "O"], predict_job,
      {"conf": "conf", "batch": "batch"}),
     (stage1_parser, ["evaluate", "R", "D"], evaluate_job, {"conf": "conf", "iou": "iou"}),
+    (stage1_parser, ["serve", "R"], serve, {"host": "host", "port": "port"}),
+    (stage1_parser, ["preannotate", "P"], preannotate, {"batch": "batch"}),
     (stage2_parser, ["train", "D", "--out", "O"], TrainConfig,
      {"preset": "preset", "epochs": "epochs", "batch_size": "batch_size", "lr": "learning_rate",
       "bins": "bins", "patience": "patience", "seed": "seed"}),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,9 +22,11 @@ from annotate.formats.ls_import import import_export
 from annotate.tables import store
 from annotate.tables.schema import TableSet, model_source
 from quality.agreement.reliability import reliability
+from stage1_detect.train import SHIPPED_WEIGHTS
 from tests import ls_server
 from tests.conftest import REPO
 
+SHIPPED = SHIPPED_WEIGHTS["shapes-tiny.pt"]
 USERS = ["ann1@example.com", "ann2@example.com", "ann3@example.com"]
 
 
@@ -353,3 +356,113 @@ def test_adjudication_round_trip_changes_the_consensus(server, demo_full, tmp_pa
         assert sorted(gold[gold.image_id == image].label) == sorted(want.label)
     assert labels_of(gold, first) != labels_of(vote, first)
     assert result.adjudication["images"] == 2
+
+
+@pytest.fixture(scope="module")
+def backend(server, tmp_path_factory):
+    """`stage1-detect serve` of the shipped detector weights, in its own process, told where
+    Label Studio and its document root are (for local files and uploads)."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    log = tmp_path_factory.mktemp("backend") / "backend.log"
+    port = ls_server._free_port()
+    env = {**os.environ, "LABEL_STUDIO_URL": server.url, "LABEL_STUDIO_API_KEY": server.token}
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stage1_detect.cli", "serve", str(SHIPPED), "--port",
+             str(port), "--document-root", str(server.document_root)],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"stage1-detect serve exited ({process.returncode}): "
+                        f"{log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail(f"stage1-detect serve did not answer: {log.read_text()[-2000:]}")
+    yield url, log
+    process.terminate()
+    process.wait(20)
+
+
+def test_ml_backend_pre_annotates_what_the_annotator_opens(server, demo_set, backend,
+                                                           tmp_path, capsys):
+    """Done when: a project connected to `stage1-detect serve` shows the detector's boxes when
+    an annotator opens a task (the labelling page loads GET /api/tasks/ID, which asks the
+    backend); the rest in bulk through Label Studio; pulled back as `model:<version>` rows
+    equal to the model's own output; a task whose image cannot be read gets a reason."""
+    import httpx
+
+    from annotate.formats.ls_export import image_reference, labeling_config
+    from stage1_detect.predict import detector_version, predict
+    from stage1_detect.serving.bulk import preannotate
+    from stage1_detect.serving.predictor import DEFAULT_THRESHOLD
+
+    url, log = backend
+    version = detector_version(SHIPPED)
+    connection = connect(server.url, server.token)
+    client = connection.client
+    images = demo_set.images.head(3)
+    classes = sorted(store.load(REPO / "data/demo/truth").labels)
+    project = client.projects.create(title="ml backend", label_config=labeling_config(classes))
+    client.projects.import_tasks(id=project.id, request=[
+        *({"image": image_reference(p, server.document_root), "image_id": i}
+          for p, i in zip(images.path, images.image_id, strict=True)),
+        {"image": "/data/local-files/?d=demo/missing.jpg", "image_id": "missing"}])
+    upload = httpx.post(f"{server.url}/api/projects/{project.id}/import",
+                        headers={"Authorization": f"Token {server.token}"},
+                        files={"file": ("uploaded.jpg", Path(images.path.iloc[0]).read_bytes(),
+                                        "image/jpeg")}, timeout=60)
+    assert upload.status_code == 201, upload.text
+    client.ml.create(project=project.id, url=url, title="twostage", is_interactive=False)
+    tasks = {t.id: t for t in client.tasks.list(project=project.id, fields="all")}
+    assert len(tasks) == 5 and not any(t.predictions for t in tasks.values())
+
+    first = min(tasks)
+    opened = client.tasks.get(id=str(first))  # what the annotator's page loads
+    (shown,) = opened.predictions
+    shown = shown if isinstance(shown, dict) else shown.dict()
+    assert shown["model_version"] == version and shown["result"]
+
+    done = preannotate(connection, project.id, batch=2, progress=False)
+    assert (done.tasks, done.already, done.requested, done.predicted) == (5, 1, 4, 3)
+    assert "missing.jpg" in log.read_text() and "no file" in log.read_text()
+    from stage1_detect.cli import main as stage1_main
+
+    assert stage1_main(["preannotate", "ml backend", "--batch", "2", "--url", server.url,
+                        "--api-key", server.token]) == 0  # resumes: only the failed task
+    assert "4 already pre-annotated, 0 of 1 pre-annotated now; 1 got no prediction" in \
+        capsys.readouterr().out
+    bare = client.projects.create(title="no backend", label_config=labeling_config(classes))
+    with pytest.raises(LabelStudioError, match="has no ML backend"):
+        preannotate(connection, bare.id, progress=False)
+    with pytest.raises(LabelStudioError, match="does not answer /health"):
+        preannotate(connection, bare.id, backend="http://127.0.0.1:9", progress=False)
+
+    uploaded = next(t for t in client.tasks.list(project=project.id, fields="all")
+                    if "/data/upload/" in str(t.data.get("image")))
+    (by_upload,) = client.predictions.list(task=uploaded.id)
+    assert by_upload.model_version == version and by_upload.result  # fetched with the token
+
+    pulled, _, _ = pull(connection, "ml backend", tmp_path / "pulled",
+                        images_root=str(server.document_root), progress=False)
+    got = pulled.boxes[pulled.boxes.source == model_source(version)]
+    own = predict(SHIPPED, images)
+    own = own[own.score >= DEFAULT_THRESHOLD]
+    keys = ["image_id", "label", "x0"]
+    got = got[got.image_id.isin(images.image_id)].sort_values(keys).reset_index(drop=True)
+    own = own.sort_values(keys).reset_index(drop=True)
+    assert len(got) == len(own) > 0 and got.label.tolist() == own.label.tolist()
+    for column in ("x0", "y0", "x1", "y1"):
+        np.testing.assert_allclose(got[column], own[column], atol=0.01)
+    np.testing.assert_allclose(got.score, own.score, atol=1e-6)

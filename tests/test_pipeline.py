@@ -410,6 +410,13 @@ def test_replicates_give_intervals_over_test_images_and_seeds(replicated):
     assert not change["verdict"].startswith("cannot tell: training variance unknown")
     assert block["verdict"][0].startswith("Over 2 training replicates (seeds 0, 1000)")
     assert "baseline" in block["verdict"][-1]  # the rule baseline, in every replicate
+    effect = block["threshold_effect"]  # chosen hand-over vs ultralytics' 0.25, seed by seed
+    assert effect["against"] == 0.25
+    assert effect["chosen"] == pytest.approx(block["gap"]["deployed detector"]["gold"][
+        "predicted"])
+    assert effect["difference"]["value"] == pytest.approx(effect["chosen"] - effect["default"])
+    assert effect["difference"]["resampled"]["unit"] == "image x training replicate"
+    assert any("ultralytics' default confidence 0.25" in line for line in block["verdict"])
     report = json.loads((replicated / "report" / "report.json").read_text())
     assert report["replicates"]["verdict"] == block["verdict"]
     page = (replicated / "report" / "report.html").read_text()

@@ -8,7 +8,8 @@ import pytest
 
 from annotate.runtime.errors import UserError
 from quality.cascade.summary import agreement, gaps
-from quality.cascade.threshold import at_threshold, choose, score_curve
+from quality.cascade.threshold import choose, score_curve
+from stage1_detect.handover import at_threshold
 
 
 def test_choose_takes_the_best_score_and_breaks_ties_upwards():
@@ -163,7 +164,7 @@ def _box(image, label, x0, score, oid):
 def test_suppression_removes_a_duplicate_and_keeps_an_overlapping_object():
     """A second box of another class on one object (IoU 0.82) goes at IoU 0.5; a real
     neighbour of another class overlapping by IoU 0.33 stays at 0.5 and goes at 0.3."""
-    from quality.cascade.threshold import suppress
+    from stage1_detect.handover import suppress
 
     boxes = pd.DataFrame([_box("a", "cat", 0, 0.9, "real"), _box("a", "dog", 1, 0.3, "dup"),
                           _box("a", "dog", 5, 0.8, "neighbour"),

@@ -54,11 +54,22 @@ def _number(value: object) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
-def _regions(boxes: pd.DataFrame, width: int, height: int) -> list[dict]:
+def regions(boxes: pd.DataFrame, width: int, height: int, from_name: str = LABEL,
+            to_name: str = IMAGE) -> list[dict]:
+    """Boxes (absolute pixels of an image shown at `width` x `height`) as Label Studio
+    `rectanglelabels` results, in percent of the image, each with its `score` when it has one.
+
+    >>> boxes = pd.DataFrame({"object_id": ["p0"], "label": ["cat"], "x0": [10.0], "y0": [0.0],
+    ...                       "x1": [30.0], "y1": [50.0], "score": [0.9]})
+    >>> region = regions(boxes, 200, 100)[0]
+    >>> region["value"]["x"], region["value"]["width"], region["value"]["height"]
+    (5.0, 10.0, 50.0)
+    """
     out = []
     for row in boxes.itertuples(index=False):
         region = {
-            "id": row.object_id, "from_name": LABEL, "to_name": IMAGE, "type": "rectanglelabels",
+            "id": row.object_id, "from_name": from_name, "to_name": to_name,
+            "type": "rectanglelabels",
             "original_width": int(width), "original_height": int(height), "image_rotation": 0,
             "value": {"x": row.x0 / width * 100, "y": row.y0 / height * 100,
                       "width": (row.x1 - row.x0) / width * 100,
@@ -68,6 +79,13 @@ def _regions(boxes: pd.DataFrame, width: int, height: int) -> list[dict]:
             region["score"] = float(row.score)
         out.append(region)
     return out
+
+
+def prediction_score(scores: pd.Series) -> float | None:
+    """A prediction's task-level `score`: the mean confidence of its boxes (None without
+    boxes or confidences). Label Studio sorts and filters tasks by it."""
+    scores = scores.dropna()
+    return float(scores.mean()) if len(scores) else None
 
 
 def _texts(captions: pd.DataFrame) -> list[dict]:
@@ -114,7 +132,7 @@ def to_tasks(ts: TableSet, predictions: pd.DataFrame | None = None,
         if include_annotations and img.image_id in anns.groups:
             task["annotations"] = [{
                 "completed_by": {"email": a.annotator},
-                "result": _regions(group(human_boxes, (img.image_id, a.annotator), empty_boxes),
+                "result": regions(group(human_boxes, (img.image_id, a.annotator), empty_boxes),
                                    w, h)
                 + _texts(group(human_caps, (img.image_id, a.annotator), empty_caps)),
                 "was_cancelled": False, "ground_truth": False,
@@ -123,11 +141,11 @@ def to_tasks(ts: TableSet, predictions: pd.DataFrame | None = None,
         preds = []
         for source in model_by_image.get(img.image_id, []):
             pb = group(model_boxes, (img.image_id, source), empty_boxes)
-            result = _regions(pb, w, h) + _texts(group(model_caps, (img.image_id, source),
+            result = regions(pb, w, h) + _texts(group(model_caps, (img.image_id, source),
                                                        empty_caps))
             pred = {"model_version": source[len(MODEL_PREFIX):], "result": result}
-            if pb.score.notna().any():
-                pred["score"] = float(pb.score.mean())
+            if (score := prediction_score(pb.score)) is not None:
+                pred["score"] = score
             preds.append(pred)
         if preds:
             task["predictions"] = preds

@@ -12,8 +12,9 @@ captioned:
 - `reduction`: the share of the gold-trained model's drop the variant closes (replicate r of
   the variant against replicate r of the gold-trained model);
 
-and per detector its recall across replicates, the drop saved by the strong detector, and the
-learned model against the rule baseline on perfect input.
+and per detector its recall across replicates, the drop saved by the strong detector, the
+threshold's effect (the chosen hand-over against ultralytics' default confidence, on the
+deployed detector's output), and the learned model against the rule baseline on perfect input.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from annotate.tables.views import gold_boxes
 from quality import workspace
 from quality.cascade.scoring import detector_counts, per_image, references
 from quality.cascade.summary import BASELINE, GOLD_VARIANT, PRIMARY_METRIC
+from stage1_detect.handover import ULTRALYTICS_CONF
 
 REPLICATES_FILE = "replicates.json"
 _CAPTIONS = {workspace.DEPLOYED_DETECTOR: workspace.CAPTIONS_PREDICTED,
@@ -95,6 +97,9 @@ def replicates_job(runs: list[str | os.PathLike], out: str | os.PathLike, *,
     if (strong, GOLD_VARIANT) in scores and (deployed, GOLD_VARIANT) in scores:
         drops = [np.subtract(*scores[d, GOLD_VARIANT]) for d in (deployed, strong)]
         block["strong_saves"] = _paired(drops[0] - drops[1], picked)
+    effect = _threshold_effect(runs, ts, images, scores[deployed, GOLD_VARIANT][1], picked)
+    if effect is not None:
+        block["threshold_effect"] = effect
     block["verdict"] = verdict(block)
     write_json(out, block)
     return block
@@ -126,6 +131,22 @@ def _scores(runs: list[Path], ts) -> tuple[dict, pd.Index]:
                                    .loc[images, PRIMARY_METRIC].to_numpy(np.float64)
                                    for pair in pairs]) for side in (0, 1))
     return out, images
+
+
+def _threshold_effect(runs: list[Path], ts, images: pd.Index, chosen: np.ndarray,
+                      picked: np.ndarray) -> dict | None:
+    """The gold-trained model on the deployed detector's test output: the chosen hand-over
+    (threshold and suppression, chosen on validation) minus ultralytics' default confidence,
+    replicate by replicate (the same detector and model on both sides)."""
+    files = [workspace.path(r, "stage2") / GOLD_VARIANT / workspace.CAPTIONS_PREDICTED_DEFAULT
+             for r in runs]
+    if not all(f.exists() for f in files):
+        return None
+    refs, gold = references(ts, list(images)), gold_boxes(ts)
+    default = np.stack([per_image(pd.read_parquet(f), refs, gold, []).loc[
+        images, PRIMARY_METRIC].to_numpy(np.float64) for f in files])
+    return {"against": ULTRALYTICS_CONF, "chosen": float(chosen.mean()),
+            "default": float(default.mean()), "difference": _paired(chosen - default, picked)}
 
 
 def _paired(values: np.ndarray, picked: np.ndarray) -> dict:
@@ -226,6 +247,13 @@ def verdict(block: dict) -> list[str]:
         lines.append(f"The strong detector saves {_interval(saves)} of the gold-trained "
                      f"model's drop ({side} {'from' if side == 'not told apart' else 'than'} "
                      "zero over replicates).")
+    effect = block.get("threshold_effect")
+    if effect:
+        change = effect["difference"]
+        lines.append(f"The hand-over chosen on validation scores {_interval(change)} against "
+                     f"ultralytics' default confidence {effect['against']:g} on the {deployed}'s "
+                     f"test output ({_side(change)}; the gold-trained model, replicate by "
+                     "replicate).")
     base = block["baseline"].get(deployed)
     if base:
         versus = base["gold_change"]

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from annotate.runtime.errors import UserError
+from stage1_detect.handover import at_threshold, hand_over, suppress
 from stage1_detect.predict import RAW_CONF
 
 #: Candidate confidence thresholds; the detector predicts once at the lowest (its raw
@@ -38,42 +39,6 @@ WIDER = (0.8, 0.9, 0.95)
 #: IoUs tried for class-agnostic suppression, at the `SUPPRESS_AT` best thresholds.
 SUPPRESS = (0.7, 0.5, 0.3)
 SUPPRESS_AT = 3
-
-
-def suppress(boxes: pd.DataFrame, iou: float | None) -> pd.DataFrame:
-    """Class-agnostic non-maximum suppression per image: of boxes overlapping by more than
-    `iou`, whatever their classes, the one with the higher `score` stays (None: all stay).
-
-    >>> boxes = pd.DataFrame({"image_id": ["a", "a", "a"], "label": ["cat", "dog", "cat"],
-    ...                       "x0": [0, 1, 50], "y0": [0, 1, 50], "x1": [10, 11, 60],
-    ...                       "y1": [10, 11, 60], "score": [0.9, 0.4, 0.8]})
-    >>> suppress(boxes, 0.5).label.tolist()  # the dog on the cat goes, the far cat stays
-    ['cat', 'cat']
-    """
-    if iou is None or boxes.empty:
-        return boxes
-    import torch
-    from torchvision.ops import batched_nms
-
-    image = pd.factorize(boxes.image_id)[0]
-    keep = batched_nms(torch.as_tensor(boxes[["x0", "y0", "x1", "y1"]].to_numpy(np.float64)),
-                       torch.as_tensor(boxes.score.to_numpy(np.float64)),
-                       torch.as_tensor(image), float(iou)).numpy()
-    return boxes.iloc[np.sort(keep)].reset_index(drop=True)
-
-
-def hand_over(boxes: pd.DataFrame, record: dict) -> pd.DataFrame:
-    """The detections stage 2 reads under a `threshold.json` record: at or above its
-    threshold, then suppressed at its IoU (when it chose one)."""
-    return suppress(at_threshold(boxes, record["chosen"]), record.get("suppress_iou"))
-
-
-def at_threshold(boxes: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """The detections with confidence `score` >= threshold."""
-    if "score" not in boxes.columns:
-        raise UserError("predicted boxes have no `score` column: a threshold needs detector "
-                        "confidences (stage1-detect predict writes them)")
-    return boxes[boxes.score.to_numpy(np.float64) >= threshold].reset_index(drop=True)
 
 
 def score_curve(boxes: pd.DataFrame, images: pd.DataFrame,

@@ -380,7 +380,7 @@ class Pipeline:
         on the deployed detector's validation errors at its operating threshold), `oof` (half
         the examples read the deployed recipe's out-of-fold detections at that threshold),
         `noise+oof` (both)."""
-        from quality.cascade.threshold import hand_over
+        from stage1_detect.handover import hand_over
         from stage2_generate.noise import Noise, calibrate
         from stage2_generate.train import TrainConfig, train
 
@@ -424,6 +424,7 @@ class Pipeline:
         deployed and strong detectors' layouts of the test images, and of the validation
         images under `val/` (for the validation-vs-test check)."""
         from annotate.tables.views import gold_boxes
+        from stage1_detect.handover import ULTRALYTICS_CONF, at_threshold
         from stage2_generate.baseline import rule_job
         from stage2_generate.generate import generate_job
 
@@ -448,12 +449,18 @@ class Pipeline:
                             rule_job(boxes, images, folder / name)
                         else:
                             generate_job(model, boxes, images, folder / name)
+            raw = pd.read_parquet(run / "stage1" / "raw_test.parquet")
+            generate_job(models[0], at_threshold(raw, ULTRALYTICS_CONF),
+                         ts.images[ts.images.split == "test"],
+                         models[0] / workspace.CAPTIONS_PREDICTED_DEFAULT)
             return {}
 
         self._step("stage2 captions", [split, *workspace.detector_files(run, "predicted"),
+                                       run / "stage1" / "raw_test.parquet",
                                        *[m / "model.safetensors" for m in models]],
-                   [m / workspace.VAL / workspace.CAPTIONS_PREDICTED_STRONG
-                    for m in [*models, baseline]], do_captions)
+                   [*(m / workspace.VAL / workspace.CAPTIONS_PREDICTED_STRONG
+                      for m in [*models, baseline]),
+                    models[0] / workspace.CAPTIONS_PREDICTED_DEFAULT], do_captions)
 
     def _check_steps(self, o: dict, seed: int) -> None:
         from quality.cascade.robustness import robustness_job
