@@ -493,8 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan-replicates", help="how many training replicates per arm (and "
                                                "test images) a difference needs, from a "
-                                               "comparison with replicates (compare.json)")
-    p.add_argument("compare", help="compare.json of `quality compare A1 A2 ... -- B1 B2 ...`")
+                                               "comparison with replicates (compare.json) "
+                                               "or a pipeline run with replicates")
+    p.add_argument("compare", help="compare.json of `quality compare A1 A2 ... -- B1 B2 ...`, "
+                                   "or a run folder of `evaluate-pipeline --replicates K` (its "
+                                   "replicates.json)")
     p.add_argument("--target", type=float, required=True,
                    help="the smallest difference worth finding (in the figure's units)")
     p.add_argument("--figure", default=default(plan_replicates, "figure"),

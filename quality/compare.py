@@ -37,6 +37,7 @@ from annotate.tables import store
 from annotate.tables.versions import split_versions
 from annotate.tables.views import gold_boxes
 from quality import workspace
+from quality.cascade.replicates import REPLICATES_FILE
 from quality.cascade.scoring import ITEM_METRICS, detector_counts, per_image, references
 from quality.splits.adequacy import paired_mdd
 
@@ -225,8 +226,7 @@ def _stage2(runs_a: list[Path], runs_b: list[Path], n_boot: int, seed: int,
                 b = np.stack([s[metric].to_numpy(np.float64) for s in arm_b])
                 result = compare_mean_scores(a, b, n_boot=n_boot, seed=seed,
                                              images_only=images_only)
-                figures[metric] = {**result.to_dict(), "mdd": _mdd(a, b),
-                                   "image_sd": _image_sd(a, b)}
+                figures[metric] = {**result.to_dict(), "mdd": _mdd(a, b, result.image_sd)}
             if len(images):
                 ref_lists = refs.loc[images].tolist()
                 stats = [bleu_stats(s.caption.tolist(), ref_lists) for s in scores]
@@ -238,14 +238,7 @@ def _stage2(runs_a: list[Path], runs_b: list[Path], n_boot: int, seed: int,
     return out
 
 
-def _image_sd(a: np.ndarray, b: np.ndarray) -> float | None:
-    """The spread across images of the per-image difference of the arms' averaged scores (what
-    `annotate.stats.replicates.plan` needs)."""
-    per_image = b.mean(axis=0) - a.mean(axis=0)
-    return float(per_image.std(ddof=1)) if len(per_image) > 1 else None
-
-
-def _mdd(a: np.ndarray, b: np.ndarray) -> float | None:
+def _mdd(a: np.ndarray, b: np.ndarray, image_sd: float | None) -> float | None:
     """The difference these arms can resolve: with replicates in both, from the measured
     training spread and the per-image spread; with one model per arm, the images-only paired
     MDD."""
@@ -253,7 +246,7 @@ def _mdd(a: np.ndarray, b: np.ndarray) -> float | None:
     if min(len(a), len(b)) < 2:
         return paired_mdd(per_image)
     spread = np.sqrt((a.mean(axis=1).var(ddof=1) + b.mean(axis=1).var(ddof=1)) / 2)
-    return minimum_detectable_difference(float(spread), _image_sd(a, b), min(len(a), len(b)),
+    return minimum_detectable_difference(float(spread), image_sd, min(len(a), len(b)),
                                          len(per_image))
 
 
@@ -325,20 +318,23 @@ def _primary(result: dict) -> dict:
             "line": line}
 
 
-def plan_replicates(compare_json: str | os.PathLike, target: float, *,
+def plan_replicates(source: str | os.PathLike, target: float, *,
                     figure: str | None = None, max_replicates: int = 20) -> dict:
     """How many training replicates per arm a difference of `target` needs.
 
     Parameters
     ----------
-    compare_json : path
-        A comparison with replicates in both arms (`quality compare A1 A2 ... -- B1 B2 ...`):
-        it measured the training spread and the per-image spread.
+    source : path
+        What measured the training spread and the per-image spread: a comparison with
+        replicates in both arms (`compare.json` of `quality compare A1 A2 ... -- B1 B2 ...`),
+        or a pipeline run with replicates (its folder or its `replicates.json`).
     target : float
         The smallest difference worth finding, in the figure's units.
     figure : str, optional
-        The figure's path in compare.json (`stage2.gold.predicted.cider_d`); default: the one
-        the verdict names.
+        The figure's dotted path in the file (`stage2.gold.predicted.cider_d`,
+        `gap.deployed detector.oof.predicted_change`); default: the comparison's verdict
+        figure, or for a run the robust variant its verdict names, against the gold-trained
+        model on the detector's output.
     max_replicates : int
         The most replicates considered.
 
@@ -347,22 +343,45 @@ def plan_replicates(compare_json: str | os.PathLike, target: float, *,
     dict
         The figure, the spreads used and `annotate.stats.replicates.plan`'s answer.
     """
-    result = json.loads(Path(compare_json).read_text())
-    figure = figure or result["verdict"]["figure"]
+    path = Path(source)
+    if path.is_dir():
+        path = path / REPLICATES_FILE
+    try:
+        result = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{source}: no compare.json or replicates.json there: run "
+                        "`quality compare A1 A2 -- B1 B2` or `evaluate-pipeline --replicates "
+                        "K` first") from None
+    figure = figure or _planned_figure(result, path)
     node = result
     try:
         for key in figure.split("."):
             node = node[key]
     except (KeyError, TypeError):
-        raise UserError(f"{compare_json}: no figure {figure!r}") from None
-    spreads = [node.get("spread", {}).get(k) for k in ("a_sd", "b_sd")]
+        raise UserError(f"{path}: no figure {figure!r}") from None
+    spreads = [(node.get("spread") or {}).get(k) for k in ("a_sd", "b_sd")]
     if None in spreads or node.get("image_sd") is None:
-        raise UserError(f"{compare_json}: {figure} has no measured training spread: compare "
-                        "arms with replicates (A1 A2 ... -- B1 B2 ...) first")
+        raise UserError(f"{path}: {figure} has no measured training spread: compare arms with "
+                        "replicates (A1 A2 ... -- B1 B2 ...), or run the pipeline with "
+                        "--replicates K, first")
     training_sd = float(np.sqrt((spreads[0] ** 2 + spreads[1] ** 2) / 2))
     return {"figure": figure, "training_sd": training_sd, "image_sd": node["image_sd"],
             "plan": plan(training_sd, node["image_sd"], target,
                          images=node["resampled"]["count"], max_replicates=max_replicates)}
+
+
+def _planned_figure(result: dict, path: Path) -> str:
+    """The default figure to plan with: a comparison's verdict figure; in a run's
+    replicates.json the best robust variant against the gold-trained model, on the deployed
+    detector's output (the comparison its verdict states)."""
+    if isinstance(result.get("verdict"), dict):
+        return result["verdict"]["figure"]
+    gap = result.get("gap", {}).get(workspace.DEPLOYED_DETECTOR, {})
+    robust = {v: e for v, e in gap.items() if "predicted_change" in e and "reduction" in e}
+    if not robust:
+        raise UserError(f"{path}: no robust variant to plan with: name one with --figure")
+    best = max(robust, key=lambda v: robust[v]["predicted"])
+    return f"gap.{workspace.DEPLOYED_DETECTOR}.{best}.predicted_change"
 
 
 def metric_name(key: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from annotate.runtime.errors import UserError
 from annotate.stats.bootstrap import percentile_interval
 from annotate.stats.replicates import (
     UNKNOWN_TRAINING,
@@ -110,3 +111,48 @@ def test_planning_names_the_replicates_a_target_needs():
     assert few_images["replicates"] is None and few_images["images_needed_with_max"] > 50
     hopeless = plan(0.1, 0.5, 0.05, images=175)  # training noise alone is larger than that
     assert hopeless["replicates"] is None and hopeless["images_needed_with_max"] is None
+
+
+def test_the_per_image_spread_is_recorded_for_planning():
+    rng = np.random.default_rng(3)
+    a = rng.normal(2.0, 1.0, (3, 120))
+    shift = np.linspace(-1, 1, 120)
+    b = a + shift + np.array([[0.1], [0.0], [-0.1]])  # per image: shift on every replicate
+    result = compare_mean_scores(a, b)
+    assert result.image_sd == pytest.approx(shift.std(ddof=1))
+    assert result.to_dict()["image_sd"] == pytest.approx(shift.std(ddof=1))
+
+
+def test_a_run_with_replicates_plans_from_its_own_spreads(tmp_path, capsys):
+    """`quality plan-replicates RUN`: the spreads the pipeline's replicates measured, for the
+    robust variant its verdict names (the one scoring highest on the detector's output)."""
+    import json
+
+    from quality.cli import main as quality
+    from quality.compare import plan_replicates
+
+    rng = np.random.default_rng(4)
+    gold = rng.normal(2.0, 1.0, (4, 150)) + rng.normal(0, 0.2, (4, 1))
+    oof = gold + rng.normal(0.1, 0.5, (4, 150)) + rng.normal(0, 0.2, (4, 1))
+    change = compare_mean_scores(gold, oof).to_dict()
+    block = {"gap": {"deployed detector": {
+        "gold": {"predicted": 2.0},
+        "oof": {"predicted": 2.1, "reduction": {}, "predicted_change": change},
+        "noise": {"predicted": 1.5, "reduction": {}, "predicted_change": {}}}},
+        "verdict": ["a sentence"]}
+    (tmp_path / "replicates.json").write_text(json.dumps(block))
+    record = plan_replicates(tmp_path, 0.3)
+    assert record["figure"] == "gap.deployed detector.oof.predicted_change"
+    training_sd = np.sqrt((gold.mean(1).var(ddof=1) + oof.mean(1).var(ddof=1)) / 2)
+    assert record["training_sd"] == pytest.approx(training_sd)
+    assert record["image_sd"] == pytest.approx((oof.mean(0) - gold.mean(0)).std(ddof=1))
+    expected = plan(training_sd, record["image_sd"], 0.3, images=150)
+    assert record["plan"]["replicates"] == expected["replicates"]
+    assert list(record["plan"]["mdd_by_replicates"].values()) == pytest.approx(
+        list(expected["mdd_by_replicates"].values()))
+    with pytest.raises(UserError, match="no measured training spread"):
+        plan_replicates(tmp_path, 0.3, figure="gap.deployed detector.noise.predicted_change")
+    assert quality(["plan-replicates", str(tmp_path), "--target", "0.3"]) == 0
+    assert "gap.deployed detector.oof.predicted_change: training spread" in \
+        capsys.readouterr().out
+    assert quality(["plan-replicates", str(tmp_path / "nowhere"), "--target", "0.3"]) == 2

@@ -29,7 +29,7 @@ verdict is given only when the caller asks for the test-images-only comparison e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import optimize, stats
@@ -60,6 +60,9 @@ class ReplicateDifference:
     sd_a: float | None
     sd_b: float | None
     images_only: bool
+    #: the spread across images of the per-image difference of the arms' averaged scores
+    #: (what `plan` needs); None where the figure is not a mean of per-image scores
+    image_sd: float | None = None
 
     @property
     def training_share(self) -> float | None:
@@ -90,7 +93,7 @@ class ReplicateDifference:
             "a": self.a, "b": self.b, "difference": self.difference, "ci_low": self.ci_low,
             "ci_high": self.ci_high, "verdict": self.verdict,
             "replicates": {"a": self.replicates_a, "b": self.replicates_b},
-            "spread": {"a_sd": self.sd_a, "b_sd": self.sd_b},
+            "spread": {"a_sd": self.sd_a, "b_sd": self.sd_b}, "image_sd": self.image_sd,
             "variance": {"training": self.training_variance,
                          "test_set": self.test_set_variance,
                          "training_share": self.training_share},
@@ -241,8 +244,10 @@ def compare_mean_scores(a: np.ndarray, b: np.ndarray, *, n_boot: int = 1000, see
     per_image = b.mean(axis=0) - a.mean(axis=0)
     picked = draws(len(per_image), n_boot, seed)
     boot = per_image[picked].mean(axis=1) if len(picked) else np.array([])
-    return compare_replicates(a.mean(axis=1), b.mean(axis=1), boot, images=a.shape[1],
-                              images_only=images_only)
+    result = compare_replicates(a.mean(axis=1), b.mean(axis=1), boot, images=a.shape[1],
+                                images_only=images_only)
+    image_sd = float(per_image.std(ddof=1)) if len(per_image) > 1 else None
+    return replace(result, image_sd=image_sd)
 
 
 def minimum_detectable_difference(training_sd: float, image_sd: float, replicates: int,
