@@ -159,7 +159,7 @@ class Predictor:
             if k not in pictures:
                 results.append([])
                 continue
-            boxes = found[found.image_id == k] if found is not None else pd.DataFrame()
+            boxes = found[found.image_id == k]
             results.append(self._prediction(boxes, pictures[k].size, goal, report))
         self._log(reports)
         return {"results": results, "model_version": self.version,
