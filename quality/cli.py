@@ -33,9 +33,20 @@ from quality.agreement.reliability import ALPHA_KINDS
 from quality.cascade.robustness import robustness_job
 from quality.cascade.sanity import sanity_job
 from quality.compare import compare_job, plan_replicates, resolve_run
+from quality.gallery.jobs import gallery_folder, gallery_job
 from quality.gold.adjudicate import adjudicate_pull, adjudicate_push
 from quality.gold.consensus import TIES
 from quality.gold.jobs import CONSENSUS_FLAGS, consensus_job
+from quality.judging.jobs import (
+    ANALYSIS,
+    PLAN,
+    judgments_job,
+    plan_judging,
+    pull_judging,
+    push_judging,
+    simulate_judging,
+)
+from quality.judging.simulate import Judges
 from quality.splits.audit import FINDING_KINDS
 from quality.splits.jobs import REPAIR_MOVES, SPLIT_REPORT, audit_job, split_job
 
@@ -313,6 +324,86 @@ def cmd_plan_replicates(args: argparse.Namespace) -> None:
               f"images: {more}")
 
 
+def cmd_gallery(args: argparse.Namespace) -> None:
+    record = gallery_job(args.dir, args.out, page_size=args.page_size, thumb=args.thumb)
+    views = record["views"]
+    print(f"{len(views)} views, {sum(v['pages'] for v in views.values())} pages, "
+          f"{record['images']['shown']} images ({record['images']['unreadable']} not readable)")
+    for entry in [v for v in views.values() if "/cell-" not in v["page"]][:15]:
+        print(f"  {entry['items']:6d} {entry['unit']:8} {entry['title']}")
+    print(f"open {gallery_folder(args.dir, args.out) / 'index.html'}")
+
+
+def cmd_plan_judging(args: argparse.Namespace) -> None:
+    plan = plan_judging(args.run, args.out, systems=tuple(args.systems.split(",")),
+                        layouts=args.layouts, target_ci=args.target_ci,
+                        raters_per_item=args.raters_per_item, icc=args.icc,
+                        seconds_per_judgment=args.seconds_per_judgment, seed=args.seed,
+                        tracking_uri=args.tracking_uri)
+    print(f"{plan['pairs']} pairs of {', '.join(plan['systems'])}: {plan['tasks_per_pair']} "
+          f"tasks each (of {plan['tasks_per_pair_needed']} needed for +-{args.target_ci}), "
+          f"{args.raters_per_item} judges per task: {plan['judgments']} judgments, about "
+          f"{plan['judging_hours']:.1f} h of judging at {args.seconds_per_judgment:g} s each")
+    print(f"expected 95% half-width on each win rate: {plan['half_width_expected']:.3f}"
+          + (f" ({plan['note']})" if plan.get("note") else ""))
+    print(f"wrote {Path(args.out) / PLAN}; next: quality judge-push {args.out} --project NAME")
+
+
+def cmd_judge_push(args: argparse.Namespace) -> None:
+    from annotate.formats.ls_client import connect
+
+    record = push_judging(connect(args.url, args.api_key), args.study, args.project,
+                          args.document_root, tracking_uri=args.tracking_uri)
+    print(f"project {record['project_id']}: {record['tasks_created']} tasks created, "
+          f"{record['tasks_existing']} already there (blind: no system names, the left/right "
+          f"order kept in {Path(args.study) / PLAN}); next: quality judge-pull {args.study}")
+
+
+def cmd_judge_pull(args: argparse.Namespace) -> None:
+    from annotate.formats.ls_client import connect
+
+    record = pull_judging(connect(args.url, args.api_key), args.study, timeout=args.timeout,
+                          tracking_uri=args.tracking_uri)
+    skipped = ", ".join(f"{n} {reason}" for reason, n in record["skipped"].items()) or "none"
+    print(f"{record['read']} answers read, {record['kept']} kept (skipped: {skipped}); "
+          f"{record['tasks_judged']} of {record['tasks']} tasks judged by {record['judges']} "
+          f"judges; next: quality judgments {args.study}")
+
+
+def cmd_judge_simulate(args: argparse.Namespace) -> None:
+    judges = Judges(judges=args.judges, raters_per_item=args.judges, lapse=args.lapse,
+                    left_bias=args.left_bias, temperature=args.temperature)
+    record = simulate_judging(args.study, judges, seed=args.seed, tracking_uri=args.tracking_uri)
+    print(f"{record['judgments']} simulated judgments; the truth (expected win rates): "
+          + ", ".join(f"{t['a']} over {t['b']} {t['win_rate']:.3f}" for t in record["truth"]))
+
+
+def cmd_judgments(args: argparse.Namespace) -> None:
+    result = judgments_job(args.study, n_boot=args.n_boot, seed=args.seed,
+                           tracking_uri=args.tracking_uri)
+    print(f"{result['judgments']} judgments of {result['tasks']} tasks on {result['images']} "
+          f"images by {result['judges_count']} judges ({result['ties']} ties, counted half); "
+          "95% intervals resample images")
+    for pair in result["win_rates"]:
+        print(f"  {pair['a']} over {pair['b']}: {pair['win_rate']:.3f} [{pair['ci_low']:.3f}, "
+              f"{pair['ci_high']:.3f}] ({pair['judgments']} judgments, {pair['ties']} ties)")
+    print("Bradley-Terry: " + ", ".join(
+        f"{r['system']} {r['score']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+        for r in result["bradley_terry"]))
+    bias, judges = result["position_bias"], result["judges"]
+    print(f"left chosen {bias['left_share']:.3f} [{bias['ci_low']:.3f}, {bias['ci_high']:.3f}]"
+          + (" - a position bias" if bias["biased"] else " (no position bias shown)"))
+    print(f"judges agree: alpha {judges['alpha']:.3f} [{judges['ci_low']:.3f}, "
+          f"{judges['ci_high']:.3f}]" + (f" ({judges['warning']})" if judges["warning"] else ""))
+    for metric, m in result["metrics"]["metrics"].items():
+        print(f"  {metric:8} tau-b {m['tau_b']:+.3f} [{m['tau_b_ci'][0]:+.3f}, "
+              f"{m['tau_b_ci'][1]:+.3f}], tau-c {m['tau_c']:+.3f}; orders "
+              f"{m['system_agreement']:.0%} of system pairs as the judges do")
+    for warning in result["warnings"]:
+        print(f"warning: {warning}")
+    print(f"wrote {Path(args.study) / ANALYSIS}")
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from quality.report.page import build
 
@@ -511,6 +602,84 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="run folder")
     p.add_argument("--out", required=True, help="folder for report.html and report.json")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("plan-judging", help="a blind pairwise study of a run's captions: "
+                                            "tasks, left/right order, size for --target-ci, "
+                                            "cost (then judge-push, judge-pull, judgments)")
+    p.add_argument("run", help="pipeline run folder")
+    p.add_argument("--out", required=True, help="study folder")
+    p.add_argument("--systems", default=",".join(default(plan_judging, "systems")),
+                   help="stage-2 variants of the run and 'human' (a held-out human caption)")
+    p.add_argument("--layouts", choices=("detector", "gold"),
+                   default=default(plan_judging, "layouts"),
+                   help="judge captions of the deployed detector's layouts or of gold")
+    p.add_argument("--target-ci", type=float, default=default(plan_judging, "target_ci"),
+                   help="95%% half-width wanted on each win rate")
+    p.add_argument("--raters-per-item", type=int,
+                   default=default(plan_judging, "raters_per_item"), help="judges per task")
+    p.add_argument("--icc", type=float, default=default(plan_judging, "icc"),
+                   help="assumed correlation of one task's judgments")
+    p.add_argument("--seconds-per-judgment", type=float,
+                   default=default(plan_judging, "seconds_per_judgment"),
+                   help="assumed time per judgment, for the cost")
+    p.add_argument("--seed", type=int, default=default(plan_judging, "seed"))
+    p.add_argument("--tracking-uri", help="MLflow (default: $MLFLOW_TRACKING_URI, else the "
+                                          "study folder's mlflow.db)")
+    p.set_defaults(func=cmd_plan_judging)
+
+    for name, func, text in (("judge-push", cmd_judge_push, "push a judgment study to Label "
+                              "Studio, blind (image and two captions; no system names)"),
+                             ("judge-pull", cmd_judge_pull, "read a judgment study's answers "
+                              "back (judgments.parquet; skipped answers counted)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("study", help="study folder (quality plan-judging --out)")
+        if name == "judge-push":
+            p.add_argument("--project", required=True, help="title of the project to create")
+            p.add_argument("--document-root",
+                           help="the server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT")
+        else:
+            p.add_argument("--timeout", type=float, default=default(pull_judging, "timeout"),
+                           help="seconds for the export")
+        p.add_argument("--url", help="Label Studio URL (default: $LABEL_STUDIO_URL)")
+        p.add_argument("--api-key", help="access token (default: $LABEL_STUDIO_API_KEY)")
+        p.add_argument("--tracking-uri", help="MLflow (default: $MLFLOW_TRACKING_URI, else "
+                                              "the study folder's mlflow.db)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("judge-simulate", help="simulated judges for a planned study (a known "
+                                              "preference model: demos and checks)")
+    p.add_argument("study", help="study folder")
+    p.add_argument("--judges", type=int, default=default(Judges, "judges"),
+                   help="judges (each judges every task)")
+    p.add_argument("--lapse", type=float, default=default(Judges, "lapse"),
+                   help="chance a judge answers at random")
+    p.add_argument("--left-bias", type=float, default=default(Judges, "left_bias"),
+                   help="added to the left's logit")
+    p.add_argument("--temperature", type=float, default=default(Judges, "temperature"),
+                   help="quality difference that moves the odds by e")
+    p.add_argument("--seed", type=int, default=default(simulate_judging, "seed"))
+    p.add_argument("--tracking-uri", help="MLflow (default: the study folder's mlflow.db)")
+    p.set_defaults(func=cmd_judge_simulate)
+
+    p = sub.add_parser("judgments", help="a judgment study's win rates, Bradley-Terry scores, "
+                                         "position bias, judge agreement and metric vs people")
+    p.add_argument("study", help="study folder")
+    p.add_argument("--n-boot", type=int, default=default(judgments_job, "n_boot"))
+    p.add_argument("--seed", type=int, default=default(judgments_job, "seed"))
+    p.add_argument("--tracking-uri", help="MLflow (default: the study folder's mlflow.db)")
+    p.set_defaults(func=cmd_judgments)
+
+    p = sub.add_parser("gallery", help="the images behind the figures: static offline pages "
+                                       "(disputed units, annotators, detector errors, captions, "
+                                       "leakage)")
+    p.add_argument("dir", help="run folder, or table set folder or export file")
+    p.add_argument("--out", help="gallery folder (default: DIR/gallery, or gallery/ beside an "
+                                 "export file)")
+    p.add_argument("--page-size", type=int, default=default(gallery_job, "page_size"),
+                   help="images per page")
+    p.add_argument("--thumb", type=int, default=default(gallery_job, "thumb"),
+                   help="longest side of a thumbnail, pixels")
+    p.set_defaults(func=cmd_gallery)
 
     p = sub.add_parser("sanity", help="label sanity counts and the overfit-a-tiny-batch check")
     p.add_argument("dir", help="table set folder or export file")

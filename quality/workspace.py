@@ -38,6 +38,9 @@ _PREDICT = ("stage1-detect predict DIR/stage1 DIR/split --split val --out "
 _EVALUATE = ("stage1-detect evaluate DIR/stage1 DIR/split --split test --boxes "
              "DIR/stage1/predicted_test.parquet --errors DIR/stage1/errors_test.parquet "
              "--json DIR/stage1/evaluate.json")
+#: The visual review's folder (`quality gallery`; its record `gallery.json` is the artifact
+#: "gallery", which the report reads to link each figure to the images behind it).
+GALLERY = "gallery"
 _THRESHOLD = "quality threshold DIR (writes DIR/stage1/predicted_{val,test}.parquet)"
 ARTIFACTS = {
     "tables": Artifact("tables", "annotate import EXPORT --out DIR/tables"),
@@ -75,6 +78,11 @@ ARTIFACTS = {
     "sanity": Artifact("sanity.json", "quality sanity DIR/split --json DIR/sanity.json"),
     "run": Artifact("run.json", "evaluate-pipeline --out DIR (the run record: settings, data "
                                 "and source versions, MLflow runs)"),
+    "judging": Artifact("judging/judgments.json",
+                        "quality plan-judging DIR --out DIR/judging; quality judge-push, "
+                        "judge-pull (or judge-simulate) DIR/judging; quality judgments "
+                        "DIR/judging"),
+    "gallery": Artifact(f"{GALLERY}/gallery.json", "quality gallery DIR"),
 }
 #: Captions of a stage-2 variant folder, from gold and from the deployed detector's layouts, for
 #: the test images; the same files under `val/` hold the validation images' captions.

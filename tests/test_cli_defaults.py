@@ -17,8 +17,11 @@ from quality.cascade.robustness import robustness_job
 from quality.cascade.sanity import sanity_job
 from quality.cli import build_parser as quality_parser
 from quality.compare import compare_job, plan_replicates
+from quality.gallery.jobs import gallery_job
 from quality.gold.adjudicate import adjudicate_pull, adjudicate_push
 from quality.gold.jobs import consensus_job
+from quality.judging.jobs import judgments_job, plan_judging, pull_judging, simulate_judging
+from quality.judging.simulate import Judges
 from quality.splits.jobs import audit_job, split_job
 from stage1_detect.cli import build_parser as stage1_parser
 from stage1_detect.crossfit import crossfit
@@ -58,6 +61,16 @@ CASES = [
     (quality_parser, ["robustness", "D"], robustness_job,
      {"perturbation": "perturb", "n_boot": "n_boot", "seed": "seed"}),
     (quality_parser, ["compare", "A", "B"], compare_job, {"n_boot": "n_boot", "seed": "seed"}),
+    (quality_parser, ["gallery", "D"], gallery_job, {"page_size": "page_size", "thumb": "thumb"}),
+    (quality_parser, ["plan-judging", "R", "--out", "S"], plan_judging,
+     {"layouts": "layouts", "target_ci": "target_ci", "raters_per_item": "raters_per_item",
+      "icc": "icc", "seconds_per_judgment": "seconds_per_judgment", "seed": "seed"}),
+    (quality_parser, ["judge-pull", "S"], pull_judging, {"timeout": "timeout"}),
+    (quality_parser, ["judge-simulate", "S"], simulate_judging, {"seed": "seed"}),
+    (quality_parser, ["judge-simulate", "S"], Judges,
+     {"judges": "judges", "lapse": "lapse", "left_bias": "left_bias",
+      "temperature": "temperature"}),
+    (quality_parser, ["judgments", "S"], judgments_job, {"n_boot": "n_boot", "seed": "seed"}),
     (quality_parser, ["plan-replicates", "C", "--target", "0.1"], plan_replicates,
      {"figure": "figure", "max_replicates": "max_replicates"}),
     (quality_parser, ["sanity", "D"], sanity_job, {"overfit": "overfit"}),
@@ -97,7 +110,7 @@ def test_every_subcommand_is_covered():
 
     no_job_defaults = {("annotate", "import"), ("annotate", "config"), ("annotate", "demo"),
                        ("annotate", "push"), ("annotate", "summary"), ("quality", "threshold"),
-                       ("quality", "report")}
+                       ("quality", "report"), ("quality", "judge-push")}
     covered = {(p().prog, argv[0]) for p, argv, _, _ in CASES}
     for parser in (annotate_parser, quality_parser, stage1_parser, stage2_parser):
         built = parser()

@@ -466,3 +466,66 @@ def test_ml_backend_pre_annotates_what_the_annotator_opens(server, demo_set, bac
     for column in ("x0", "y0", "x1", "y1"):
         np.testing.assert_allclose(got[column], own[column], atol=0.01)
     np.testing.assert_allclose(got.score, own.score, atol=1e-6)
+
+
+def test_judgment_study_pushed_blind_answered_by_two_judges_pulled_and_analysed(
+        server, demo_set, tmp_path, monkeypatch):
+    """Done when: a pairwise study's tasks reach Label Studio without system names, two
+    API-created judges answer (one ties once), the pull undoes each task's left/right order,
+    and the win rate is what they chose."""
+    from annotate.runtime.atomic import write_json, write_parquet
+    from annotate.runtime.jsonable import records
+    from quality.cli import main as quality
+    from quality.judging.design import TIE_CHOICE, TIE_VALUE, draw_tasks
+
+    monkeypatch.setenv("LABEL_STUDIO_URL", server.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.token)
+    images = demo_set.images.head(6)
+    captions = pd.DataFrame([{"image_id": i, "system": s, "caption": f"{s} caption of {i}"}
+                             for i in images.image_id for s in ("sysA", "sysB")])
+    tasks = draw_tasks(captions, ["sysA", "sysB"], 6, seed=1)
+    assert 0 < (tasks.left == "sysA").sum() < 6  # both orders occur
+    study = tmp_path / "study"
+    write_json(study / "plan.json", {"systems": ["sysA", "sysB"], "tasks": records(tasks),
+                                     "images": dict(zip(images.image_id, images.path,
+                                                        strict=True))})
+    write_parquet(study / "scores.parquet", captions.assign(
+        cider_d=(captions.system == "sysA").astype(float))[["image_id", "system", "cider_d"]])
+    assert quality(["judge-push", str(study), "--project", "judging round 1",
+                    "--document-root", str(server.document_root)]) == 0
+    assert quality(["judge-push", str(study), "--project", "judging round 1",
+                    "--document-root", str(server.document_root)]) == 0  # no duplicates
+    connection = connect(server.url, server.token)
+    client = connection.client
+    project = find_project(connection, "judging round 1")
+    pushed = list(client.tasks.list(project=project.id, fields="all"))
+    assert len(pushed) == 6
+    for task in pushed:  # blind: the captions, never the systems behind them
+        assert "sysA" not in json.dumps({k: v for k, v in task.data.items()
+                                         if not k.endswith("_caption")})
+        assert str(task.data["image"]).startswith("/data/local-files/")
+    side_of_a = {t.task: ("left" if t.left == "sysA" else "right") for t in tasks.itertuples()}
+    judges = _users(client, ["judge1@example.com", "judge2@example.com"])
+    for k, task in enumerate(sorted(pushed, key=lambda t: t.data["study_task"])):
+        key = task.data["study_task"]
+        pick = [{"from_name": "choice", "to_name": "choice", "type": "pairwise",
+                 "value": {"selected": side_of_a[key]}}]
+        tie = [{"from_name": TIE_CHOICE, "to_name": "image", "type": "choices",
+                "value": {"choices": [TIE_VALUE]}}]
+        client.annotations.create(id=task.id, result=pick, completed_by=judges[
+            "judge1@example.com"], lead_time=5.0)
+        client.annotations.create(id=task.id, result=tie if k == 0 else pick,
+                                  completed_by=judges["judge2@example.com"], lead_time=7.0)
+    assert quality(["judge-pull", str(study)]) == 0
+    pulled = json.loads((study / "pull.json").read_text())
+    assert (pulled["read"], pulled["kept"], pulled["judges"]) == (12, 12, 2)
+    assert pulled["median_seconds_per_judgment"] == 6.0
+    judgments = pd.read_parquet(study / "judgments.parquet")
+    merged = judgments.merge(tasks[["task", "left", "right"]], on="task", suffixes=("", "_plan"))
+    assert (merged.left == merged.left_plan).all() and (merged.right == merged.right_plan).all()
+    assert quality(["judgments", str(study), "--n-boot", "100"]) == 0
+    result = json.loads((study / "judgments.json").read_text())
+    (pair,) = result["win_rates"]
+    assert (pair["a"], pair["b"], pair["ties"]) == ("sysA", "sysB", 1)
+    assert pair["win_rate"] == pytest.approx(11.5 / 12)
+    assert result["metrics"]["metrics"]["cider_d"]["system_agreement"] == 1.0

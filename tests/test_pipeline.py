@@ -7,6 +7,7 @@ import html
 import json
 import os
 import shutil
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -195,20 +196,27 @@ def test_each_job_gives_the_same_artifact_through_its_cli_and_the_pipeline(two_r
     same_json(out / "sanity.json", run / "sanity.json", drop=("overfit_tiny_batch",))
     assert quality(["robustness", str(copy), "--no-perturbation", *smoke]) == 0
     same_json(copy / "robustness.json", run / "robustness.json")
+    assert quality(["gallery", str(run), "--out", str(out / "gallery")]) == 0
+    same_json(out / "gallery" / "gallery.json", run / "gallery" / "gallery.json")
     assert quality(["report", str(run), "--out", str(out / "report")]) == 0
     # `mlflow` names the pipeline invocation that made the page; a later, fully cached rerun
     # of this folder (an earlier test) recorded a new one in run.json
-    same_json(out / "report" / "report.json", run / "report" / "report.json", drop=("mlflow",))
+    # ... and its gallery links are relative to where the page is
+    same_json(out / "report" / "report.json", run / "report" / "report.json",
+              drop=("mlflow", "gallery"))
+    made, written = (json.loads((folder / "report" / "report.json").read_text())["gallery"]
+                     for folder in (out, run))
+    assert made["links"] == written["links"] and made["links"]
+    assert (out / "report" / made["href"] / "index.html").resolve() == (
+        run / "gallery" / "index.html").resolve()
 
 
-@pytest.fixture(scope="module")
-def leaky_run(tmp_path_factory):
+def _leaky_demo(root: Path) -> Path:
     """The demo with two planted leaks: images showing a green triangle are named
     `triangle_*.jpg` (an identifier leak), and annotator eve is renamed "circle", a word of the
     stage-2 input (an input leak)."""
     from tests.conftest import REPO
 
-    root = tmp_path_factory.mktemp("leaky")
     data = root / "demo"
     shutil.copytree(REPO / "data/demo", data, ignore=shutil.ignore_patterns("truth"))
     tasks = json.loads((data / "export.json").read_text())
@@ -223,41 +231,41 @@ def leaky_run(tmp_path_factory):
             if a["completed_by"]["email"] == "eve@example.com":
                 a["completed_by"]["email"] = "circle"
     (data / "export.json").write_text(json.dumps(tasks))
-    run = root / "run"
-    assert main(["--data", str(data / "export.json"), "--preset", "smoke", "--out", str(run)]) == 0
-    return run
+    return data / "export.json"
 
 
-def test_planted_leaks_reach_the_report_with_the_audit_counts(leaky_run, tmp_path):
+def test_the_main_job_is_quiet_and_planted_leaks_reach_the_report(tmp_path, capfd):
+    """Only step lines and the closing summary reach the terminal; library output (training
+    tables, warnings, MLflow messages) is in the step logs. The data carry two planted leaks
+    (`_leaky_demo`): the audit finds both and the report shows its counts. (One smoke run
+    for both: each costs minutes of CI.)"""
     from quality.cli import main as quality
 
-    report = json.loads((leaky_run / "report" / "report.json").read_text())
-    counts = report["audit"]["counts"]
-    assert counts["identifier_leaks"] > 0 and counts["input_leaks"] > 0
-    assert quality(["audit", str(leaky_run / "split"), "--json", str(tmp_path / "a.json")]) == 0
-    by_hand = json.loads((tmp_path / "a.json").read_text())
-    assert by_hand["counts"] == counts
-    assert any(leak["token"] == "triangle" for leak in by_hand["identifier_leaks"])
-    assert {leak["evidence"] for leak in by_hand["input_leaks"]} == {"circle"}
-    page = (leaky_run / "report" / "report.html").read_text()
-    for kind in ("identifier_leaks", "input_leaks"):
-        assert (f'data-key="audit.counts.{kind}">{counts[kind]}</span>') in page
-
-
-def test_the_main_job_is_quiet(tmp_path, capfd):
-    """Only step lines and the closing summary reach the terminal; library output (training
-    tables, warnings, MLflow messages) is in the step logs."""
-    assert main(["--preset", "smoke", "--out", str(tmp_path / "run")]) == 0
+    run = tmp_path / "run"
+    assert main(["--data", str(_leaky_demo(tmp_path)), "--preset", "smoke", "--out",
+                 str(run)]) == 0
     out, err = capfd.readouterr()
     lines = out.splitlines()
     steps = [line for line in lines if line.startswith("[")]
-    assert len(steps) == 19 and err == ""
+    assert len(steps) == 21 and err == ""
     rest = [line for line in lines if not line.startswith("[")]
     assert rest[0].startswith("deployed detector: mAP50")
     assert rest[1].startswith("With the deployed detector") and "human ceiling" in rest[-2]
     assert rest[-1].startswith("report: ")
-    logs = {p.name: p.read_text() for p in (tmp_path / "run" / "logs").iterdir()}
+    logs = {p.name: p.read_text() for p in (run / "logs").iterdir()}
     assert "mAP50" in logs["stage1_train.log"]  # ultralytics' training output went here
+
+    report = json.loads((run / "report" / "report.json").read_text())
+    counts = report["audit"]["counts"]
+    assert counts["identifier_leaks"] > 0 and counts["input_leaks"] > 0
+    assert quality(["audit", str(run / "split"), "--json", str(tmp_path / "a.json")]) == 0
+    by_hand = json.loads((tmp_path / "a.json").read_text())
+    assert by_hand["counts"] == counts
+    assert any(leak["token"] == "triangle" for leak in by_hand["identifier_leaks"])
+    assert {leak["evidence"] for leak in by_hand["input_leaks"]} == {"circle"}
+    page = (run / "report" / "report.html").read_text()
+    for kind in ("identifier_leaks", "input_leaks"):
+        assert (f'data-key="audit.counts.{kind}">{counts[kind]}</span>') in page
 
 
 def test_a_changed_setting_reruns_only_the_steps_that_use_it(two_runs, tmp_path):
@@ -271,16 +279,17 @@ def test_a_changed_setting_reruns_only_the_steps_that_use_it(two_runs, tmp_path)
         Pipeline(run, Settings(preset="smoke", options=options), echo=lines.append).run()
         return {line[8:30].strip() for line in lines if not line.endswith("cached")}
 
-    # robustness reads n_boot; so do reliability and split (whose tables do not change, so
-    # nothing downstream of them reruns); the report reads what changed
-    assert rerun(n_boot=60) == {"reliability", "split", "robustness", "report"}
+    # robustness and the judgment study read n_boot; so do reliability and split (whose
+    # tables do not change, so nothing downstream of them reruns); the report reads what
+    # changed
+    assert rerun(n_boot=60) == {"reliability", "split", "robustness", "judging", "report"}
     # a stage-2 setting reruns the four variants, the threshold choice (the gold-trained
     # model captions it) and what reads their captions; the error tables only if the chosen
     # threshold moved, the report only if the figures did
     reran = rerun(n_boot=60, stage2_epochs=1)
     assert reran - {"report", "stage1 evaluate"} == {
         "stage2 gold", "stage1 threshold", "stage2 noise", "stage2 oof", "stage2 noise+oof",
-        "stage2 captions", "robustness"}
+        "stage2 captions", "robustness", "judging", "gallery"}
     assert rerun(n_boot=60, stage2_epochs=1) == set()
 
 
@@ -306,7 +315,7 @@ def test_a_changed_input_reruns_its_step_and_the_steps_after_it(two_runs, tmp_pa
     Pipeline(run, Settings(preset="smoke"), echo=lines.append).run()
     reran = {line[8:30].strip() for line in lines if not line.endswith("cached")}
     assert reran - {"report"} == {"stage1 threshold", "stage1 evaluate", "stage2 captions",
-                                  "robustness"}
+                                  "robustness", "judging", "gallery"}
 
 
 @pytest.fixture(scope="module")

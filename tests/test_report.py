@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +33,12 @@ def report(run, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     assert main(["robustness", str(run), "--n-boot", "50"]) == 0
     assert main(["sanity", str(run / "split"), "--json", str(run / "sanity.json")]) == 0
+    study = str(run / "judging")
+    assert main(["plan-judging", str(run), "--out", study, "--systems",
+                 "gold,noise,human,baseline", "--target-ci", "0.1"]) == 0
+    assert main(["judge-simulate", study]) == 0
+    assert main(["judgments", study, "--n-boot", "50"]) == 0
+    assert main(["gallery", str(run)]) == 0
     assert main(["report", str(run), "--out", str(out)]) == 0
     return out
 
@@ -106,7 +113,8 @@ def test_an_empty_run_folder_names_every_missing_artifact_in_every_section(tmp_p
     sections = re.findall(r"<section><h2>(.*?)</h2>(.*?)</section>", page, re.S)
     assert [title for title, _ in sections] == [
         "Verdict", "Annotator agreement", "Splits and leakage", "Stage 1: detector",
-        "Stage 2: gold vs predicted input", "Validation vs test", "Sanity checks", "Run record"]
+        "Stage 2: gold vs predicted input", "Validation vs test", "People", "Sanity checks",
+        "Run record"]
     for title, body in sections:
         assert 'class="missing"' in body, title
         commands = re.findall(r"<li><code>(.*?)</code></li>", body)
@@ -332,3 +340,144 @@ def test_threshold_command_chooses_on_validation_and_writes_the_detections(run, 
         assert len(kept) < (raw.score >= record["chosen"]).sum()
     assert (kept.score >= record["chosen"]).all()
     assert record["model"].startswith("gold-")  # the captioning model's weights, named
+
+
+def _gallery_links(page: Path) -> list[dict]:
+    from tests.test_gallery import Page
+
+    return [attrs for tag, attrs, _ in Page(page.read_text()).tags
+            if tag == "a" and "gallery/" in attrs.get("href", "")]
+
+
+def test_the_report_links_each_count_row_bucket_and_matrix_cell_to_its_images(run, report):
+    """From the report: every flag count, annotator row, error-table class, error type,
+    attribution bucket (deployed detector), leakage finding and non-zero confusion-matrix
+    cell opens a gallery page whose pictures exist, offline (relative links)."""
+    from tests.test_gallery import Page, assert_links_resolve
+
+    figures = json.loads((report / "report.json").read_text())
+    links = _gallery_links(report / "report.html")
+    hrefs = {a["href"] for a in links}
+    expected = figures["gallery"]["links"]
+    base = figures["gallery"]["href"]
+
+    def linked(name: str) -> bool:
+        return f"{base}/{expected[name]}" in hrefs
+
+    flags = {k for k, n in figures["consensus"]["flags"].items() if n}
+    assert flags and all(linked(f"flag:{k}") for k in flags)
+    assert all(linked(f"annotator:{a['annotator']}")
+               for a in figures["reliability"]["annotators"])
+    rows = [e["class"] for e in figures["stage1"]["test"]["errors"]
+            if e["gold"] and (e["miss_rate"] or e["wrong_label_rate"])]
+    assert "all" in rows and all(linked("detector:deployed detector:" + (
+        "errors" if c == "all" else f"class:{c}")) for c in rows)
+    buckets = [a["bucket"] for a in figures["robustness"]["variants"]["gold"]["attribution"]]
+    assert all(linked(f"bucket:{b}") for b in buckets)
+    assert all(linked(f"leakage:{k}") for k, n in figures["audit"]["counts"].items()
+               if n and k in expected)
+    cells = [a for a in links if "data-cell" in a]
+    for name, detector in figures["summary"]["detectors"].items():
+        matrix = detector["confusion"]
+        nonzero = sum(n > 0 for row in matrix["counts"] for n in row)
+        mine = [a for a in cells if "/stage1/" in a["href"] and name.split()[0] in a["href"]]
+        assert len(mine) == nonzero, name
+    assert all(linked(f"detector:{d}:type:{k}") for d, b in
+               figures["gallery"]["figures"]["detectors"].items()
+               for k, n in b["types"].items() if n)
+    for a in links:  # each target page exists, and each picture on it
+        target = (report / a["href"]).resolve()
+        assert target.is_file(), a["href"]
+        pictures = [t for t in Page(target.read_text()).tags if t[0] == "img"]
+        assert all((target.parent / attrs["src"]).is_file() for _, attrs, _ in pictures)
+    assert assert_links_resolve(run / "gallery") > 20
+
+
+def test_gallery_counts_equal_the_figures_of_the_runs_artifacts(run, report):
+    """Each view's count is the figure it illustrates: confusion cells as robustness.json,
+    flags as consensus.json, buckets as the attribution, annotators as reliability.json,
+    leakage as audit.json, and each view shows one card per image it counts."""
+    record = json.loads((run / "gallery" / "gallery.json").read_text())
+    views = {v["link"]: v for v in record["views"].values()}
+    robust = json.loads((run / "robustness.json").read_text())
+    for name, detector in robust["summary"]["detectors"].items():
+        matrix = detector["confusion"]
+        for r, row in zip(matrix["rows"], matrix["counts"], strict=True):
+            for c, n in zip(matrix["columns"], row, strict=True):
+                view = views.get(f"detector:{name}:cell:{r}|{c}")
+                assert (view["items"] if view else 0) == n, (name, r, c)
+        types = record["figures"]["detectors"][name]["types"]
+        assert types["missed"] == round(detector["miss_rate"] * detector["gold_objects"])
+        assert types["spurious"] == round(detector["spurious_rate"] * detector["predictions"])
+    flags = json.loads((run / "gold" / "consensus.json").read_text())["flags"]
+    assert {k: views[f"flag:{k}"]["items"] for k in flags} == flags
+    for bucket in robust["variants"]["gold"]["attribution"]:
+        view = views[f"bucket:{bucket['bucket']}"]
+        assert view["items"] == view["cards"] == bucket["images"]
+    reliability = json.loads((run / "reliability.json").read_text())
+    for row in reliability["annotators"]:
+        mine = record["figures"]["annotators"][row["annotator"]]
+        assert mine["miss_rate"] == pytest.approx(row["miss_rate"], nan_ok=True)
+        assert mine["spurious_rate"] == pytest.approx(row["spurious_rate"], nan_ok=True)
+    audit = json.loads((run / "audit.json").read_text())["counts"]
+    assert all(views[f"leakage:{k}"]["items"] == n for k, n in audit.items()
+               if n and f"leakage:{k}" in views)
+    page = (run / "gallery" / views["disputed"]["page"]).read_text()
+    assert f"data-items='{views['disputed']['items']}'" in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine (apt install chromium)")
+def test_gallery_pages_render_in_headless_chromium_without_console_errors(run, report):
+    record = json.loads((run / "gallery" / "gallery.json").read_text())
+    cell = next(v["page"] for v in record["views"].values() if "/cell-" in v["page"])
+    for page in ("index.html", record["links"]["disputed"], cell, record["links"]["stage2"]):
+        done = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+             "--v=0", "--disable-background-networking", "--virtual-time-budget=5000",
+             "--dump-dom", (run / "gallery" / page).as_uri()],
+            capture_output=True, text=True, timeout=120, check=True)
+        console = [line for line in done.stderr.splitlines() if "CONSOLE" in line]
+        assert not console, (page, console)
+        if page != "index.html":
+            assert done.stdout.count("<rect") > 0 and "<img" in done.stdout, page
+
+
+def test_a_judgment_study_of_the_run_plans_blind_tasks_and_finds_a_planted_bias(run, report,
+                                                                                tmp_path):
+    """plan-judging on the run: six pairs of gold, noise, a held-out human caption and the
+    baseline, each task's left/right order recorded; every system (the human one too) scored
+    against the same references; simulated judges with a left bias: the bias is found, the
+    win rates' intervals stand beside the truth, every step is an MLflow run of the study."""
+    import mlflow
+    import pandas as pd
+
+    from quality.judging.jobs import judgments_job, simulate_judging
+    from quality.judging.simulate import Judges
+
+    study = run / "judging"
+    plan = json.loads((study / "plan.json").read_text())
+    assert plan["pairs"] == 6 and plan["tasks_per_pair"] == min(
+        plan["tasks_per_pair_needed"], plan["test_images"])
+    tasks = pd.DataFrame(plan["tasks"])
+    assert len(tasks) == 6 * plan["tasks_per_pair"]
+    assert set(tasks.left) | set(tasks.right) == {"gold", "noise", "human", "baseline"}
+    assert all(Path(plan["images"][i]).is_file() for i in tasks.image_id)
+    scores = pd.read_parquet(study / "scores.parquet")
+    assert set(scores.system) == {"gold", "noise", "human", "baseline"}
+    human = scores[scores.system == "human"]
+    assert human.cider_d.notna().all() and len(human) == plan["test_images"]
+    figures = json.loads((report / "report.json").read_text())["judging"]
+    truth = {(t["a"], t["b"]): t["win_rate"] for t in figures["simulated"]["truth"]}
+    assert {(r["a"], r["b"]) for r in figures["win_rates"]} == set(truth)
+    assert "People" in (report / "report.html").read_text()
+
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    simulate_judging(copy, Judges(left_bias=1.5), seed=3)
+    biased = judgments_job(copy, n_boot=100)
+    assert biased["position_bias"]["biased"] and biased["position_bias"]["left_share"] > 0.55
+    client = mlflow.MlflowClient(biased["mlflow"]["tracking_uri"])
+    steps = {r.data.tags["step"] for r in client.search_runs(
+        [client.get_experiment_by_name("twostage-studies").experiment_id],
+        filter_string=f"tags.study_folder = '{copy.resolve()}'")}
+    assert steps == {"simulated", "judgments"}

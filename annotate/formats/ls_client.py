@@ -143,15 +143,7 @@ def push(connection: Connection, ts: TableSet, project: str, document_root: str 
         raise UserError(f"{len(unservable)} images are not under the server's document root "
                          f"({document_root}), e.g. {unservable[0]}: pass --document-root (the "
                          "server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT) or use URLs")
-    created = False
-    try:
-        target = find_project(connection, project)
-    except LabelStudioError as err:
-        if "no project titled" not in str(err):
-            raise
-        target = call(connection, lambda c: c.projects.create(
-            title=project, label_config=labeling_config(labels)), f"create project {project!r}")
-        created = True
+    target, created = _find_or_create(connection, project, labeling_config(labels))
     if document_root is not None:
         _link_storage(connection, target.id, ts, document_root)
     existing = {t.data.get("image_id"): t for t in call(
@@ -180,12 +172,28 @@ def push(connection: Connection, ts: TableSet, project: str, document_root: str 
     return PushSummary(target.id, created, len(new), len(tasks) - len(new), added)
 
 
+def _find_or_create(connection: Connection, project: str, label_config: str):
+    """The project titled `project`, created with `label_config` when there is none; and
+    whether it was created."""
+    try:
+        return find_project(connection, project), False
+    except LabelStudioError as err:
+        if "no project titled" not in str(err):
+            raise
+    return call(connection, lambda c: c.projects.create(
+        title=project, label_config=label_config), f"create project {project!r}"), True
+
+
 def _link_storage(connection: Connection, project_id: int, ts: TableSet,
                   document_root: str) -> None:
     """Local-file storage over the images' common folder: Label Studio serves
     /data/local-files/ only from folders a storage names."""
     folders = {str(Path(p).resolve().parent) for p in ts.images.path}
     common = Path(os.path.commonpath(sorted(folders))) if folders else Path(document_root)
+    _link_folder(connection, project_id, common)
+
+
+def _link_folder(connection: Connection, project_id: int, common: Path) -> None:
     have = call(connection, lambda c: list(c.import_storage.local.list(project=project_id)),
                 "list local storages")
     if any(Path(getattr(s, "path", "") or "") == common for s in have):
@@ -202,6 +210,19 @@ def pull(connection: Connection, project: str | int, out: str | os.PathLike,
     `out`, and import it into `out` exactly as `annotate import` would. Returns the set, the
     import summary and the export's path."""
     target = find_project(connection, project)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = export_snapshot(connection, target, out / "ls_export.json", timeout, progress)
+    config = LabelConfig(target.label_config, f"project {target.id}")
+    ts, summary = import_set(path, out, fmt="labelstudio", labels=config.labels(),
+                             image_field=config.image_field(), images_root=images_root)
+    return ts, summary, path
+
+
+def export_snapshot(connection: Connection, target, path: str | os.PathLike,
+                    timeout: float = 600, progress: bool = True) -> Path:
+    """Export project `target` (from `find_project`) as a JSON snapshot naming every
+    annotator (`completed_by` with e-mail) into `path`, written whole or not at all."""
     export = call(connection, lambda c: c.projects.exports.create(
         id=target.id, title="twostage pull", serialization_options=FULL_EXPORT),
         "start an export")
@@ -220,17 +241,32 @@ def pull(connection: Connection, project: str | int, out: str | os.PathLike,
                                        f"{status!r} after {timeout:.0f} s; try --timeout")
             bar.update()
             time.sleep(0.5)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "ls_export.json"
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         for chunk in call(connection, lambda c: list(c.projects.exports.download(
                 id=target.id, export_pk=export.id, export_type="JSON")), "download the export"):
             handle.write(chunk)
-    config = LabelConfig(target.label_config, f"project {target.id}")
-    ts, summary = import_set(path, out, fmt="labelstudio", labels=config.labels(),
-                             image_field=config.image_field(), images_root=images_root)
-    return ts, summary, path
+    return Path(path)
+
+
+def push_data(connection: Connection, project: str, label_config: str, tasks: list[dict],
+              key: str, image_paths: list[str], document_root: str | None) -> PushSummary:
+    """Create (or reuse) `project` with `label_config` and import the task `data` dicts not
+    there yet (matched on `data[key]`: pushing again adds no duplicates); local-file storage
+    is linked over `image_paths` when the server serves them from `document_root`. For
+    studies whose tasks are not one image each (`quality judge-push`)."""
+    target, created = _find_or_create(connection, project, label_config)
+    if document_root is not None and image_paths:
+        folders = {str(Path(p).resolve().parent) for p in image_paths}
+        _link_folder(connection, target.id, Path(os.path.commonpath(sorted(folders))))
+    existing = {t.data.get(key) for t in call(
+        connection, lambda c: list(c.tasks.list(project=target.id, fields="all")),
+        "list tasks") if t.data}
+    new = [{"data": data} for data in tasks if data[key] not in existing]
+    if new:
+        call(connection, lambda c: c.projects.import_tasks(id=target.id, request=new,
+                                                           return_task_ids=True),
+             f"import {len(new)} tasks")
+    return PushSummary(target.id, created, len(new), len(tasks) - len(new), 0)
 
 
 def sample_subset(ts: TableSet, sample: str | os.PathLike) -> TableSet:
@@ -284,5 +320,5 @@ def record_pull(connection: Connection, project: str | int, ts: TableSet,
         "settings": {"url": connection.url, "project": project}}, tracking_uri)
 
 
-__all__ = ["Connection", "LabelStudioError", "connect", "find_project", "pull", "push",
-           "push_sample", "record_pull", "sample_subset"]
+__all__ = ["Connection", "LabelStudioError", "connect", "export_snapshot", "find_project",
+           "pull", "push", "push_data", "push_sample", "record_pull", "sample_subset"]

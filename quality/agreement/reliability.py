@@ -172,7 +172,7 @@ def annotator_figures(ts: TableSet, units: Units, ratings: dict, alphas: dict[st
         table[f"{kind}_alpha_without"] = [
             _alpha_without(rows, name, level, seed)
             for name in names]
-    rates = _rates_against_consensus(units)
+    rates = rates_against_others(outcomes_against_others(units))
     return table.join(rates).reset_index()
 
 
@@ -181,16 +181,25 @@ def _alpha_without(rows: Ratings, name: str, level, seed: int) -> float:
     return alpha(rest.unit, rest.value, level, n_boot=0, seed=seed).alpha
 
 
-def _rates_against_consensus(units: Units) -> pd.DataFrame:
-    """Miss, spurious and label-error rates of each annotator against the consensus of the
-    *other* annotators (leave one out): an annotator's own vote never decides whether an
-    object is real, which would flatter whoever errs most.
+def outcomes_against_others(units: Units) -> pd.DataFrame:
+    """Each rating row of `units.ratings` (one annotator, one cluster) judged against the
+    consensus of the *other* annotators (leave one out): an annotator's own vote never decides
+    whether an object is real, which would flatter whoever errs most.
 
     Per cluster, the others keep an object when more than half of them drew it and reject it
     when fewer than half did; a tie among them, or a cluster nobody else saw, is not judged
     (with two others, a tie is one slip against one find: counting it either way charges the
     annotator for someone else's error). A kept object's label is judged against the others'
-    majority label, when they have one (a tie in labels is not judged either)."""
+    majority label, when they have one (a tie in labels is not judged either).
+
+    Returns
+    -------
+    pd.DataFrame
+        Aligned with `units.ratings` (index reset): cluster, image_id, annotator, box, label
+        and the booleans missed, gold (kept by the others), spurious, drew (drawn and judged),
+        wrong_label, matched (label judged), plus `others_label` (the others' majority label,
+        missing where not judged).
+    """
     r = units.ratings.reset_index(drop=True)
     drew = (r.box >= 0).to_numpy()
     raters = r.cluster.map(r.groupby("cluster").size()).to_numpy() - 1
@@ -199,11 +208,18 @@ def _rates_against_consensus(units: Units) -> pd.DataFrame:
     rejected = (raters > 0) & (2 * members < raters)
     gold = _label_of_others(r, drew & kept)
     named = gold.notna().to_numpy()
-    grouped = pd.DataFrame({
-        "annotator": r.annotator, "missed": kept & ~drew, "gold": kept,
-        "spurious": drew & rejected, "drew": drew & (kept | rejected),
-        "wrong_label": named & (r.label != gold).to_numpy(), "matched": named,
-    }).groupby("annotator").sum()
+    return r.assign(missed=kept & ~drew, gold=kept, spurious=drew & rejected,
+                    drew=drew & (kept | rejected),
+                    wrong_label=named & (r.label != gold).to_numpy(), matched=named,
+                    others_label=gold)
+
+
+def rates_against_others(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """Miss, spurious and label-error rates per annotator from `outcomes_against_others`:
+    misses per object the others kept, spurious boxes per judged box, wrong labels per judged
+    label."""
+    grouped = outcomes[["annotator", "missed", "gold", "spurious", "drew", "wrong_label",
+                        "matched"]].groupby("annotator").sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         return pd.DataFrame({
             "miss_rate": grouped.missed / grouped.gold,

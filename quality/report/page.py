@@ -89,6 +89,12 @@ def collect(run: str | os.PathLike) -> dict:
             figures["summary"] = figures["robustness"]["summary"]
     if have("sanity"):
         figures["sanity"] = _read_json(workspace.path(run, "sanity"))
+    if have("judging"):
+        figures["judging"] = _read_json(workspace.path(run, "judging"))
+    if have("gallery"):
+        gallery = _read_json(workspace.path(run, "gallery"))
+        figures["gallery"] = {"links": gallery.get("links", {}),
+                              "figures": gallery.get("figures", {})}
     replicates = _read_json(run / REPLICATES)  # only a run with --replicates K > 1 has it
     if replicates:
         figures["replicates"] = replicates
@@ -110,6 +116,7 @@ SECTION_NEEDS = {
     "Stage 2: gold vs predicted input": ("stage2", "threshold", "errors", "captions",
                                          "robustness"),
     "Validation vs test": ("captions", "robustness"),
+    "People": ("split", "stage2", "captions", "judging"),
     "Sanity checks": ("split", "sanity"),
     "Run record": ("run",),
 }
@@ -132,8 +139,11 @@ def build(run: str | os.PathLike, out: str | os.PathLike) -> Path:
         The page.
     """
     figures = collect(run)
-    page = render(figures, Path(run))
     out = Path(out)
+    if "gallery" in figures:  # links relative to the page, so the folder works offline
+        figures["gallery"]["href"] = Path(os.path.relpath(
+            workspace.path(run, "gallery").parent, out)).as_posix()
+    page = render(figures, Path(run))
     write_json(out / "report.json", figures)
     write_text(out / "report.html", page)
     return out / "report.html"
@@ -201,12 +211,53 @@ def render(figures: dict, run: Path) -> str:
     sections = [_verdict_section(figures), _reliability_section(figures, run),
                 _split_section(figures),
                 _stage1_section(figures), _robustness_section(figures, run),
-                _agreement_section(figures),
+                _agreement_section(figures), _people_section(figures),
                 _sanity_section(figures), _provenance_section(figures)]
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<title>twostage report</title>" f"<style>{STYLE}</style></head><body>"
             f"<h1>twostage report</h1><p>Run folder: <code>{html.escape(figures['run'])}</code>"
-            "</p>" + "".join(sections) + "</body></html>")
+            "</p>" + _gallery_line(figures) + "".join(sections) + "</body></html>")
+
+
+def _gallery_line(figures: dict) -> str:
+    """Where to look at the images behind the figures (`quality gallery`)."""
+    if "gallery" not in figures:
+        return _missing(figures, "gallery")
+    href = html.escape(f"{figures['gallery']['href']}/index.html")
+    return (f"<p class='gallery'>The images behind the figures: <a href='{href}'>gallery</a> "
+            "(offline pages; counts, table rows and matrix cells below link to their "
+            "images).</p>")
+
+
+def _linked(figures: dict, link: str, text: str) -> str:
+    """`text` (already HTML) as a link to the gallery page of `link`, when the run's gallery
+    has one (gallery.json's `links`)."""
+    gallery = figures.get("gallery") or {}
+    page = (gallery.get("links") or {}).get(link)
+    if page is None:
+        return text
+    return f"<a class='to-gallery' href='{html.escape(gallery['href'] + '/' + page)}'>{text}</a>"
+
+
+def confusion_table(matrix: dict, detector: str, links: dict[str, str], base: str) -> str:
+    """A detector's confusion matrix (gold rows + spurious, predicted columns + missed) as a
+    table whose cells link to the gallery's page of that cell (`links`: gallery.json's, pages
+    relative to `base`). The gallery's index draws it too."""
+    counts = matrix["counts"]
+    peak = max((max(row) for row in counts), default=0) or 1
+    rows = []
+    for name, row in zip(matrix["rows"], counts, strict=True):
+        cells = []
+        for column, n in zip(matrix["columns"], row, strict=True):
+            page = links.get(f"detector:{detector}:cell:{name}|{column}")
+            shade = f" style='background:rgba(31,119,180,{0.08 + 0.6 * n / peak:.2f})'" if n else ""
+            text = (f"<a href='{html.escape(base + page)}' data-cell='{html.escape(name)}|"
+                    f"{html.escape(column)}'>{n}</a>" if n and page else str(n))
+            cells.append(f"<td{shade}>{text}</td>")
+        rows.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in matrix["columns"])
+    return (f"<table class='matrix'><tr><th>gold \\ predicted</th>{head}</tr>"
+            f"{''.join(rows)}</table>")
 
 
 def _verdict_section(figures: dict) -> str:
@@ -252,6 +303,11 @@ def _verdict_section(figures: dict) -> str:
         [html.escape(name), *[_fig(f"summary.detectors.{name}.{r}", d.get(r)) for r in rates]]
         for name, d in block["detectors"].items()]))
     out.append(_confusion_plot(block["detectors"]))
+    gallery = figures.get("gallery")
+    if gallery:
+        out += [f"<h3>{html.escape(name)}: confusion matrix (a cell opens its images)</h3>"
+                + confusion_table(d["confusion"], name, gallery["links"], gallery["href"] + "/")
+                for name, d in block["detectors"].items() if d.get("confusion")]
     return "".join(out) + "</section>"
 
 
@@ -411,7 +467,8 @@ def _reliability_section(figures: dict, run: Path) -> str:
         out.append(_png(fig))
         out.append(_table(["annotator", "images", "miss rate", "spurious rate",
                            "labels alpha without"], [
-            [html.escape(a["annotator"]), _fig(f"reliability.annotators.{i}.n_images",
+            [_linked(figures, f"annotator:{a['annotator']}", html.escape(a["annotator"])),
+             _fig(f"reliability.annotators.{i}.n_images",
                                                a["n_images"]),
              _fig(f"reliability.annotators.{i}.miss_rate", a.get("miss_rate")),
              _fig(f"reliability.annotators.{i}.spurious_rate", a.get("spurious_rate")),
@@ -427,7 +484,7 @@ def _reliability_section(figures: dict, run: Path) -> str:
                    + ", ".join(parts)
                    + (f" (95% intervals resample {html.escape(unit)}s)" if unit else "")
                    + "</p>")
-    out.append(_disagreements(rel, run))
+    out.append(_disagreements(rel, run, figures))
     out.append(_consensus(figures))
     return "".join(out) + "</section>"
 
@@ -437,7 +494,8 @@ def _consensus(figures: dict) -> str:
     block = figures.get("consensus")
     if block is None:
         return _missing(figures, "consensus")
-    flags = ", ".join(f"{_fig(f'consensus.flags.{k}', n)} {html.escape(k.replace('_', ' '))}"
+    flags = ", ".join(_linked(figures, f"flag:{k}", f"{_fig(f'consensus.flags.{k}', n)} "
+                              f"{html.escape(k.replace('_', ' '))}")
                       for k, n in block["flags"].items()) or "none"
     out = [f"<h3>Consensus</h3><p>{_fig('consensus.consensus_boxes', block['consensus_boxes'])} "
            f"gold boxes from {_fig('consensus.box_clusters', block['box_clusters'])} box "
@@ -484,7 +542,7 @@ def _resampled(key: str, resampled: dict) -> str:
             f"{_fig(f'{key}.n_boot', resampled['n_boot'])}{training}")
 
 
-def _disagreements(rel: dict, run: Path) -> str:
+def _disagreements(rel: dict, run: Path, figures: dict) -> str:
     """The box units with most disagreement: the image with every annotator's boxes."""
     review = list({u["image_id"]: u for u in rel.get("boxes", {}).get("review", [])}
                   .values())[:4]  # one picture per image
@@ -509,8 +567,12 @@ def _disagreements(rel: dict, run: Path) -> str:
         tags.append(_image_tag(picture, f"image {image_id}: every annotator's boxes"))
     if not tags:
         return ""
+    disputed = (figures.get("gallery") or {}).get("figures", {}).get("disputed_images")
+    more = "" if disputed is None else "<p>" + _linked(
+        figures, "disputed", f"All {_fig('gallery.figures.disputed_images', disputed)} "
+        "disputed images, colour-coded by agreement") + "</p>"
     return ("<h3>Most disagreement (every annotator's boxes, one colour each)</h3>"
-            + "".join(tags))
+            + "".join(tags) + more)
 
 
 def _draw(path: str, boxes: pd.DataFrame, colours: dict, key: str) -> Image.Image:
@@ -564,7 +626,8 @@ def _split_section(figures: dict) -> str:
         counts = audit["counts"]
         absent = [k for k in ("input_leaks", "identifier_leaks") if k not in counts]
         out.append(_table(["leakage finding", "count"], [
-            [k.replace("_", " "), _fig(f"audit.counts.{k}", v)] for k, v in counts.items()]
+            [_linked(figures, f"leakage:{k}", k.replace("_", " ")), _fig(f"audit.counts.{k}", v)]
+            for k, v in counts.items()]
             + [[k.replace("_", " "), "not computed: rerun <code>quality audit</code>"]
                for k in absent]))
     return "".join(out) + "</section>"
@@ -583,12 +646,16 @@ def _stage1_section(figures: dict) -> str:
     errors = test.get("errors", [])
     if errors:
         out.append(_table(["class", "gold", "miss rate", "wrong label", "spurious", "mean IoU"], [
-            [html.escape(str(e["class"])), _fig(f"stage1.test.errors.{i}.gold", e["gold"]),
+            [_linked(figures, f"detector:{workspace.DEPLOYED_DETECTOR}:" + (
+                "errors" if e["class"] == "all" else f"class:{e['class']}"),
+                     html.escape(str(e["class"]))),
+             _fig(f"stage1.test.errors.{i}.gold", e["gold"]),
              _fig(f"stage1.test.errors.{i}.miss_rate", e["miss_rate"]),
              _fig(f"stage1.test.errors.{i}.wrong_label_rate", e["wrong_label_rate"]),
              _fig(f"stage1.test.errors.{i}.spurious_rate", e["spurious_rate"]),
              _fig(f"stage1.test.errors.{i}.mean_iou", e["mean_iou"])]
             for i, e in enumerate(errors)]))
+        out.append(_error_types(figures))
     else:
         out.append(_missing(figures, "raw", "stage2", "threshold", "evaluate"))
     thresholds = stage1.get("thresholds") or {}
@@ -615,6 +682,20 @@ def _stage1_section(figures: dict) -> str:
                 for name, t in thresholds.items() if t.get("at_edge")]
         out.append(_threshold_plot(thresholds))
     return "".join(out) + "</section>"
+
+
+def _error_types(figures: dict) -> str:
+    """Each detector's errors by type, each count a link to its images (from the gallery)."""
+    detectors = ((figures.get("gallery") or {}).get("figures") or {}).get("detectors") or {}
+    lines = []
+    for name, block in detectors.items():
+        key = f"gallery.figures.detectors.{name}.types"
+        lines.append(f"<li>{html.escape(name)}: " + ", ".join(
+            _linked(figures, f"detector:{name}:type:{kind}",
+                    f"{_fig(f'{key}.{kind}', n)} {html.escape(kind.replace('_', ' '))}")
+            for kind, n in block["types"].items()) + "</li>")
+    return ("<p>The test images behind each error type (objects):</p><ul>" + "".join(lines)
+            + "</ul>") if lines else ""
 
 
 def _threshold_plot(thresholds: dict) -> str:
@@ -706,7 +787,9 @@ def _robustness_section(figures: dict, run: Path) -> str:
         key = f"robustness.variants.{name}.attribution"
         out.append(_table(["stage-1 errors in the image", "images",
                            *[f"{m} [95% CI]" for m in metrics], "note"], [
-            [html.escape(a["bucket"]), _fig(f"{key}.{i}.images", a["images"]),
+            [_linked(figures, f"bucket:{a['bucket']}", html.escape(a["bucket"]))
+             if entry.get("detector") == workspace.DEPLOYED_DETECTOR else
+             html.escape(a["bucket"]), _fig(f"{key}.{i}.images", a["images"]),
              *[f"{_fig(f'{key}.{i}.{m}', a[m])} [{_fig(f'{key}.{i}.{m}_ci_low', a[m + '_ci_low'])},"
                f" {_fig(f'{key}.{i}.{m}_ci_high', a[m + '_ci_high'])}]" for m in metrics],
              f"<span class='warn'>&#9888; {html.escape(a['warning'])}</span>"
@@ -724,6 +807,8 @@ def _robustness_section(figures: dict, run: Path) -> str:
     first = next(iter(variants.values()), None)
     if first and first.get("worst"):
         out.append(_worst_captions(first["worst"], run))
+        out.append("<p>" + _linked(figures, "stage2", "Every test image's captions from both "
+                                   "inputs, largest drop first") + "</p>")
     return "".join(out) + "</section>"
 
 
@@ -839,6 +924,79 @@ def _worst_captions(worst: list[dict], run: Path) -> str:
                      f"</em><br>predicted input: <em>"
                      f"{html.escape(str(row['caption_predicted']))}</em></p></div>")
     return "".join(parts)
+
+
+def _interval(key: str, entry: dict, name: str) -> str:
+    """`name` [its `name`_ci pair]: a figure and its interval as judgments.json writes them."""
+    low, high = entry[f"{name}_ci"]
+    return (f"{_fig(f'{key}.{name}', entry[name])} [{_fig(f'{key}.{name}_ci.0', low)}, "
+            f"{_fig(f'{key}.{name}_ci.1', high)}]")
+
+
+def _people_section(figures: dict) -> str:
+    """People's judgments of the captions (`quality judgments`): win rates, Bradley–Terry
+    scores, position bias, agreement among the judges, and each metric against them."""
+    people = figures.get("judging")
+    if people is None:
+        return _absent(figures, "People")
+    out = ["<section><h2>People</h2>"]
+    simulated = people.get("simulated")
+    if simulated:
+        out.append("<p class='warn'>&#9888; Simulated judges (a known preference model: "
+                   f"{html.escape(simulated['settings']['quality'])}, with noise and no "
+                   "position bias): the demo's stand-in for people, with the truth beside each "
+                   "estimate. A real study: <code>quality plan-judging</code>, "
+                   "<code>judge-push</code>, <code>judge-pull</code>, "
+                   "<code>quality judgments</code>.</p>")
+    out.append(f"<p>{_fig('judging.judgments', people['judgments'])} blind pairwise judgments "
+               f"of {_fig('judging.tasks', people['tasks'])} tasks on "
+               f"{_fig('judging.images', people['images'])} test images by "
+               f"{_fig('judging.judges_count', people['judges_count'])} judges "
+               f"({_fig('judging.ties', people['ties'])} ties, counted half); intervals "
+               "resample " + _resampled("judging.resampled", people["resampled"]) + ".</p>")
+    truth = {(t["a"], t["b"]): t["win_rate"] for t in (simulated or {}).get("truth", [])}
+    out.append(_table(["a over b", "judgments", "ties", "win rate", "95% CI low", "95% CI high",
+                       *(["simulated truth"] if truth else [])], [
+        [html.escape(f"{r['a']} over {r['b']}"), _fig(f"judging.win_rates.{i}.judgments",
+                                                     r["judgments"]),
+         _fig(f"judging.win_rates.{i}.ties", r["ties"]),
+         _fig(f"judging.win_rates.{i}.win_rate", r["win_rate"]),
+         _fig(f"judging.win_rates.{i}.ci_low", r["ci_low"]),
+         _fig(f"judging.win_rates.{i}.ci_high", r["ci_high"]),
+         *([_fmt(truth.get((r["a"], r["b"])))] if truth else [])]
+        for i, r in enumerate(people["win_rates"])]))
+    out.append("<p>Bradley&ndash;Terry scores (log strength, mean 0): " + ", ".join(
+        f"{html.escape(r['system'])} {_fig(f'judging.bradley_terry.{i}.score', r['score'])} "
+        f"[{_fig(f'judging.bradley_terry.{i}.ci_low', r['ci_low'])}, "
+        f"{_fig(f'judging.bradley_terry.{i}.ci_high', r['ci_high'])}]"
+        for i, r in enumerate(people["bradley_terry"])) + ".</p>")
+    bias, judges = people["position_bias"], people["judges"]
+    out.append("<p>Left caption chosen in "
+               f"{_fig('judging.position_bias.left_share', bias['left_share'])} "
+               f"[{_fig('judging.position_bias.ci_low', bias['ci_low'])}, "
+               f"{_fig('judging.position_bias.ci_high', bias['ci_high'])}] of decided "
+               "judgments" + (" <span class='warn'>&#9888; a position bias (the left/right "
+                              "order is randomised, so win rates are not skewed by it)</span>"
+                              if bias["biased"] else " (no position bias shown)")
+               + f". Judges agree: alpha {_fig('judging.judges.alpha', judges['alpha'])} "
+               f"[{_fig('judging.judges.ci_low', judges['ci_low'])}, "
+               f"{_fig('judging.judges.ci_high', judges['ci_high'])}]"
+               + (f" <span class='warn'>&#9888; {html.escape(judges['warning'])}</span>"
+                  if judges.get("warning") else "") + ".</p>")
+    metrics = people["metrics"]["metrics"]
+    out.append("<h3>Which metric tracks the judges</h3><p>Per task, the judges' preference "
+               "against the metric's difference between the two captions (Kendall tau-b and "
+               "tau-c); per pair of systems, whether the metric orders them as the judges "
+               "do.</p>")
+    out.append(_table(["metric", "tasks", "tau-b [95% CI]", "tau-c [95% CI]",
+                       "system pairs ordered as the judges [95% CI]"], [
+        [html.escape(name), _fig(f"judging.metrics.metrics.{name}.tasks", m["tasks"]),
+         _interval(f"judging.metrics.metrics.{name}", m, "tau_b"),
+         _interval(f"judging.metrics.metrics.{name}", m, "tau_c"),
+         _interval(f"judging.metrics.metrics.{name}", m, "system_agreement")]
+        for name, m in metrics.items()]))
+    out += [f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in people.get("warnings", [])]
+    return "".join(out) + "</section>"
 
 
 def _sanity_section(figures: dict) -> str:

@@ -139,8 +139,8 @@ class Pipeline:
         self.replicate_seconds = 0.0
         self.mlflow = None
         #: the steps of this run: the chain, and with replicates the step that combines them
-        self.steps = STEPS[:-1] + ["replicates"] * (settings.options.get("replicates", 1) > 1) \
-            + STEPS[-1:]  # the report comes last
+        self.steps = STEPS[:-3] + ["replicates"] * (settings.options.get("replicates", 1) > 1) \
+            + STEPS[-3:]  # people's judgments, the gallery and the report come last
 
     # ----------------------------------------------------------------- plumbing
     def _uses(self, *names: str) -> dict:
@@ -239,6 +239,8 @@ class Pipeline:
                 if o["replicates"] > 1:
                     self._replicate_steps(o, seed)
                 self._write_record(data_version(imported))
+                self._judging_step(o, seed)
+                self._gallery_step()
                 self._report_step()
                 mlflow.log_artifact(str(run / "report" / "report.html"))
                 mlflow.log_artifact(str(run / "report" / "report.json"))
@@ -523,6 +525,53 @@ class Pipeline:
                                                 n_boot=o["n_boot"], seed=seed, seeds=seeds)),
                    self._uses("n_boot", "replicates"))
 
+    def _judging_step(self, o: dict, seed: int) -> None:
+        """People judge the captions: in the pipeline's world, simulated judges with a known
+        preference model (`quality.judging.simulate`) judge a blind pairwise study of the
+        deployed detector's captions (the gold-trained and out-of-fold variants, the rule
+        baseline and a held-out human caption), analysed as a pulled study would be."""
+        from quality.judging.design import HUMAN_SYSTEM
+        from quality.judging.jobs import SYSTEMS, judgments_job, plan_judging, simulate_judging
+
+        run = self.out
+        study = workspace.path(run, "judging").parent
+        made = [s for s in SYSTEMS if s != HUMAN_SYSTEM]
+        captions = [workspace.path(run, "stage2") / s / workspace.CAPTIONS_PREDICTED
+                    for s in made]
+
+        def do_judging() -> dict:
+            systems = tuple(s for s in SYSTEMS if s == HUMAN_SYSTEM or (
+                workspace.path(run, "stage2") / s / workspace.CAPTIONS_PREDICTED).exists())
+            plan_judging(run, study, systems=systems, seed=seed, log=False)
+            simulate_judging(study, seed=seed, log=False)
+            result = judgments_job(study, n_boot=o["n_boot"], seed=seed, log=False)
+            return {f"win_rate_{r['a']}_over_{r['b']}": r["win_rate"]
+                    for r in result["win_rates"]}
+
+        self._step("judging", [workspace.path(run, "split"), *[c for c in captions
+                                                              if c.exists()]],
+                   [workspace.path(run, "judging")], do_judging, self._uses("n_boot"))
+
+    def _gallery_step(self) -> None:
+        """The images behind the report's figures (`quality gallery`), before the report,
+        which links to it."""
+        from quality.gallery.jobs import gallery_job
+
+        run = self.out
+
+        def do_gallery() -> dict:
+            record = gallery_job(run, progress=False)
+            return {"gallery_images": record["images"]["shown"],
+                    "gallery_views": len(record["views"])}
+
+        self._step("gallery", [workspace.path(run, "tables"), workspace.path(run, "gold"),
+                               workspace.path(run, "split"), workspace.path(run, "audit"),
+                               *workspace.detector_files(run, "errors"),
+                               *workspace.detector_files(run, "predicted"),
+                               *[f for v in workspace.variants(run) for f in (
+                                   v / workspace.CAPTIONS_GOLD, v / workspace.CAPTIONS_PREDICTED)]],
+                   [workspace.path(run, "gallery")], do_gallery)
+
     def _report_step(self) -> None:
         """The report reads the artifacts above and the run record (`run.json`, written just
         before it); the record is not a cache input (it names this invocation's MLflow run)."""
@@ -538,6 +587,7 @@ class Pipeline:
                               workspace.path(run, "reliability"), workspace.path(run, "audit"),
                               workspace.path(run, "evaluate"), workspace.path(run, "stage1"),
                               workspace.path(run, "split") / "split_report.json",
+                              workspace.path(run, "gallery"), workspace.path(run, "judging"),
                               *[run / REPLICATES] * (run / REPLICATES).exists()],
                    [run / "report" / "report.html"], do_report)
 
@@ -597,13 +647,14 @@ LEARNED = ("gold", "noise", "oof", "noise+oof")
 STEPS = ["import", "reliability", "consensus", "split", "audit", "stage1 train",
          "stage1 strong", "stage1 predict", "stage1 crossfit", "stage2 gold", "stage1 threshold",
          "stage1 evaluate", "stage2 noise", "stage2 oof", "stage2 noise+oof", "stage2 captions",
-         "robustness", "sanity", "report"]
+         "robustness", "sanity", "judging", "gallery", "report"]
 NOMINAL = {
     "smoke": dict.fromkeys(STEPS, 8),
     "demo": {"import": 1, "reliability": 8, "consensus": 1, "split": 1, "audit": 1,
              "stage1 train": 12, "stage1 strong": 16, "stage1 predict": 2,
              "stage1 crossfit": 6, "stage2 gold": 18, "stage1 threshold": 12,
              "stage1 evaluate": 2, "stage2 noise": 20, "stage2 oof": 20, "stage2 noise+oof": 20,
-             "stage2 captions": 9, "robustness": 36, "sanity": 4, "report": 2},
+             "stage2 captions": 9, "robustness": 36, "sanity": 4, "judging": 6, "gallery": 4,
+             "report": 2},
     "full": dict.fromkeys(STEPS, 300),
 }

@@ -1,0 +1,255 @@
+"""What people's pairwise judgments of captions say: win rates, Bradley–Terry scores, position
+bias, agreement among the judges, and how well each automatic metric tracks them. Every
+interval resamples test images (a judgment's image is its unit: judgments of one image are not
+independent), with `annotate.stats.bootstrap.draws`.
+
+A judgments table has one row per judgment: task, image_id, judge, left, right (the systems
+shown on each side, the randomisation undone) and choice ("left", "right" or "tie").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from annotate.runtime.errors import UserError
+from annotate.stats.bootstrap import draws, percentile_interval
+from quality.agreement.alpha import alpha
+
+CHOICES = ("left", "right", "tie")
+JUDGMENT_COLUMNS = ["task", "image_id", "judge", "left", "right", "choice"]
+TIE = "tie"
+
+
+def check_judgments(judgments: pd.DataFrame, where: str = "judgments") -> pd.DataFrame:
+    """The table with its columns checked: a clear error naming what is wrong."""
+    missing = [c for c in JUDGMENT_COLUMNS if c not in judgments]
+    if missing:
+        raise UserError(f"{where}: missing columns {missing} (need {JUDGMENT_COLUMNS})")
+    bad = sorted(set(judgments.choice.dropna()) - set(CHOICES))
+    if bad or judgments.choice.isna().any():
+        raise UserError(f"{where}: unknown choices {bad or ['null']}; use {CHOICES}")
+    if (judgments.left == judgments.right).any():
+        raise UserError(f"{where}: a task shows the same system on both sides")
+    return judgments
+
+
+def oriented(judgments: pd.DataFrame) -> pd.DataFrame:
+    """Each judgment as a contest between the pair's systems in name order (a, b): `score`
+    1 when a won, 0 when b won, 0.5 for a tie; `left_won` for the position check."""
+    j = check_judgments(judgments)
+    swap = j.left.astype(str) > j.right.astype(str)
+    a = np.where(swap, j.right, j.left)
+    b = np.where(swap, j.left, j.right)
+    left_score = np.select([j.choice == "left", j.choice == "right"], [1.0, 0.0], 0.5)
+    return pd.DataFrame({"task": j.task.to_numpy(), "image_id": j.image_id.astype(str).to_numpy(),
+                         "judge": j.judge.astype(str).to_numpy(), "a": a, "b": b,
+                         "score": np.where(swap, 1 - left_score, left_score),
+                         "tie": (j.choice == TIE).to_numpy(),
+                         "left_won": (j.choice == "left").to_numpy()})
+
+
+def _image_sums(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, pd.Index]:
+    """Per image the sums of `columns` (images x columns) and the images."""
+    sums = frame.groupby("image_id")[columns].sum()
+    return sums.to_numpy(float), sums.index
+
+
+def win_rates(judgments: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Each pair's win rate (a over b, a tie counting half) with a bootstrap interval over
+    images.
+
+    Returns
+    -------
+    pd.DataFrame
+        a, b, judgments, images, ties, win_rate, ci_low, ci_high.
+    """
+    o = oriented(judgments)
+    rows = []
+    for (a, b), pair in o.groupby(["a", "b"], sort=True):
+        sums, images = _image_sums(pair.assign(n=1.0, ties=pair.tie.astype(float)),
+                                   ["score", "n", "ties"])
+        picked = draws(len(images), n_boot, seed)
+        boot = sums[picked, 0].sum(axis=1) / sums[picked, 1].sum(axis=1) if n_boot else []
+        low, high = percentile_interval(boot) if n_boot else (np.nan, np.nan)
+        rows.append({"a": a, "b": b, "judgments": len(pair), "images": len(images),
+                     "ties": int(pair.tie.sum()), "win_rate": float(pair.score.mean()),
+                     "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
+
+
+def bradley_terry(judgments: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Bradley–Terry strengths (log scale, mean 0) of every system, with bootstrap bounds over
+    images, fitted by `choix.ilsr_pairwise_dense` on the matrix of wins (a decided judgment
+    counts two wins for its winner, a tie one win each way).
+
+    Returns
+    -------
+    pd.DataFrame
+        system, score, ci_low, ci_high, judgments — sorted best first.
+    """
+    import choix
+
+    o = oriented(judgments)
+    systems = sorted(set(o.a) | set(o.b))
+    index = {s: k for k, s in enumerate(systems)}
+    a, b = o.a.map(index).to_numpy(), o.b.map(index).to_numpy()
+    a_won = o.score.to_numpy() > 0.5
+    winner, loser = np.where(a_won, a, b), np.where(a_won, b, a)
+    tie = o.tie.to_numpy()
+    images, image = np.unique(o.image_id.to_numpy(), return_inverse=True)
+    wins = np.zeros((len(images), len(systems), len(systems)))  # per image: i beat j
+    np.add.at(wins, (image[~tie], winner[~tie], loser[~tie]), 2.0)
+    np.add.at(wins, (image[tie], a[tie], b[tie]), 1.0)
+    np.add.at(wins, (image[tie], b[tie], a[tie]), 1.0)
+
+    def fit(matrix: np.ndarray) -> np.ndarray:
+        strength = choix.ilsr_pairwise_dense(matrix, alpha=0.01)
+        return strength - strength.mean()
+
+    score = fit(wins.sum(axis=0))
+    bounds = [(np.nan, np.nan)] * len(systems)
+    if n_boot:
+        picked = draws(len(images), n_boot, seed)
+        counts = np.zeros((n_boot, len(images)))
+        np.add.at(counts, (np.repeat(np.arange(n_boot), picked.shape[1]), picked.ravel()), 1)
+        boot = np.array([fit(np.tensordot(w, wins, axes=1)) for w in counts])
+        bounds = [percentile_interval(boot[:, k]) for k in range(len(systems))]
+    out = pd.DataFrame({"system": systems, "score": score})
+    out["judgments"] = out.system.map(pd.concat([o.a, o.b]).value_counts()).astype(int)
+    out["ci_low"], out["ci_high"] = [low for low, _ in bounds], [high for _, high in bounds]
+    return out.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def position_bias(judgments: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
+    """How often the left caption wins among decided judgments (0.5 without a bias), with a
+    bootstrap interval over images; `biased` when the interval excludes 0.5."""
+    o = oriented(judgments)
+    decided = o[~o.tie]
+    if decided.empty:
+        return {"left_share": None, "ci_low": None, "ci_high": None, "judgments": 0,
+                "biased": False}
+    sums, images = _image_sums(decided.assign(n=1.0, won=decided.left_won.astype(float)),
+                               ["won", "n"])
+    picked = draws(len(images), n_boot, seed)
+    low, high = percentile_interval(sums[picked, 0].sum(axis=1) / sums[picked, 1].sum(axis=1))
+    share = float(decided.left_won.mean())
+    return {"left_share": share, "ci_low": low, "ci_high": high, "judgments": len(decided),
+            "images": len(images), "biased": bool(low > 0.5 or high < 0.5)}
+
+
+def judge_agreement(judgments: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Krippendorff's alpha among the judges (nominal: the first or the second system of the
+    pair in name order, or a tie, after undoing the left/right randomisation; the same three
+    categories in every task, so judges who flip coins give alpha near 0), units = tasks,
+    resampling images; per judge their agreement with the others (1 - mean disagreement)."""
+    o = oriented(judgments)
+    value = np.where(o.tie, TIE, np.where(o.score > 0.5, "first", "second"))
+    result = alpha(o.task.astype(str).to_numpy(), value, "nominal", coders=o.judge.to_numpy(),
+                   groups=o.image_id.to_numpy(), group_name="image", n_boot=n_boot, seed=seed)
+    judges = result.coders.assign(agreement=lambda c: 1 - c.disagreement)
+    return {"alpha": result.alpha, "ci_low": result.ci_low, "ci_high": result.ci_high,
+            "n_units": result.n_units, "n_values": result.n_values, "warning": result.warning,
+            "resampled": result.resampled, "level": "nominal",
+            "judges": judges[["coder", "n_pairs", "agreement"]].rename(
+                columns={"coder": "judge"}).to_dict("records")}
+
+
+def kendall(x, y, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Kendall's tau-b and tau-c of `x` and `y`, for each row of `weights` (how many times
+    each item is drawn: a bootstrap over items in one matrix product); no weights: the sample.
+
+    Equal to `scipy.stats.kendalltau(x, y, variant="b")` and `variant="c"` on the sample; a
+    drawn item's copies are tied with it on both variables, as duplicated rows would be.
+
+    >>> tau_b, tau_c = kendall([1, 2, 3, 4], [1, 3, 2, 4])
+    >>> float(tau_b[0]), float(tau_c[0])
+    (0.6666666666666666, 0.6666666666666666)
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    w = np.ones((1, len(x))) if weights is None else np.atleast_2d(weights).astype(float)
+    sx = np.sign(x[:, None] - x[None, :])
+    sy = np.sign(y[:, None] - y[None, :])
+
+    def pairs(matrix: np.ndarray) -> np.ndarray:  # sum over unordered pairs, weighted
+        return 0.5 * np.einsum("bi,ij,bj->b", w, matrix, w)
+
+    concordance = pairs(sx * sy)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau_b = concordance / np.sqrt(pairs(np.abs(sx)) * pairs(np.abs(sy)))
+        n = w.sum(axis=1)
+        present = w > 0
+        distinct = np.minimum(_distinct(x, present), _distinct(y, present))
+        tau_c = 2 * concordance / (n ** 2 * (distinct - 1) / distinct)
+    return tau_b, tau_c
+
+
+def _distinct(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Per row of `present`, how many distinct values the present items have."""
+    codes = np.unique(values, return_inverse=True)[1]
+    seen = np.zeros((present.shape[0], codes.max() + 1 if len(codes) else 0), bool)
+    rows, items = np.nonzero(present)
+    seen[rows, codes[items]] = True
+    return seen.sum(axis=1).astype(float)
+
+
+def metric_agreement(judgments: pd.DataFrame, scores: pd.DataFrame, n_boot: int = 1000,
+                     seed: int = 0) -> dict:
+    """How each automatic metric tracks the judges.
+
+    Parameters
+    ----------
+    judgments : pd.DataFrame
+        The judgments.
+    scores : pd.DataFrame
+        Per (image_id, system) each metric's score of that system's caption (columns: image_id,
+        system and one column per metric).
+
+    Returns
+    -------
+    dict
+        Per metric: instance level, Kendall tau-b and tau-c between the judges' mean
+        preference in each task (a's share of wins, ties half) and the metric's difference
+        a - b on that image, with intervals over images; system level, the share of system
+        pairs the metric orders as the judges do (its mean difference and the win rate on the
+        same side of 0 and 0.5), with an interval over images.
+    """
+    o = oriented(judgments)
+    tasks = o.groupby(["image_id", "a", "b"]).score.mean().rename("people").reset_index()
+    images = pd.Index(tasks.image_id.unique())
+    picked = draws(len(images), n_boot, seed)
+    image_of = images.get_indexer(tasks.image_id)
+    weights = np.zeros((len(picked), len(images)))
+    np.add.at(weights, (np.repeat(np.arange(len(picked)), picked.shape[1]), picked.ravel()), 1)
+    metrics = [c for c in scores.columns if c not in ("image_id", "system")]
+    table = scores.set_index(["image_id", "system"])
+    out = {}
+    for metric in metrics:
+        value = table[metric]
+        diff = (value.reindex(pd.MultiIndex.from_arrays([tasks.image_id, tasks.a])).to_numpy()
+                - value.reindex(pd.MultiIndex.from_arrays([tasks.image_id, tasks.b])).to_numpy())
+        keep = np.isfinite(diff)
+        sample_b, sample_c = kendall(tasks.people[keep], diff[keep])
+        boot_b, boot_c = kendall(tasks.people[keep], diff[keep], weights[:, image_of[keep]])
+        system = _system_agreement(tasks[keep].assign(diff=diff[keep]), weights[:, image_of[keep]])
+        out[metric] = {"tasks": int(keep.sum()), "tau_b": float(sample_b[0]),
+                       "tau_b_ci": list(percentile_interval(boot_b)),
+                       "tau_c": float(sample_c[0]), "tau_c_ci": list(percentile_interval(boot_c)),
+                       **system}
+    return {"metrics": out, "resampled": {"unit": "image", "count": len(images),
+                                          "n_boot": n_boot}}
+
+
+def _system_agreement(tasks: pd.DataFrame, weights: np.ndarray) -> dict:
+    """Share of system pairs where the metric's mean difference and the judges' mean
+    preference fall on the same side, on the sample and per bootstrap draw."""
+    pairs = tasks.groupby(["a", "b"]).indices
+    same = []
+    for rows in pairs.values():
+        w = np.vstack([np.ones(len(rows)), weights[:, rows]])
+        people = (w * tasks.people.to_numpy()[rows]).sum(axis=1) / w.sum(axis=1)
+        metric = (w * tasks["diff"].to_numpy()[rows]).sum(axis=1) / w.sum(axis=1)
+        same.append(np.sign(people - 0.5) == np.sign(metric))
+    agree = np.mean(same, axis=0)
+    return {"system_pairs": len(pairs), "system_agreement": float(agree[0]),
+            "system_agreement_ci": list(percentile_interval(agree[1:]))}
