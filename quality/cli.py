@@ -336,12 +336,14 @@ def cmd_gallery(args: argparse.Namespace) -> None:
 
 def cmd_plan_judging(args: argparse.Namespace) -> None:
     plan = plan_judging(args.run, args.out, systems=tuple(args.systems.split(",")),
-                        layouts=args.layouts, target_ci=args.target_ci,
+                        layouts=args.layouts, target_ci=args.target_ci, mdd=args.mdd,
                         raters_per_item=args.raters_per_item, icc=args.icc,
                         seconds_per_judgment=args.seconds_per_judgment, seed=args.seed,
                         tracking_uri=args.tracking_uri)
     print(f"{plan['pairs']} pairs of {', '.join(plan['systems'])}: {plan['tasks_per_pair']} "
-          f"tasks each (of {plan['tasks_per_pair_needed']} needed for +-{args.target_ci}), "
+          f"tasks each (of {plan['tasks_per_pair_needed']} needed for "
+          + (f"a win-rate difference of {args.mdd} at 80% power" if args.mdd else
+             f"+-{args.target_ci}") + "), "
           f"{args.raters_per_item} judges per task: {plan['judgments']} judgments, about "
           f"{plan['judging_hours']:.1f} h of judging at {args.seconds_per_judgment:g} s each")
     print(f"expected 95% half-width on each win rate: {plan['half_width_expected']:.3f}"
@@ -615,6 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="judge captions of the deployed detector's layouts or of gold")
     p.add_argument("--target-ci", type=float, default=default(plan_judging, "target_ci"),
                    help="95%% half-width wanted on each win rate")
+    p.add_argument("--mdd", type=float, help="instead of --target-ci: the difference in win "
+                                             "rate from 0.5 to detect (80%% power, 5%% level)")
     p.add_argument("--raters-per-item", type=int,
                    default=default(plan_judging, "raters_per_item"), help="judges per task")
     p.add_argument("--icc", type=float, default=default(plan_judging, "icc"),

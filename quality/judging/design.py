@@ -26,6 +26,8 @@ INPUTS = {"detector": workspace.CAPTIONS_PREDICTED, "gold": workspace.CAPTIONS_G
 ICC = 0.3
 SECONDS_PER_JUDGMENT = 15.0
 Z = 1.959963984540054
+#: 80% power: the standard normal's 0.8 quantile.
+Z_POWER = 0.8416212335729143
 #: Label Studio's names in the generated configs (the pull reads them back).
 CHOICE, TIE_CHOICE, TIE_VALUE = "choice", "tie", "Both equally good (or equally bad)"
 
@@ -105,6 +107,18 @@ def tasks_needed(target_ci: float, raters: int, icc: float = ICC) -> int:
                         f"{target_ci}, {raters}, {icc}")
     effective = (Z * 0.5 / target_ci) ** 2
     return math.ceil(effective * (1 + (raters - 1) * icc) / raters)
+
+
+def half_width_for_mdd(mdd: float) -> float:
+    """The 95% half-width at which a win-rate difference of `mdd` from 0.5 is detected with
+    80% power (two-sided, 5% level): mdd * 1.96 / (1.96 + 0.84).
+
+    >>> tasks_needed(half_width_for_mdd(0.1), 1, icc=0.0)  # ((1.96 + 0.84) * 0.5 / 0.1)^2
+    197
+    """
+    if not 0 < mdd < 0.5:
+        raise UserError(f"need 0 < mdd < 0.5 (a difference in win rate from 0.5), got {mdd}")
+    return mdd * Z / (Z + Z_POWER)
 
 
 def half_width(tasks: int, raters: int, icc: float = ICC) -> float:

@@ -31,6 +31,7 @@ from quality.judging.design import (
     SECONDS_PER_JUDGMENT,
     draw_tasks,
     half_width,
+    half_width_for_mdd,
     system_captions,
     tasks_needed,
 )
@@ -46,7 +47,8 @@ METRICS = ("cider_d", "rouge_l", "content")
 
 def plan_judging(run: str | os.PathLike, out: str | os.PathLike, *,
                  systems: tuple[str, ...] = SYSTEMS, layouts: str = "detector",
-                 target_ci: float = 0.05, raters_per_item: int = 3, icc: float = ICC,
+                 target_ci: float = 0.05, mdd: float | None = None,
+                 raters_per_item: int = 3, icc: float = ICC,
                  seconds_per_judgment: float = SECONDS_PER_JUDGMENT, seed: int = 0,
                  tracking_uri: str | None = None, log: bool = True) -> dict:
     """Plan a blind pairwise study of a run's captions.
@@ -64,6 +66,9 @@ def plan_judging(run: str | os.PathLike, out: str | os.PathLike, *,
         Judge the captions of the deployed detector's layouts (what users get) or of gold.
     target_ci : float
         Half-width of the 95% interval wanted on each pair's win rate (worst case: 0.5).
+    mdd : float, optional
+        Instead of `target_ci`: the difference in win rate from 0.5 to detect with 80% power
+        at the 5% level (`design.half_width_for_mdd`).
     raters_per_item : int
         Judgments per task (different judges).
     icc : float
@@ -83,6 +88,8 @@ def plan_judging(run: str | os.PathLike, out: str | os.PathLike, *,
         What `plan.json` holds: tasks per pair needed and planned, the expected half-width,
         judgments and hours of judging, the tasks and the images.
     """
+    if mdd is not None:
+        target_ci = half_width_for_mdd(mdd)
     captions, references, split = system_captions(run, list(systems), layouts, seed)
     if captions.empty:
         raise UserError(f"{run}: no test image has a caption from every system {systems}")
@@ -102,7 +109,7 @@ def plan_judging(run: str | os.PathLike, out: str | os.PathLike, *,
         "target_met": per_pair >= needed, "tasks": records(tasks), "judgments": judgments,
         "judging_hours": judgments * seconds_per_judgment / 3600,
         "images": {str(i): str(paths[i]) for i in tasks.image_id.unique()},
-        "settings": {"layouts": layouts, "target_ci": target_ci,
+        "settings": {"layouts": layouts, "target_ci": target_ci, "mdd": mdd,
                      "raters_per_item": raters_per_item, "icc": icc,
                      "seconds_per_judgment": seconds_per_judgment, "seed": seed}}
     if not plan["target_met"]:
