@@ -49,10 +49,25 @@ def oriented(judgments: pd.DataFrame) -> pd.DataFrame:
                          "left_won": (j.choice == "left").to_numpy()})
 
 
-def _image_sums(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, pd.Index]:
-    """Per image the sums of `columns` (images x columns) and the images."""
-    sums = frame.groupby("image_id")[columns].sum()
-    return sums.to_numpy(float), sums.index
+def _share_interval(frame: pd.DataFrame, values: np.ndarray, n_boot: int, seed: int
+                    ) -> tuple[float, float, int]:
+    """The bootstrap interval of mean(`values`) over `frame`'s rows, resampling its images
+    (each drawn image brings all its rows); and how many images there are."""
+    sums = pd.DataFrame({"value": values, "n": 1.0}).groupby(frame.image_id.to_numpy()).sum()
+    if not n_boot:
+        return np.nan, np.nan, len(sums)
+    picked = draws(len(sums), n_boot, seed)
+    totals = sums.to_numpy(float)[picked].sum(axis=1)
+    low, high = percentile_interval(totals[:, 0] / totals[:, 1])
+    return low, high, len(sums)
+
+
+def _draw_counts(n_units: int, n_boot: int, seed: int) -> np.ndarray:
+    """`draws` as weights: how many times each unit is in each resample (n_boot x n_units)."""
+    picked = draws(n_units, n_boot, seed)
+    counts = np.zeros((len(picked), n_units))
+    np.add.at(counts, (np.repeat(np.arange(len(picked)), picked.shape[1]), picked.ravel()), 1)
+    return counts
 
 
 def win_rates(judgments: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -67,12 +82,8 @@ def win_rates(judgments: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.
     o = oriented(judgments)
     rows = []
     for (a, b), pair in o.groupby(["a", "b"], sort=True):
-        sums, images = _image_sums(pair.assign(n=1.0, ties=pair.tie.astype(float)),
-                                   ["score", "n", "ties"])
-        picked = draws(len(images), n_boot, seed)
-        boot = sums[picked, 0].sum(axis=1) / sums[picked, 1].sum(axis=1) if n_boot else []
-        low, high = percentile_interval(boot) if n_boot else (np.nan, np.nan)
-        rows.append({"a": a, "b": b, "judgments": len(pair), "images": len(images),
+        low, high, images = _share_interval(pair, pair.score.to_numpy(float), n_boot, seed)
+        rows.append({"a": a, "b": b, "judgments": len(pair), "images": images,
                      "ties": int(pair.tie.sum()), "win_rate": float(pair.score.mean()),
                      "ci_low": low, "ci_high": high})
     return pd.DataFrame(rows)
@@ -110,10 +121,8 @@ def bradley_terry(judgments: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> 
     score = fit(wins.sum(axis=0))
     bounds = [(np.nan, np.nan)] * len(systems)
     if n_boot:
-        picked = draws(len(images), n_boot, seed)
-        counts = np.zeros((n_boot, len(images)))
-        np.add.at(counts, (np.repeat(np.arange(n_boot), picked.shape[1]), picked.ravel()), 1)
-        boot = np.array([fit(np.tensordot(w, wins, axes=1)) for w in counts])
+        boot = np.array([fit(np.tensordot(w, wins, axes=1))
+                         for w in _draw_counts(len(images), n_boot, seed)])
         bounds = [percentile_interval(boot[:, k]) for k in range(len(systems))]
     out = pd.DataFrame({"system": systems, "score": score})
     out["judgments"] = out.system.map(pd.concat([o.a, o.b]).value_counts()).astype(int)
@@ -129,13 +138,11 @@ def position_bias(judgments: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
     if decided.empty:
         return {"left_share": None, "ci_low": None, "ci_high": None, "judgments": 0,
                 "biased": False}
-    sums, images = _image_sums(decided.assign(n=1.0, won=decided.left_won.astype(float)),
-                               ["won", "n"])
-    picked = draws(len(images), n_boot, seed)
-    low, high = percentile_interval(sums[picked, 0].sum(axis=1) / sums[picked, 1].sum(axis=1))
+    low, high, images = _share_interval(decided, decided.left_won.to_numpy(float), n_boot,
+                                        seed)
     share = float(decided.left_won.mean())
     return {"left_share": share, "ci_low": low, "ci_high": high, "judgments": len(decided),
-            "images": len(images), "biased": bool(low > 0.5 or high < 0.5)}
+            "images": images, "biased": bool(low > 0.5 or high < 0.5)}
 
 
 def judge_agreement(judgments: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> dict:
@@ -217,10 +224,8 @@ def metric_agreement(judgments: pd.DataFrame, scores: pd.DataFrame, n_boot: int 
     o = oriented(judgments)
     tasks = o.groupby(["image_id", "a", "b"]).score.mean().rename("people").reset_index()
     images = pd.Index(tasks.image_id.unique())
-    picked = draws(len(images), n_boot, seed)
     image_of = images.get_indexer(tasks.image_id)
-    weights = np.zeros((len(picked), len(images)))
-    np.add.at(weights, (np.repeat(np.arange(len(picked)), picked.shape[1]), picked.ravel()), 1)
+    weights = _draw_counts(len(images), n_boot, seed)
     metrics = [c for c in scores.columns if c not in ("image_id", "system")]
     table = scores.set_index(["image_id", "system"])
     out = {}
