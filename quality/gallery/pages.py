@@ -9,7 +9,7 @@ import math
 
 from quality.gallery.images import Picture
 from quality.gallery.model import COLOURS, DASHED, LEGEND, Box, Card, View, slug
-from quality.report.page import confusion_table
+from quality.report.tables import confusion_table
 
 STYLE = """
 body{font-family:sans-serif;margin:1.5em;color:#222}

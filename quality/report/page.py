@@ -25,6 +25,7 @@ from annotate.runtime.pillow import open_image
 from annotate.tables import store
 from annotate.tables.schema import HUMAN
 from quality import workspace
+from quality.report.tables import confusion_table
 
 COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
 HEADLINE_METRICS = ("cider_d", "rouge_l", "content", "bleu_4")
@@ -237,27 +238,6 @@ def _linked(figures: dict, link: str, text: str) -> str:
     if page is None:
         return text
     return f"<a class='to-gallery' href='{html.escape(gallery['href'] + '/' + page)}'>{text}</a>"
-
-
-def confusion_table(matrix: dict, detector: str, links: dict[str, str], base: str) -> str:
-    """A detector's confusion matrix (gold rows + spurious, predicted columns + missed) as a
-    table whose cells link to the gallery's page of that cell (`links`: gallery.json's, pages
-    relative to `base`). The gallery's index draws it too."""
-    counts = matrix["counts"]
-    peak = max((max(row) for row in counts), default=0) or 1
-    rows = []
-    for name, row in zip(matrix["rows"], counts, strict=True):
-        cells = []
-        for column, n in zip(matrix["columns"], row, strict=True):
-            page = links.get(f"detector:{detector}:cell:{name}|{column}")
-            shade = f" style='background:rgba(31,119,180,{0.08 + 0.6 * n / peak:.2f})'" if n else ""
-            text = (f"<a href='{html.escape(base + page)}' data-cell='{html.escape(name)}|"
-                    f"{html.escape(column)}'>{n}</a>" if n and page else str(n))
-            cells.append(f"<td{shade}>{text}</td>")
-        rows.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in matrix["columns"])
-    return (f"<table class='matrix'><tr><th>gold \\ predicted</th>{head}</tr>"
-            f"{''.join(rows)}</table>")
 
 
 def _verdict_section(figures: dict) -> str:
