@@ -49,8 +49,9 @@ def annotator_views(ts: TableSet, iou: float = SAME_OBJECT_IOU, tie: str = TIE_K
     consensus = build_consensus(ts, units, iou_threshold=iou, tie=tie)
     captions = ts.captions[ts.captions.source == HUMAN]
     by_image_captions = grouped(captions.image_id, captions.annotator, captions.caption)
-    views, figures = _disagreement(units, consensus, by_image_captions)
-    annotators, rates = _per_annotator(ts, units, by_image_captions)
+    members = who_drew(units.boxes)
+    views, figures = _disagreement(units, consensus, by_image_captions, members)
+    annotators, rates = _per_annotator(ts, units, by_image_captions, members)
     figures["annotators"] = rates
     return views + annotators, figures
 
@@ -67,9 +68,9 @@ def _boxes(rows: list) -> list[Box]:
     return [Box(*row) for row in rows]
 
 
-def _disagreement(units, consensus, captions: dict) -> tuple[list[View], dict]:
+def _disagreement(units, consensus, captions: dict, members: dict
+                  ) -> tuple[list[View], dict]:
     boxes, ratings, clusters = units.boxes, units.ratings, consensus.clusters.set_index("cluster")
-    members = who_drew(boxes)
     labels = boxes.groupby("cluster").label.nunique()
     n_raters = clusters.n_raters.reindex(boxes.cluster).to_numpy()
     n_members = clusters.n_members.reindex(boxes.cluster).to_numpy()
@@ -147,7 +148,8 @@ def _disagreement(units, consensus, captions: dict) -> tuple[list[View], dict]:
     return views, {"flags": counts, "disputed_images": len(order)}
 
 
-def _per_annotator(ts: TableSet, units, captions: dict) -> tuple[list[View], dict]:
+def _per_annotator(ts: TableSet, units, captions: dict, members: dict
+                   ) -> tuple[list[View], dict]:
     outcomes = outcomes_against_others(units)
     rates = rates_against_others(outcomes)
     human = ts.annotations[ts.annotations.source == HUMAN]
@@ -174,7 +176,6 @@ def _per_annotator(ts: TableSet, units, captions: dict) -> tuple[list[View], dic
     top = (units.boxes.groupby(["cluster", "label"]).size().rename("n").reset_index()
            .sort_values(["cluster", "n", "label"], ascending=[True, False, True])
            .drop_duplicates("cluster").set_index("cluster").label)
-    drew = who_drew(units.boxes)
     errors = outcomes[outcomes.missed | outcomes.spurious | outcomes.wrong_label]
     missed = errors[errors.missed]
     missed_rows = grouped(list(zip(plain(missed.annotator), plain(missed.image_id),
@@ -182,7 +183,7 @@ def _per_annotator(ts: TableSet, units, captions: dict) -> tuple[list[View], dic
                           *[median[c].reindex(missed.cluster).to_numpy(float) for c in COORDS],
                           np.full(len(missed), "missed_by_annotator", object),
                           "missed: " + top.reindex(missed.cluster).astype(str).to_numpy(object),
-                          "drawn by " + pd.Series(missed.cluster.map(drew)).astype(str)
+                          "drawn by " + pd.Series(missed.cluster.map(members)).astype(str)
                           .to_numpy(object),
                           np.ones(len(missed), bool), missed.annotator.astype(str).to_numpy(object))
     views, figures = [], {}

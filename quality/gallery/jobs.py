@@ -72,12 +72,10 @@ def gallery_job(source: str | os.PathLike, out: str | os.PathLike | None = None,
     _clear(out)
     shown = {p.image_id for v in views for c in v.cards for p in c.panels}
     pictures = write_pictures(images[images.image_id.isin(shown)], out, thumb, progress)
+    for view in tqdm(views, desc="gallery pages", unit="view", disable=not progress):
+        for name, text in render_view(view, pictures, page_size):  # one view's pages at a time
+            write_text(out / name, text)
     links, entries = {}, {}
-    pages = [(name, text) for view in tqdm(views, desc="gallery pages", unit="view",
-                                           disable=not progress)
-             for name, text in render_view(view, pictures, page_size)]
-    for name, text in pages:
-        write_text(out / name, text)
     for view in views:
         first = page_name(view.key, 1)
         entries[view.key] = {"title": view.title, "page": first, "link": view.link,
@@ -97,7 +95,6 @@ def gallery_job(source: str | os.PathLike, out: str | os.PathLike | None = None,
     write_text(out / "index.html", render_index(str(source), views, page_size, figures, links))
     write_json(out / GALLERY_JSON, summary)  # written last: its presence marks a whole gallery
     return summary
-
 
 
 def gallery_folder(source: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
