@@ -145,7 +145,7 @@ def push(connection: Connection, ts: TableSet, project: str, document_root: str 
                          "server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT) or use URLs")
     target, created = _find_or_create(connection, project, labeling_config(labels))
     if document_root is not None:
-        _link_storage(connection, target.id, ts, document_root)
+        _link_storage(connection, target.id, ts.images.path, document_root)
     existing = {t.data.get("image_id"): t for t in call(
         connection, lambda c: list(c.tasks.list(project=target.id, fields="all")),
         "list tasks") if t.data}
@@ -184,16 +184,12 @@ def _find_or_create(connection: Connection, project: str, label_config: str):
         title=project, label_config=label_config), f"create project {project!r}"), True
 
 
-def _link_storage(connection: Connection, project_id: int, ts: TableSet,
+def _link_storage(connection: Connection, project_id: int, image_paths,
                   document_root: str) -> None:
     """Local-file storage over the images' common folder: Label Studio serves
     /data/local-files/ only from folders a storage names."""
-    folders = {str(Path(p).resolve().parent) for p in ts.images.path}
+    folders = {str(Path(p).resolve().parent) for p in image_paths}
     common = Path(os.path.commonpath(sorted(folders))) if folders else Path(document_root)
-    _link_folder(connection, project_id, common)
-
-
-def _link_folder(connection: Connection, project_id: int, common: Path) -> None:
     have = call(connection, lambda c: list(c.import_storage.local.list(project=project_id)),
                 "list local storages")
     if any(Path(getattr(s, "path", "") or "") == common for s in have):
@@ -256,8 +252,7 @@ def push_data(connection: Connection, project: str, label_config: str, tasks: li
     studies whose tasks are not one image each (`quality judge-push`)."""
     target, created = _find_or_create(connection, project, label_config)
     if document_root is not None and image_paths:
-        folders = {str(Path(p).resolve().parent) for p in image_paths}
-        _link_folder(connection, target.id, Path(os.path.commonpath(sorted(folders))))
+        _link_storage(connection, target.id, image_paths, document_root)
     existing = {t.data.get(key) for t in call(
         connection, lambda c: list(c.tasks.list(project=target.id, fields="all")),
         "list tasks") if t.data}

@@ -535,21 +535,20 @@ class Pipeline:
 
         run = self.out
         study = workspace.path(run, "judging").parent
-        made = [s for s in SYSTEMS if s != HUMAN_SYSTEM]
-        captions = [workspace.path(run, "stage2") / s / workspace.CAPTIONS_PREDICTED
-                    for s in made]
+        # the model systems whose captions of the detector's layouts this run has
+        captions = {s: workspace.path(run, "stage2") / s / workspace.CAPTIONS_PREDICTED
+                    for s in SYSTEMS if s != HUMAN_SYSTEM}
+        captions = {s: path for s, path in captions.items() if path.exists()}
+        systems = tuple(s for s in SYSTEMS if s == HUMAN_SYSTEM or s in captions)
 
         def do_judging() -> dict:
-            systems = tuple(s for s in SYSTEMS if s == HUMAN_SYSTEM or (
-                workspace.path(run, "stage2") / s / workspace.CAPTIONS_PREDICTED).exists())
             plan_judging(run, study, systems=systems, seed=seed, log=False)
             simulate_judging(study, seed=seed, log=False)
             result = judgments_job(study, n_boot=o["n_boot"], seed=seed, log=False)
             return {f"win_rate_{r['a']}_over_{r['b']}": r["win_rate"]
                     for r in result["win_rates"]}
 
-        self._step("judging", [workspace.path(run, "split"), *[c for c in captions
-                                                              if c.exists()]],
+        self._step("judging", [workspace.path(run, "split"), *captions.values()],
                    [workspace.path(run, "judging")], do_judging, self._uses("n_boot"))
 
     def _gallery_step(self) -> None:
