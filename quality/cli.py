@@ -37,16 +37,20 @@ from quality.gallery.jobs import gallery_folder, gallery_job
 from quality.gold.adjudicate import adjudicate_pull, adjudicate_push
 from quality.gold.consensus import TIES
 from quality.gold.jobs import CONSENSUS_FLAGS, consensus_job
+from quality.judging.design import DESIGNS, RATING_MAX
 from quality.judging.jobs import (
     ANALYSIS,
     PLAN,
+    SYSTEMS,
+    TARGET_CI,
     judgments_job,
     plan_judging,
     pull_judging,
     push_judging,
+    read_plan,
     simulate_judging,
 )
-from quality.judging.simulate import Judges
+from quality.judging.simulate import Judges, RatingJudges
 from quality.splits.audit import FINDING_KINDS
 from quality.splits.jobs import REPAIR_MOVES, SPLIT_REPORT, audit_job, split_job
 
@@ -256,7 +260,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
     runs = [[resolve_run(r, args.tracking_uri) for r in arm] for arm in arms]
     result = compare_job(*runs, json_path=args.json, page_dir=args.out, force=args.force,
                          n_boot=args.n_boot, seed=args.seed, images_only=args.images_only,
-                         tracking_uri=args.tracking_uri)
+                         judgments=args.judgments, tracking_uri=args.tracking_uri)
     print_comparison(result)
     for path in (args.json, args.out and f"{args.out}/compare.html"):
         if path:
@@ -304,6 +308,10 @@ def print_comparison(result: dict) -> None:
         split = f"  training {share:.0%} of the variance" if share is not None else ""
         print(f"{name:34} A {f['a']:7.3f}  B {f['b']:7.3f}  B-A {f['difference']:+7.3f} "
               f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]  {f['verdict']}{split}")
+    for variant, f in (result.get("people") or {}).get("figures", {}).items():
+        print(f"{'people: ' + variant + ' (B over A)':34} win rate {f['win_rate']:.3f} "
+              f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}] on {f['images']} images, "
+              f"{f['judgments']} judgments  {f['verdict']}")
     print(f"verdict: {result['verdict'].get('line') or result['verdict']['verdict']}")
 
 
@@ -335,19 +343,33 @@ def cmd_gallery(args: argparse.Namespace) -> None:
 
 
 def cmd_plan_judging(args: argparse.Namespace) -> None:
-    plan = plan_judging(args.run, args.out, systems=tuple(args.systems.split(",")),
+    runs, versus = args.runs, None
+    if len(runs) > 1 or ARM_SEPARATOR in runs:
+        runs, versus = _arms(runs)
+    else:
+        runs = runs[0]
+    systems = tuple(args.systems.split(",")) if args.systems else None
+    plan = plan_judging(runs, args.out, systems=systems, design=args.design, versus=versus,
                         layouts=args.layouts, target_ci=args.target_ci, mdd=args.mdd,
                         raters_per_item=args.raters_per_item, icc=args.icc,
                         seconds_per_judgment=args.seconds_per_judgment, seed=args.seed,
                         tracking_uri=args.tracking_uri)
-    print(f"{plan['pairs']} pairs of {', '.join(plan['systems'])}: {plan['tasks_per_pair']} "
-          f"tasks each (of {plan['tasks_per_pair_needed']} needed for "
-          + (f"a win-rate difference of {args.mdd} at 80% power" if args.mdd else
-             f"+-{args.target_ci}") + "), "
-          f"{args.raters_per_item} judges per task: {plan['judgments']} judgments, about "
-          f"{plan['judging_hours']:.1f} h of judging at {args.seconds_per_judgment:g} s each")
-    print(f"expected 95% half-width on each win rate: {plan['half_width_expected']:.3f}"
-          + (f" ({plan['note']})" if plan.get("note") else ""))
+    wanted = (f"a difference of {args.mdd} at 80% power" if args.mdd else
+              f"+-{plan['settings']['target_ci']}")
+    cost = (f"{args.raters_per_item} judges per task: {plan['judgments']} judgments, about "
+            f"{plan['judging_hours']:.1f} h of judging at {args.seconds_per_judgment:g} s each")
+    if plan["design"] == "rating":
+        print(f"rating 1-{RATING_MAX} of {', '.join(plan['systems'])}: {plan['images_planned']} "
+              f"images (of {plan['images_needed']} needed for {wanted} points on a difference "
+              f"of mean ratings), {len(plan['tasks'])} tasks, {cost}")
+        print(f"expected 95% half-width on a difference: {plan['half_width_expected']:.3f} "
+              "points" + (f" ({plan['note']})" if plan.get("note") else ""))
+    else:
+        print(f"{plan['pairs']} pairs of {', '.join(plan['systems'])}: {plan['tasks_per_pair']} "
+              f"tasks each (of {plan['tasks_per_pair_needed']} needed for {wanted} on a win "
+              f"rate), {cost}")
+        print(f"expected 95% half-width on each win rate: {plan['half_width_expected']:.3f}"
+              + (f" ({plan['note']})" if plan.get("note") else ""))
     print(f"wrote {Path(args.out) / PLAN}; next: quality judge-push {args.out} --project NAME")
 
 
@@ -373,6 +395,14 @@ def cmd_judge_pull(args: argparse.Namespace) -> None:
 
 
 def cmd_judge_simulate(args: argparse.Namespace) -> None:
+    if read_plan(args.study).get("design") == "rating":
+        judges = RatingJudges(judges=args.judges, raters_per_item=args.judges, lapse=args.lapse,
+                              noise=args.noise, leniency=args.leniency)
+        record = simulate_judging(args.study, judges, seed=args.seed,
+                                  tracking_uri=args.tracking_uri)
+        print(f"{record['judgments']} simulated ratings; the truth (expected mean ratings): "
+              + ", ".join(f"{t['system']} {t['mean']:.2f}" for t in record["truth"]["means"]))
+        return
     judges = Judges(judges=args.judges, raters_per_item=args.judges, lapse=args.lapse,
                     left_bias=args.left_bias, temperature=args.temperature)
     record = simulate_judging(args.study, judges, seed=args.seed, tracking_uri=args.tracking_uri)
@@ -383,24 +413,41 @@ def cmd_judge_simulate(args: argparse.Namespace) -> None:
 def cmd_judgments(args: argparse.Namespace) -> None:
     result = judgments_job(args.study, n_boot=args.n_boot, seed=args.seed,
                            tracking_uri=args.tracking_uri)
-    print(f"{result['judgments']} judgments of {result['tasks']} tasks on {result['images']} "
-          f"images by {result['judges_count']} judges ({result['ties']} ties, counted half); "
-          "95% intervals resample images")
-    for pair in result["win_rates"]:
-        print(f"  {pair['a']} over {pair['b']}: {pair['win_rate']:.3f} [{pair['ci_low']:.3f}, "
-              f"{pair['ci_high']:.3f}] ({pair['judgments']} judgments, {pair['ties']} ties)")
-    print("Bradley-Terry: " + ", ".join(
-        f"{r['system']} {r['score']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
-        for r in result["bradley_terry"]))
-    bias, judges = result["position_bias"], result["judges"]
-    print(f"left chosen {bias['left_share']:.3f} [{bias['ci_low']:.3f}, {bias['ci_high']:.3f}]"
-          + (" - a position bias" if bias["biased"] else " (no position bias shown)"))
-    print(f"judges agree: alpha {judges['alpha']:.3f} [{judges['ci_low']:.3f}, "
-          f"{judges['ci_high']:.3f}]" + (f" ({judges['warning']})" if judges["warning"] else ""))
+    judges = result["judges"]
+    if result["design"] == "rating":
+        print(f"{result['judgments']} ratings of {result['tasks']} captions on "
+              f"{result['images']} images by {result['judges_count']} judges; 95% intervals "
+              "resample images")
+        for m in result["means"]:
+            print(f"  {m['system']:12} mean rating {m['mean']:.2f} [{m['ci_low']:.2f}, "
+                  f"{m['ci_high']:.2f}] ({m['ratings']} ratings)")
+        print("judges agree (ordinal): alpha " + f"{judges['alpha']:.3f} [{judges['ci_low']:.3f}, "
+              f"{judges['ci_high']:.3f}]" + (f" ({judges['warning']})" if judges["warning"]
+                                             else "") + "; leniency " + ", ".join(
+            f"{j['judge']} {j['leniency']:+.2f}" for j in judges["judges"]))
+    else:
+        print(f"{result['judgments']} judgments of {result['tasks']} tasks on "
+              f"{result['images']} images by {result['judges_count']} judges "
+              f"({result['ties']} ties, counted half); 95% intervals resample images")
+        for pair in result["win_rates"]:
+            print(f"  {pair['a']} over {pair['b']}: {pair['win_rate']:.3f} [{pair['ci_low']:.3f}, "
+                  f"{pair['ci_high']:.3f}] ({pair['judgments']} judgments, {pair['ties']} ties)")
+        print("Bradley-Terry: " + ", ".join(
+            f"{r['system']} {r['score']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+            for r in result["bradley_terry"]))
+        bias = result["position_bias"]
+        print(f"left chosen {bias['left_share']:.3f} [{bias['ci_low']:.3f}, "
+              f"{bias['ci_high']:.3f}]"
+              + (" - a position bias" if bias["biased"] else " (no position bias shown)"))
+        print(f"judges agree: alpha {judges['alpha']:.3f} [{judges['ci_low']:.3f}, "
+              f"{judges['ci_high']:.3f}]" + (f" ({judges['warning']})" if judges["warning"]
+                                             else ""))
     for metric, m in result["metrics"]["metrics"].items():
         print(f"  {metric:8} tau-b {m['tau_b']:+.3f} [{m['tau_b_ci'][0]:+.3f}, "
               f"{m['tau_b_ci'][1]:+.3f}], tau-c {m['tau_c']:+.3f}; orders "
               f"{m['system_agreement']:.0%} of system pairs as the judges do")
+    for line in result["verdict"]:
+        print(line)
     for warning in result["warnings"]:
         print(f"warning: {warning}")
     print(f"wrote {Path(args.study) / ANALYSIS}")
@@ -577,6 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for compare.html")
     p.add_argument("--force", action="store_true",
                    help="compare even when the test data differ (on the common images)")
+    p.add_argument("--judgments", metavar="STUDY",
+                   help="a judgment study of these arms (plan-judging A -- B, judged, "
+                        "`quality judgments`): people's preference decides the verdict")
     p.add_argument("--tracking-uri", help="MLflow: where run ids are looked up and the "
                                           "comparison is recorded (default: run B's)")
     p.add_argument("--seed", type=int, default=default(compare_job, "seed"))
@@ -605,20 +655,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for report.html and report.json")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("plan-judging", help="a blind pairwise study of a run's captions: "
-                                            "tasks, left/right order, size for --target-ci, "
+    p = sub.add_parser("plan-judging", help="a blind study of a run's captions (pairwise or "
+                                            "1-5 ratings), or of two runs' captions against "
+                                            "each other (A -- B): tasks, size for --target-ci, "
                                             "cost (then judge-push, judge-pull, judgments)")
-    p.add_argument("run", help="pipeline run folder")
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="a pipeline run folder; or two arms, A B or A1 A2 ... -- B1 B2 ... "
+                        "(each arm's training replicates), to judge A's variants against B's")
     p.add_argument("--out", required=True, help="study folder")
-    p.add_argument("--systems", default=",".join(default(plan_judging, "systems")),
-                   help="stage-2 variants of the run and 'human' (a held-out human caption)")
+    p.add_argument("--systems", help="stage-2 variants of the run and 'human' (a held-out "
+                                     f"human caption); default {','.join(SYSTEMS)}, with two "
+                                     "arms gold")
+    p.add_argument("--design", choices=DESIGNS, default=default(plan_judging, "design"),
+                   help="pairwise choices (left/right randomised) or 1-5 ratings with a rubric")
     p.add_argument("--layouts", choices=("detector", "gold"),
                    default=default(plan_judging, "layouts"),
                    help="judge captions of the deployed detector's layouts or of gold")
-    p.add_argument("--target-ci", type=float, default=default(plan_judging, "target_ci"),
-                   help="95%% half-width wanted on each win rate")
-    p.add_argument("--mdd", type=float, help="instead of --target-ci: the difference in win "
-                                             "rate from 0.5 to detect (80%% power, 5%% level)")
+    p.add_argument("--target-ci", type=float,
+                   help="95%% half-width wanted on each win rate (default "
+                        f"{TARGET_CI['pairwise']}) or on a difference of mean ratings (default "
+                        f"{TARGET_CI['rating']} points)")
+    p.add_argument("--mdd", type=float, help="instead of --target-ci: the difference to detect "
+                                             "(win rate from 0.5, or rating points; 80%% "
+                                             "power, 5%% level)")
     p.add_argument("--raters-per-item", type=int,
                    default=default(plan_judging, "raters_per_item"), help="judges per task")
     p.add_argument("--icc", type=float, default=default(plan_judging, "icc"),
@@ -658,9 +717,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lapse", type=float, default=default(Judges, "lapse"),
                    help="chance a judge answers at random")
     p.add_argument("--left-bias", type=float, default=default(Judges, "left_bias"),
-                   help="added to the left's logit")
+                   help="pairwise: added to the left's logit")
     p.add_argument("--temperature", type=float, default=default(Judges, "temperature"),
-                   help="quality difference that moves the odds by e")
+                   help="pairwise: quality difference that moves the odds by e")
+    p.add_argument("--noise", type=float, default=default(RatingJudges, "noise"),
+                   help="rating: standard deviation of a judge's noise, in points")
+    p.add_argument("--leniency", type=float, default=default(RatingJudges, "leniency"),
+                   help="rating: points every judge adds")
     p.add_argument("--seed", type=int, default=default(simulate_judging, "seed"))
     p.add_argument("--tracking-uri", help="MLflow (default: the study folder's mlflow.db)")
     p.set_defaults(func=cmd_judge_simulate)
@@ -717,7 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["compare"] and "--" in argv:  # the arms' separator, kept for `_arms`
+    if argv[:1] in (["compare"], ["plan-judging"]) and "--" in argv:  # arms, for `_arms`
         argv[argv.index("--")] = ARM_SEPARATOR
     args = parser.parse_args(argv)
     if getattr(args, "repair", False) and not args.out:

@@ -39,6 +39,8 @@ from annotate.tables.views import gold_boxes
 from quality import workspace
 from quality.cascade.replicates import REPLICATES_FILE
 from quality.cascade.scoring import ITEM_METRICS, detector_counts, per_image, references
+from quality.judging.analysis import arm_win_rates, check_judgments, side_of
+from quality.judging.jobs import JUDGMENTS, SIMULATED, read_plan
 from quality.splits.adequacy import paired_mdd
 
 #: The metric and figure whose verdict names the comparison (tagged in MLflow).
@@ -83,7 +85,7 @@ def _flatten(settings: dict, prefix: str = "") -> dict:
 
 def compare_runs(run_a: str | os.PathLike | list, run_b: str | os.PathLike | list, *,
                  force: bool = False, n_boot: int = 1000, seed: int = 0,
-                 images_only: bool = False) -> dict:
+                 images_only: bool = False, judgments: str | os.PathLike | None = None) -> dict:
     """Two arms of runs on their common test images, B - A.
 
     Parameters
@@ -100,6 +102,10 @@ def compare_runs(run_a: str | os.PathLike | list, run_b: str | os.PathLike | lis
     images_only : bool
         With one run in an arm, still give verdicts from the test images alone (labelled so);
         by default such a comparison says it cannot tell, since a trained model is one draw.
+    judgments : path, optional
+        A judgment study of these two arms (`quality plan-judging A1 A2 -- B1 B2`, judged
+        and analysed): people's preference of B's captions over A's becomes the deciding
+        figure, its interval over test images and training replicates.
 
     Returns
     -------
@@ -107,7 +113,8 @@ def compare_runs(run_a: str | os.PathLike | list, run_b: str | os.PathLike | lis
         Per stage-2 variant, input and metric, and for the detector's recall and precision:
         each arm's mean over its replicates and their spread, B - A with an interval over
         test images and training replicates (`annotate.stats.replicates`), the variance split
-        (training vs test set), the MDD and a verdict; the settings that differ; notes.
+        (training vs test set), the MDD and a verdict; the settings that differ; notes; with
+        `judgments`, `people` (per variant, B's win rate over A) and the verdict from it.
 
     Raises
     ------
@@ -163,7 +170,68 @@ def compare_runs(run_a: str | os.PathLike | list, run_b: str | os.PathLike | lis
            "stage2": _stage2(arms["a"], arms["b"], n_boot, seed, images_only),
            "stage1": _stage1(arms["a"], arms["b"], n_boot, seed, images_only)}
     out["verdict"] = _primary(out)
+    if judgments is not None:
+        out["people"] = _people(judgments, arms, n_boot, seed, images_only)
+        out["verdict"] = _people_verdict(out["people"], out["verdict"])
     return out
+
+
+def _people(study: str | os.PathLike, arms: dict[str, list[Path]], n_boot: int, seed: int,
+            images_only: bool) -> dict:
+    """People's preference of arm B's captions over arm A's, from a judgment study planned on
+    exactly these arms: per variant B's win rate (ties half) with a two-level bootstrap over
+    test images and each arm's training replicates, and a verdict by the same rule as the
+    automatic figures (the interval excludes 0.5; one model per arm: cannot tell unless
+    `images_only`)."""
+    plan = read_plan(study)
+    planned = {side.lower(): [str(Path(r).resolve()) for r in runs]
+               for side, runs in (plan.get("arms") or {}).items()}
+    given = {side: [str(r.resolve()) for r in runs] for side, runs in arms.items()}
+    if not planned:
+        raise UserError(f"{study}: a study of one run's systems, not of two arms; plan one with "
+                        "`quality plan-judging A1 A2 ... -- B1 B2 ... --out STUDY`")
+    if {k: sorted(v) for k, v in planned.items()} != {k: sorted(v) for k, v in given.items()}:
+        raise UserError(f"{study}: judged the arms {planned}, not the arms compared {given}")
+    path = Path(study) / JUDGMENTS
+    if not path.exists():
+        raise UserError(f"{study}: no {JUDGMENTS} (pull the study first: quality judge-pull)")
+    table = check_judgments(pd.read_parquet(path), str(path))
+    rates = arm_win_rates(table, pd.DataFrame(plan["tasks"]),
+                          {"A": len(arms["a"]), "B": len(arms["b"])}, n_boot, seed)
+    measured = min(len(arms["a"]), len(arms["b"])) > 1
+    figures = {}
+    for r in rates.to_dict("records"):
+        if not measured and not images_only:
+            verdict = UNKNOWN_TRAINING
+        else:
+            suffix = "" if measured else " (test images only: training variance not measured)"
+            verdict = {"a": "B better", "b": "A better", "": "cannot tell at this evaluation "
+                       "size"}[side_of(r["ci_low"], r["ci_high"], 0.5)] + suffix
+        figures[r.pop("variant")] = {**r, "verdict": verdict}
+    simulated = (Path(study) / SIMULATED).exists()
+    return {"study": str(Path(study).resolve()), "figures": figures,
+            "layouts": plan.get("settings", {}).get("layouts"), "simulated": simulated,
+            "rule": "B's win rate over A (ties half); verdict when its 95% interval excludes "
+                    "0.5"}
+
+
+def _people_verdict(people: dict, automatic: dict) -> dict:
+    """The deciding figure is people's, for the primary variant when they judged it (else the
+    first they judged); the automatic verdict stays beside it."""
+    figures = people["figures"]
+    if not figures:
+        return automatic
+    variant = PRIMARY[1] if PRIMARY[1] in figures else next(iter(figures))
+    f = figures[variant]
+    who = "simulated judges" if people["simulated"] else "people"
+    line = (f"{f['verdict']} ({who}): B's {variant} caption preferred over A's in "
+            f"{f['win_rate']:.3f} [{f['ci_low']:.3f}, {f['ci_high']:.3f}] of {f['judgments']} "
+            f"judgments on {f['images']} images ({people['layouts']} layouts; intervals "
+            f"resample {f['resampled']}s)")
+    if automatic.get("line"):
+        line += f"; automatic: {automatic['line']}"
+    return {"figure": f"people.{variant}.win_rate", "verdict": f["verdict"], "line": line,
+            "by": who, "automatic": automatic}
 
 
 def _arm(runs: str | os.PathLike | list) -> list[Path]:
@@ -393,6 +461,7 @@ def compare_job(run_a: str | os.PathLike | list, run_b: str | os.PathLike | list
                 json_path: str | os.PathLike | None = None,
                 page_dir: str | os.PathLike | None = None, force: bool = False,
                 n_boot: int = 1000, seed: int = 0, images_only: bool = False,
+                judgments: str | os.PathLike | None = None,
                 tracking_uri: str | None = None) -> dict:
     """The comparison job: two arms of runs paired on their common test images.
 
@@ -413,6 +482,8 @@ def compare_job(run_a: str | os.PathLike | list, run_b: str | os.PathLike | list
         Seed of the resampling.
     images_only : bool
         With one run in an arm, give verdicts from the test images alone (labelled so).
+    judgments : path, optional
+        A judgment study of the two arms: people's preference decides (`compare_runs`).
     tracking_uri : str, optional
         MLflow store for the comparison's run (default: $MLFLOW_TRACKING_URI, else run B's).
 
@@ -429,7 +500,7 @@ def compare_job(run_a: str | os.PathLike | list, run_b: str | os.PathLike | list
     from quality.report.compare_page import render
 
     result = compare_runs(run_a, run_b, force=force, n_boot=n_boot, seed=seed,
-                          images_only=images_only)
+                          images_only=images_only, judgments=judgments)
     if json_path is not None:
         write_json(json_path, result)
     if page_dir is not None:
@@ -458,6 +529,11 @@ def _record_comparison(result: dict, uri: str, json_path, page_dir) -> dict:
                for variant, inputs in result["stage2"].items()
                for given, figures in inputs.items()
                for metric, f in figures.items() if isinstance(f, dict)}
+    for variant, f in (result.get("people") or {}).get("figures", {}).items():
+        metrics.update({f"people.{variant}.win_rate_b": f["win_rate"],
+                        f"people.{variant}.ci_low": f["ci_low"],
+                        f"people.{variant}.ci_high": f["ci_high"]})
+        tags["judgment_study"] = result["people"]["study"]
     log = (Path(page_dir) / "mlflow.log" if page_dir is not None else
            Path(json_path).with_suffix(".mlflow.log") if json_path is not None else os.devnull)
     with captured(log), tracking(uri) as mlflow:

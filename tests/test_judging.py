@@ -1,7 +1,9 @@
 """Judgment studies: the statistics against known answers from simulated judges (coverage of
-the win rate's interval, a planted position bias, judge agreement at known noise), Kendall's
-tau against scipy, the reading of Label Studio answers. A study on a run folder is tested in
-tests/test_report.py (which has a run), the live round trip in tests/test_ls_live.py."""
+the win rate's and the mean rating's intervals, a planted position bias, judge agreement at a
+known noise level, a planted leniency), Kendall's tau against scipy, the two-level bootstrap
+over training replicates, the reading of Label Studio answers. A study on a run folder is
+tested in tests/test_report.py (which has a run), a study of two arms in tests/test_pipeline.py
+(which has replicates), the live round trips in tests/test_ls_live.py."""
 
 from __future__ import annotations
 
@@ -10,15 +12,33 @@ import pandas as pd
 import pytest
 from scipy.stats import kendalltau
 
-from quality.judging import analysis
-from quality.judging.design import draw_tasks, half_width, pairwise_config, tasks_needed
+from quality.judging import analysis, ratings
+from quality.judging.design import (
+    draw_rating_tasks,
+    draw_tasks,
+    half_width,
+    pairwise_config,
+    rating_config,
+    rating_half_width,
+    rating_images_needed,
+    tasks_needed,
+)
+from quality.judging.jobs import _rating_truth
 from quality.judging.labelstudio import TASK_KEY, read_judgments
-from quality.judging.simulate import Judges, expected_win_rates, simulate
+from quality.judging.simulate import (
+    Judges,
+    RatingJudges,
+    expected_ratings,
+    expected_win_rates,
+    simulate,
+    simulate_ratings,
+)
 
 SYSTEMS = ["model", "baseline", "human"]
 
 
-def synthetic(images: int = 80, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
+def synthetic(images: int = 80, seed: int = 0, design: str = "pairwise"
+              ) -> tuple[pd.DataFrame, pd.Series]:
     """Tasks over three systems whose captions differ in quality (human best), and the
     qualities: what a study of a run gives, without a run."""
     rng = np.random.default_rng(seed)
@@ -28,6 +48,8 @@ def synthetic(images: int = 80, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]
                          for i in ids for s in SYSTEMS})
     captions = pd.DataFrame([{"image_id": i, "system": s, "caption": f"{s} says {i}"}
                              for i in ids for s in SYSTEMS])
+    if design == "rating":
+        return draw_rating_tasks(captions, SYSTEMS, images, seed), quality
     return draw_tasks(captions, SYSTEMS, images, seed), quality
 
 
@@ -143,3 +165,166 @@ def test_label_studio_answers_are_read_with_every_skip_counted():
     assert rates.loc[("gold", "oof"), "win_rate"] == 0.25  # oof won once, one tie
     with pytest.raises(Exception, match="not a Label Studio JSON export"):
         read_judgments({"tasks": []}, plan, "x.json")
+
+
+@pytest.mark.parametrize("lapse", [0.2, 0.4])
+def test_judge_alpha_at_a_known_noise_level_lands_where_the_model_puts_it(lapse):
+    """Judges who see the better caption without fail, except that each answers at random with
+    probability `lapse`: two judges disagree with probability (1 - (1 - lapse)^2) / 2, and with
+    a share p of tasks in the first category, D_e = 2 p (1 - p), p = (1 - lapse) pi + lapse / 2
+    (pi: the share of tasks whose first system is better). Alpha = 1 - D_o / D_e."""
+    tasks, quality = synthetic(images=250, seed=4)
+    judges = Judges(judges=3, raters_per_item=3, temperature=1e-9, lapse=lapse)
+    o = analysis.oriented(tasks.assign(judge="x", choice="left"))
+    q_first, q_second = (quality.reindex(pd.MultiIndex.from_arrays([o.image_id, o[side]]))
+                         .to_numpy() for side in ("a", "b"))
+    pi = float(np.mean(q_first > q_second))
+    p = (1 - lapse) * pi + lapse / 2
+    model = 1 - 0.5 * (1 - (1 - lapse) ** 2) / (2 * p * (1 - p))
+    got = [analysis.judge_agreement(simulate(tasks, quality, judges, seed), n_boot=200,
+                                    seed=seed) for seed in range(5)]
+    assert np.mean([g["alpha"] for g in got]) == pytest.approx(model, abs=0.03)
+    assert sum(g["ci_low"] <= model <= g["ci_high"] for g in got) >= 4
+    assert 0.25 < model < 0.7  # an intermediate level, not one of the ends
+
+
+def test_mean_ratings_and_their_differences_cover_the_simulated_truth():
+    tasks, quality = synthetic(images=60, design="rating")
+    judges = RatingJudges(judges=4, noise=0.6, leniency=(0.0, 0.4, -0.4, 0.0), lapse=0.1)
+    truth = _rating_truth(tasks, expected_ratings(tasks, quality, judges))
+    means = {t["system"]: t["mean"] for t in truth["means"]}
+    differences = {(t["a"], t["b"]): t["difference"] for t in truth["differences"]}
+    covered = []
+    for seed in range(60):
+        rated = simulate_ratings(tasks, quality, judges, seed)
+        for row in ratings.rating_means(rated, 300, seed).itertuples():
+            covered.append(row.ci_low <= means[row.system] <= row.ci_high)
+        for row in ratings.rating_differences(rated, 300, seed).itertuples():
+            covered.append(row.ci_low <= differences[row.a, row.b] <= row.ci_high)
+    assert np.mean(covered) >= 0.9, np.mean(covered)
+    assert differences["human", "model"] > 0.2 and differences["baseline", "model"] < -0.2
+
+
+def test_expected_ratings_are_the_mean_of_many_simulated_ratings():
+    tasks, quality = synthetic(images=5, design="rating")
+    judges = RatingJudges(judges=2, raters_per_item=2, noise=0.7, leniency=(0.3, -0.6),
+                          lapse=(0.0, 0.2))
+    copies = pd.concat([tasks.assign(copy=k) for k in range(3000)], ignore_index=True)
+    many = simulate_ratings(copies.assign(task=copies.task + "-" + copies["copy"].astype(str)),
+                            quality, judges, seed=0)
+    observed = many.groupby(many.task.str.split("-").str[0]).rating.mean()
+    expected = expected_ratings(tasks, quality, judges)
+    np.testing.assert_allclose(observed[expected.index], expected, atol=0.04)  # 3 SE
+
+
+def test_ordinal_judge_alpha_is_one_for_identical_judges_zero_for_random_and_finds_leniency():
+    tasks, quality = synthetic(images=120, design="rating")
+    same = ratings.rating_agreement(simulate_ratings(tasks, quality, RatingJudges(
+        noise=1e-6, lapse=0.0), 0), n_boot=100)
+    assert same["alpha"] == pytest.approx(1.0) and same["level"] == "ordinal"
+    random = ratings.rating_agreement(simulate_ratings(tasks, quality, RatingJudges(
+        lapse=1.0), 0), n_boot=200)
+    assert abs(random["alpha"]) < 0.08 and random["ci_low"] < 0 < random["ci_high"]
+    noisier = [ratings.rating_agreement(simulate_ratings(tasks, quality, RatingJudges(
+        noise=noise, lapse=0.0), 0), n_boot=0)["alpha"] for noise in (0.3, 0.6, 1.2)]
+    assert noisier == sorted(noisier, reverse=True)  # more noise, less agreement
+    planted = ratings.rating_agreement(simulate_ratings(tasks, quality, RatingJudges(
+        judges=3, noise=0.3, leniency=(0.0, 0.8, 0.0), lapse=0.0), 0), n_boot=0)
+    leniency = {j["judge"]: j["leniency"] for j in planted["judges"]}
+    assert max(leniency, key=leniency.get) == "judge-2" and leniency["judge-2"] > 0.6
+
+
+def test_rating_metric_agreement_is_kendall_on_each_captions_mean_rating():
+    tasks, quality = synthetic(images=80, design="rating")
+    rated = simulate_ratings(tasks, quality, RatingJudges(noise=0.4, lapse=0.0), 0)
+    rng = np.random.default_rng(1)
+    scores = pd.DataFrame({"image_id": quality.index.get_level_values(0),
+                           "system": quality.index.get_level_values(1),
+                           "followed": quality.to_numpy(), "random": rng.random(len(quality))})
+    result = ratings.rating_metric_agreement(rated, scores, n_boot=200)["metrics"]
+    mean = rated.groupby(["image_id", "system"]).rating.mean()
+    metric = scores.set_index(["image_id", "system"]).followed.reindex(mean.index)
+    assert result["followed"]["tau_b"] == pytest.approx(
+        kendalltau(mean, metric, variant="b").statistic)
+    assert result["followed"]["tau_c"] == pytest.approx(
+        kendalltau(mean, metric, variant="c").statistic)
+    assert result["followed"]["tau_b_ci"][0] > 0.5 and abs(result["random"]["tau_b"]) < 0.15
+    assert result["followed"]["system_agreement"] == 1.0
+    assert result["followed"]["captions"] == 240
+
+
+def test_rating_plans_size_for_the_difference_and_cover_every_system_on_the_same_images():
+    assert rating_images_needed(0.2, 1, icc=0.0) == 97  # (1.96 / 0.2)^2
+    assert rating_half_width(rating_images_needed(0.2, 3), 3) <= 0.2
+    tasks, _ = synthetic(images=10, design="rating")
+    assert len(tasks) == 30 and (tasks.groupby("image_id").system.nunique() == 3).all()
+    assert tasks.system.iloc[:3].nunique() > 1 or tasks.system.iloc[3:6].nunique() > 1
+    config = rating_config()
+    assert 'name="rating"' in config and 'maxRating="5"' in config and "$caption" in config
+    assert "system" not in config
+
+
+def test_the_two_level_bootstrap_widens_the_interval_when_replicates_differ():
+    """Arm B's two training replicates: one writes captions as good as arm A's, one better.
+    Resampling the replicates too widens B's win-rate interval over image-only resampling;
+    with one replicate per arm the interval is the image bootstrap's."""
+    rng = np.random.default_rng(0)
+    images = [f"i{k}" for k in range(120)]
+    rep_b = rng.integers(2, size=len(images))
+    quality = pd.Series({**{(i, "A:gold"): 0.6 for i in images},
+                         **{(i, "B:gold"): 0.6 + 0.3 * r for i, r in zip(images, rep_b,
+                                                                          strict=True)}})
+    captions = pd.DataFrame({"image_id": images * 2, "system": ["A:gold"] * 120 + ["B:gold"]
+                             * 120, "caption": "c", "replicate": [0] * 120 + list(rep_b)})
+    tasks = draw_tasks(captions, ["A:gold", "B:gold"], 120, 0, [("A:gold", "B:gold")])
+    assert set(tasks.right_replicate) | set(tasks.left_replicate) == {0, 1}
+    judged = simulate(tasks, quality, Judges(temperature=0.1, lapse=0.0), 0)
+    two = analysis.arm_win_rates(judged, tasks, {"A": 1, "B": 2}, n_boot=500).iloc[0]
+    one = analysis.arm_win_rates(judged, tasks, {"A": 1, "B": 1}, n_boot=500).iloc[0]
+    images_only = analysis.win_rates(judged, n_boot=500).iloc[0]
+    assert two.resampled == "image x training replicate (arm B only)"
+    assert one.resampled == "image"
+    assert two.win_rate == one.win_rate == pytest.approx(1 - images_only.win_rate)
+    assert one.ci_high == pytest.approx(1 - images_only.ci_low)
+    assert two.ci_high - two.ci_low > 1.5 * (one.ci_high - one.ci_low)
+
+
+def test_label_studio_ratings_are_read_with_every_skip_counted():
+    plan = {"design": "rating", "tasks": [
+        {"task": "r1", "image_id": "i1", "system": "gold", "caption": "a"},
+        {"task": "r2", "image_id": "i1", "system": "oof", "caption": "b"}]}
+
+    def answer(stars, email="a@x.org"):
+        result = [] if stars is None else [{"from_name": "rating", "to_name": "caption",
+                                            "type": "rating", "value": {"rating": stars}}]
+        return {"completed_by": {"email": email}, "lead_time": 4.0, "result": result}
+
+    export = [{"data": {TASK_KEY: "r1"}, "annotations": [answer(4), answer(2, "b@x.org")]},
+              {"data": {TASK_KEY: "r2"}, "annotations": [answer(None), answer(7), answer(5)]}]
+    rated, counts = read_judgments(export, plan, "export.json")
+    assert counts == {"read": 5, "kept": 3, "skipped": {
+        "no rating given": 1, "rating not a whole number from 1 to 5": 1}}
+    assert rated[["task", "judge", "system", "rating"]].values.tolist() == [
+        ["r1", "a@x.org", "gold", 4], ["r1", "b@x.org", "gold", 2], ["r2", "a@x.org", "oof", 5]]
+    means = ratings.rating_means(rated, n_boot=0).set_index("system")["mean"]
+    assert means.to_dict() == {"oof": 5.0, "gold": 3.0}
+    with pytest.raises(Exception, match="row 0: rating 6"):
+        ratings.check_ratings(rated.assign(rating=6))
+
+
+def test_verdict_sentences_say_who_people_prefer_or_that_they_cannot_tell():
+    rates = pd.DataFrame([
+        {"a": "gold", "b": "oof", "judgments": 90, "images": 30, "win_rate": 0.7,
+         "ci_low": 0.6, "ci_high": 0.8},
+        {"a": "baseline", "b": "gold", "judgments": 90, "images": 30, "win_rate": 0.3,
+         "ci_low": 0.2, "ci_high": 0.4},
+        {"a": "human", "b": "oof", "judgments": 90, "images": 30, "win_rate": 0.55,
+         "ci_low": 0.45, "ci_high": 0.65}])
+    lines = analysis.verdict_lines(rates)
+    assert lines[0].startswith("People prefer gold over oof: win rate 0.70 [0.60, 0.80]")
+    assert lines[1].startswith("People prefer gold over baseline")
+    assert lines[2].startswith("People cannot tell human and oof apart")
+    differences = pd.DataFrame([{"a": "gold", "b": "oof", "images": 40, "difference": -0.5,
+                                 "ci_low": -0.8, "ci_high": -0.2}])
+    assert ratings.rating_verdict_lines(differences) == [
+        "People rate oof above gold: gold minus oof -0.50 points [-0.80, -0.20] on 40 images."]

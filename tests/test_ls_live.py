@@ -529,3 +529,58 @@ def test_judgment_study_pushed_blind_answered_by_two_judges_pulled_and_analysed(
     assert (pair["a"], pair["b"], pair["ties"]) == ("sysA", "sysB", 1)
     assert pair["win_rate"] == pytest.approx(11.5 / 12)
     assert result["metrics"]["metrics"]["cider_d"]["system_agreement"] == 1.0
+
+
+def test_rating_study_pushed_blind_rated_by_two_judges_pulled_and_analysed(
+        server, demo_set, tmp_path, monkeypatch):
+    """A rating study: the server accepts the generated config (stars and rubric), its tasks
+    carry one caption and no system name, two API-created judges give stars, the pull maps each
+    rating back to its system, and the mean ratings are the stars given."""
+    from annotate.runtime.atomic import write_json, write_parquet
+    from annotate.runtime.jsonable import records
+    from quality.cli import main as quality
+    from quality.judging.design import RATING, draw_rating_tasks
+
+    monkeypatch.setenv("LABEL_STUDIO_URL", server.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.token)
+    images = demo_set.images.head(3)
+    captions = pd.DataFrame([{"image_id": i, "system": s, "caption": f"{s} caption of {i}"}
+                             for i in images.image_id for s in ("sysA", "sysB")])
+    tasks = draw_rating_tasks(captions, ["sysA", "sysB"], 3, seed=1)
+    study = tmp_path / "study"
+    write_json(study / "plan.json", {"design": "rating", "systems": ["sysA", "sysB"],
+                                     "tasks": records(tasks), "images": dict(zip(
+                                         images.image_id, images.path, strict=True))})
+    write_parquet(study / "scores.parquet", captions.assign(
+        cider_d=(captions.system == "sysA").astype(float))[["image_id", "system", "cider_d"]])
+    assert quality(["judge-push", str(study), "--project", "rating round 1",
+                    "--document-root", str(server.document_root)]) == 0
+    connection = connect(server.url, server.token)
+    client = connection.client
+    project = find_project(connection, "rating round 1")
+    assert 'maxRating="5"' in client.projects.get(id=project.id).label_config
+    pushed = list(client.tasks.list(project=project.id, fields="all"))
+    assert len(pushed) == 6
+    system_of = dict(zip(tasks.task, tasks.system, strict=True))
+    for task in pushed:
+        assert "sys" not in json.dumps({k: v for k, v in task.data.items() if k != "caption"})
+    judges = _users(client, ["rater1@example.com", "rater2@example.com"])
+    for task in pushed:
+        stars = 5 if system_of[task.data["study_task"]] == "sysA" else 2
+        for k, email in enumerate(judges):
+            client.annotations.create(id=task.id, result=[
+                {"from_name": RATING, "to_name": "caption", "type": "rating",
+                 "value": {"rating": stars - k}}], completed_by=judges[email], lead_time=3.0)
+    assert quality(["judge-pull", str(study)]) == 0
+    pulled = json.loads((study / "pull.json").read_text())
+    assert (pulled["read"], pulled["kept"], pulled["judges"]) == (12, 12, 2)
+    rated = pd.read_parquet(study / "judgments.parquet")
+    assert (rated.system == rated.task.map(system_of)).all()
+    assert quality(["judgments", str(study), "--n-boot", "100"]) == 0
+    result = json.loads((study / "judgments.json").read_text())
+    means = {m["system"]: m["mean"] for m in result["means"]}
+    assert means == {"sysA": 4.5, "sysB": 1.5}  # 5 and 4, 2 and 1
+    (difference,) = result["differences"]
+    assert difference["difference"] == 3.0 and result["judges"]["level"] == "ordinal"
+    leniency = {j["judge"]: j["leniency"] for j in result["judges"]["judges"]}
+    assert leniency == {"rater1@example.com": 1.0, "rater2@example.com": -1.0}  # vs the other

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from annotate.stats.replicates import UNKNOWN_TRAINING
+from quality.report.page import _fmt
 from quality.run.cli import main
 
 
@@ -395,6 +397,64 @@ def test_arms_of_replicates_get_intervals_over_images_and_seeds(two_runs, seed_o
     assert "stage2.gold.predicted.cider_d: training spread" in out and "replicates per arm" in out
     assert quality(["plan-replicates", str(seed_one / "compare.json"), "--target", "0.5"]) == 2
     assert "no measured training spread" in capsys.readouterr().err
+
+
+def test_people_decide_a_comparison_of_two_arms_over_images_and_replicates(
+        two_runs, seed_one, tmp_path, capsys):
+    """plan-judging A1 A2 -- B1 B2: each task shows arm A's and arm B's gold caption of one
+    image, each from a drawn replicate of its arm; simulated judges judge them; `quality
+    compare --judgments` then decides by people's win rate, its interval over images and
+    replicates, and the simulation's truth lies inside it."""
+    from quality.cli import main as quality
+
+    arm_a, arm_b = [str(two_runs[0]), str(seed_one)], [str(two_runs[1]), str(seed_one)]
+    study = tmp_path / "study"
+    assert quality(["plan-judging", *arm_a, "--", *arm_b, "--out", str(study),
+                    "--target-ci", "0.1"]) == 0
+    plan = json.loads((study / "plan.json").read_text())
+    assert plan["systems"] == ["A:gold", "B:gold"] and plan["pairs"] == 1
+    assert plan["arms"] == {"A": [str(Path(r).resolve()) for r in arm_a],
+                            "B": [str(Path(r).resolve()) for r in arm_b]}
+    tasks = pd.DataFrame(plan["tasks"])
+    sides = {"A": arm_a, "B": arm_b}
+    for t in tasks.itertuples():  # each caption is its drawn replicate's caption of the image
+        for side in ("left", "right"):
+            arm = getattr(t, side)[0]
+            run = Path(sides[arm][getattr(t, f"{side}_replicate")])
+            made = pd.read_parquet(run / "stage2" / "gold" / "captions_predicted.parquet")
+            assert made.set_index("image_id").caption[t.image_id] == getattr(t, f"{side}_caption")
+    assert set(tasks.left_replicate) == {0, 1} and set(tasks.right_replicate) == {0, 1}
+    assert quality(["judge-simulate", str(study)]) == 0
+    assert quality(["judgments", str(study), "--n-boot", "100"]) == 0
+    capsys.readouterr()
+    assert quality(["compare", *arm_a, "--", *arm_b, "--judgments", str(study), "--n-boot",
+                    "200", "--json", str(tmp_path / "c.json"), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "c.json").read_text())
+    people = result["people"]["figures"]["gold"]
+    truth = 1 - json.loads((study / "simulated.json").read_text())["truth"][0]["win_rate"]
+    assert people["resampled"] == "image x training replicate"
+    assert people["ci_low"] <= truth <= people["ci_high"]
+    assert people["judgments"] == 3 * len(tasks) and result["people"]["simulated"]
+    verdict = ("B better" if people["ci_low"] > 0.5 else "A better" if people["ci_high"] < 0.5
+               else "cannot tell at this evaluation size")
+    assert result["verdict"]["figure"] == "people.gold.win_rate"
+    assert result["verdict"]["verdict"] == people["verdict"] == verdict
+    assert result["verdict"]["automatic"]["figure"] == "stage2.gold.predicted.cider_d"
+    assert f"verdict: {verdict} (simulated judges): B's gold caption preferred" in out
+    page = (tmp_path / "compare.html").read_text()
+    shown = re.findall(r'<span class="fig" data-key="(people[^"]+)">([^<]*)</span>', page)
+    assert len(shown) == 8 and "Judged by simulated judges" in page
+    for key, text in shown:
+        assert text == _fmt(result["people"]["figures"]["gold"][key.split(".")[-1]])
+    run = mlflow.MlflowClient(result["mlflow"]["tracking_uri"]).get_run(
+        result["mlflow"]["run_id"])
+    assert run.data.metrics["people.gold.win_rate_b"] == pytest.approx(people["win_rate"])
+    assert run.data.tags["judgment_study"] == str(study.resolve())
+    # a study of other arms does not decide this comparison
+    assert quality(["compare", str(two_runs[0]), str(seed_one), "--judgments", str(study),
+                    "--n-boot", "10"]) == 2
+    assert "judged the arms" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

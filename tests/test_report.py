@@ -481,3 +481,61 @@ def test_a_judgment_study_of_the_run_plans_blind_tasks_and_finds_a_planted_bias(
         [client.get_experiment_by_name("twostage-studies").experiment_id],
         filter_string=f"tags.study_folder = '{copy.resolve()}'")}
     assert steps == {"simulated", "judgments"}
+
+
+def test_the_verdict_cites_the_judges_and_the_people_section_links_back(report):
+    page = (report / "report.html").read_text()
+    figures = json.loads((report / "report.json").read_text())["judging"]
+    verdict = page.split("<h2>Verdict</h2>")[1].split("</section>")[0]
+    assert figures["verdict"] and len(figures["verdict"]) == len(figures["win_rates"])
+    for line in figures["verdict"]:
+        assert line.startswith("(simulated judges) People ")
+        assert html.escape(line) in verdict  # the sentence, in the verdict, as written
+    assert "<section id='people'>" in page and "href='#people'" in verdict
+
+
+def test_a_rating_study_of_the_run_is_planned_blind_analysed_and_reported(run, tmp_path):
+    """--design rating on the run: every system's caption of each chosen image is a task;
+    simulated judges (one lenient) rate them; the mean ratings' intervals stand near the
+    simulation's truth, the lenient judge is found, and a report of the run with this study
+    shows the mean ratings (each figure the one in report.json) and cites them in the
+    verdict."""
+    import pandas as pd
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("gallery", "judging"))
+    study = workspace.path(copy, "judging").parent
+    assert main(["plan-judging", str(copy), "--out", str(study), "--design", "rating",
+                 "--systems", "gold,noise,human", "--target-ci", "0.3"]) == 0
+    plan = json.loads((study / "plan.json").read_text())
+    tasks = pd.DataFrame(plan["tasks"])
+    assert plan["design"] == "rating" and len(plan["rubric"]) == 5
+    assert plan["images_planned"] == min(plan["images_needed"], plan["test_images"])
+    assert len(tasks) == 3 * plan["images_planned"]
+    assert (tasks.groupby("image_id").system.agg(set) == {"gold", "noise", "human"}).all()
+    assert "left" not in tasks and tasks.caption.str.len().gt(0).all()
+    assert main(["judge-simulate", str(study), "--leniency", "0.0"]) == 0
+    from quality.judging.jobs import judgments_job, simulate_judging
+    from quality.judging.simulate import RatingJudges
+
+    simulate_judging(study, RatingJudges(noise=0.4, leniency=(0.0, 0.9, 0.0), lapse=0.0),
+                     seed=2)
+    result = judgments_job(study, n_boot=200)
+    truth = {t["system"]: t["mean"] for t in result["simulated"]["truth"]["means"]}
+    covered = [m["ci_low"] <= truth[m["system"]] <= m["ci_high"] for m in result["means"]]
+    assert sum(covered) >= 2, (result["means"], truth)
+    leniency = {j["judge"]: j["leniency"] for j in result["judges"]["judges"]}
+    assert max(leniency, key=leniency.get) == "judge-2" and result["judges"]["level"] == "ordinal"
+    assert set(result["metrics"]["metrics"]) == {"cider_d", "rouge_l", "content"}
+    assert len(result["verdict"]) == 3 and all("points" in v for v in result["verdict"])
+
+    out = tmp_path / "report"
+    build_report(copy, out)
+    page = (out / "report.html").read_text()
+    figures = json.loads((out / "report.json").read_text())
+    shown = re.findall(r'<span class="fig" data-key="(judging[^"]+)">([^<]*)</span>', page)
+    assert any(key.startswith("judging.means.") for key, _ in shown)
+    for key, text in shown:
+        assert _fmt(lookup(figures, key)) == text, key
+    verdict = page.split("<h2>Verdict</h2>")[1].split("</section>")[0]
+    assert all(html.escape(line) in verdict for line in result["verdict"])

@@ -49,8 +49,8 @@ def oriented(judgments: pd.DataFrame) -> pd.DataFrame:
                          "left_won": (j.choice == "left").to_numpy()})
 
 
-def _share_interval(frame: pd.DataFrame, values: np.ndarray, n_boot: int, seed: int
-                    ) -> tuple[float, float, int]:
+def image_mean_interval(frame: pd.DataFrame, values: np.ndarray, n_boot: int, seed: int
+                        ) -> tuple[float, float, int]:
     """The bootstrap interval of mean(`values`) over `frame`'s rows, resampling its images
     (each drawn image brings all its rows); and how many images there are."""
     sums = pd.DataFrame({"value": values, "n": 1.0}).groupby(frame.image_id.to_numpy()).sum()
@@ -62,7 +62,7 @@ def _share_interval(frame: pd.DataFrame, values: np.ndarray, n_boot: int, seed: 
     return low, high, len(sums)
 
 
-def _draw_counts(n_units: int, n_boot: int, seed: int) -> np.ndarray:
+def draw_counts(n_units: int, n_boot: int, seed: int) -> np.ndarray:
     """`draws` as weights: how many times each unit is in each resample (n_boot x n_units)."""
     picked = draws(n_units, n_boot, seed)
     counts = np.zeros((len(picked), n_units))
@@ -82,7 +82,7 @@ def win_rates(judgments: pd.DataFrame, n_boot: int = 1000, seed: int = 0) -> pd.
     o = oriented(judgments)
     rows = []
     for (a, b), pair in o.groupby(["a", "b"], sort=True):
-        low, high, images = _share_interval(pair, pair.score.to_numpy(float), n_boot, seed)
+        low, high, images = image_mean_interval(pair, pair.score.to_numpy(float), n_boot, seed)
         rows.append({"a": a, "b": b, "judgments": len(pair), "images": images,
                      "ties": int(pair.tie.sum()), "win_rate": float(pair.score.mean()),
                      "ci_low": low, "ci_high": high})
@@ -122,7 +122,7 @@ def bradley_terry(judgments: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> 
     bounds = [(np.nan, np.nan)] * len(systems)
     if n_boot:
         boot = np.array([fit(np.tensordot(w, wins, axes=1))
-                         for w in _draw_counts(len(images), n_boot, seed)])
+                         for w in draw_counts(len(images), n_boot, seed)])
         bounds = [percentile_interval(boot[:, k]) for k in range(len(systems))]
     out = pd.DataFrame({"system": systems, "score": score})
     out["judgments"] = out.system.map(pd.concat([o.a, o.b]).value_counts()).astype(int)
@@ -138,7 +138,7 @@ def position_bias(judgments: pd.DataFrame, n_boot: int = 1000, seed: int = 0) ->
     if decided.empty:
         return {"left_share": None, "ci_low": None, "ci_high": None, "judgments": 0,
                 "biased": False}
-    low, high, images = _share_interval(decided, decided.left_won.to_numpy(float), n_boot,
+    low, high, images = image_mean_interval(decided, decided.left_won.to_numpy(float), n_boot,
                                         seed)
     share = float(decided.left_won.mean())
     return {"left_share": share, "ci_low": low, "ci_high": high, "judgments": len(decided),
@@ -225,7 +225,7 @@ def metric_agreement(judgments: pd.DataFrame, scores: pd.DataFrame, n_boot: int 
     tasks = o.groupby(["image_id", "a", "b"]).score.mean().rename("people").reset_index()
     images = pd.Index(tasks.image_id.unique())
     image_of = images.get_indexer(tasks.image_id)
-    weights = _draw_counts(len(images), n_boot, seed)
+    weights = draw_counts(len(images), n_boot, seed)
     metrics = [c for c in scores.columns if c not in ("image_id", "system")]
     table = scores.set_index(["image_id", "system"])
     out = {}
@@ -236,7 +236,7 @@ def metric_agreement(judgments: pd.DataFrame, scores: pd.DataFrame, n_boot: int 
         keep = np.isfinite(diff)
         sample_b, sample_c = kendall(tasks.people[keep], diff[keep])
         boot_b, boot_c = kendall(tasks.people[keep], diff[keep], weights[:, image_of[keep]])
-        system = _system_agreement(tasks[keep].assign(diff=diff[keep]), weights[:, image_of[keep]])
+        system = system_agreement(tasks[keep].assign(diff=diff[keep]), weights[:, image_of[keep]])
         out[metric] = {"tasks": int(keep.sum()), "tau_b": float(sample_b[0]),
                        "tau_b_ci": list(percentile_interval(boot_b)),
                        "tau_c": float(sample_c[0]), "tau_c_ci": list(percentile_interval(boot_c)),
@@ -245,16 +245,102 @@ def metric_agreement(judgments: pd.DataFrame, scores: pd.DataFrame, n_boot: int 
                                           "n_boot": n_boot}}
 
 
-def _system_agreement(tasks: pd.DataFrame, weights: np.ndarray) -> dict:
-    """Share of system pairs where the metric's mean difference and the judges' mean
-    preference fall on the same side, on the sample and per bootstrap draw."""
+def system_agreement(tasks: pd.DataFrame, weights: np.ndarray, centre: float = 0.5) -> dict:
+    """Share of system pairs (a, b) where the metric's mean difference (`diff`) and the
+    judges' mean preference (`people`: a's share of wins, no preference at `centre`; or a's
+    rating minus b's, `centre` 0) fall on the same side, on the sample and per bootstrap
+    draw of `weights` (one row per draw, one column per row of `tasks`)."""
     pairs = tasks.groupby(["a", "b"]).indices
     same = []
     for rows in pairs.values():
         w = np.vstack([np.ones(len(rows)), weights[:, rows]])
         people = (w * tasks.people.to_numpy()[rows]).sum(axis=1) / w.sum(axis=1)
         metric = (w * tasks["diff"].to_numpy()[rows]).sum(axis=1) / w.sum(axis=1)
-        same.append(np.sign(people - 0.5) == np.sign(metric))
+        same.append(np.sign(people - centre) == np.sign(metric))
     agree = np.mean(same, axis=0)
     return {"system_pairs": len(pairs), "system_agreement": float(agree[0]),
             "system_agreement_ci": list(percentile_interval(agree[1:]))}
+
+
+def side_of(low: float, high: float, centre: float) -> str:
+    """Where a 95% interval lies against `centre`: "a" above it, "b" below it, "" across it."""
+    return "a" if low > centre else "b" if high < centre else ""
+
+
+def verdict_lines(rates: pd.DataFrame) -> list[str]:
+    """One sentence per pair of `win_rates`: which system people prefer, when the 95%
+    interval excludes 0.5, else that they cannot tell the two apart (with the figures)."""
+    lines = []
+    for r in rates.itertuples():
+        said = (f"win rate {r.win_rate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}], "
+                f"{r.judgments} judgments on {r.images} images")
+        lines.append({"a": f"People prefer {r.a} over {r.b}: {said}.",
+                      "b": f"People prefer {r.b} over {r.a}: {r.a}'s {said}.",
+                      "": f"People cannot tell {r.a} and {r.b} apart: {r.a}'s {said}."}[
+            side_of(r.ci_low, r.ci_high, 0.5)])
+    return lines
+
+
+def arm_win_rates(judgments: pd.DataFrame, tasks: pd.DataFrame, replicates: dict[str, int],
+                  n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per variant, how often people prefer arm B's caption over arm A's (systems `A:v` and
+    `B:v` of a study of two runs), with a two-level bootstrap interval: each draw resamples
+    the test images and, within each arm, its training replicates (a judgment weighs the
+    product of how often its image, its A replicate and its B replicate were drawn), so the
+    interval covers both sources of variation that a rerun would change.
+
+    Parameters
+    ----------
+    judgments : pd.DataFrame
+        The study's judgments.
+    tasks : pd.DataFrame
+        The plan's tasks, with left_replicate and right_replicate.
+    replicates : dict
+        {"A": runs in arm A, "B": runs in arm B}.
+
+    Returns
+    -------
+    pd.DataFrame
+        variant, judgments, images, replicates_a, replicates_b, ties, win_rate (B over A,
+        ties half), ci_low, ci_high, resampled.
+    """
+    o = oriented(judgments)  # a = "A:v", b = "B:v" (name order)
+    side = tasks.set_index("task")
+    left_a = side.left.reindex(o.task).astype(str).str.startswith("A:").to_numpy()
+    rep = {"A": np.where(left_a, side.left_replicate.reindex(o.task),
+                         side.right_replicate.reindex(o.task)).astype(int),
+           "B": np.where(left_a, side.right_replicate.reindex(o.task),
+                         side.left_replicate.reindex(o.task)).astype(int)}
+    rows = []
+    for (a, b), index in o.groupby(["a", "b"]).indices.items():
+        if not (a.startswith("A:") and b.startswith("B:") and a[2:] == b[2:]):
+            continue
+        pair = o.iloc[index]
+        won = 1 - pair.score.to_numpy(float)  # B's share
+        images, image = np.unique(pair.image_id.to_numpy(), return_inverse=True)
+        ra, rb = rep["A"][index], rep["B"][index]
+        counts = (replicates["A"], replicates["B"])
+        low = high = np.nan
+        if n_boot:
+            w = draw_counts(len(images), n_boot, seed)[:, image]
+            for k, (r, n) in enumerate(((ra, counts[0]), (rb, counts[1]))):
+                if n > 1:  # one replicate: nothing to resample
+                    w = w * draw_counts(n, n_boot, seed + 1 + k)[:, r]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                rate = (w * won).sum(axis=1) / w.sum(axis=1)
+            low, high = percentile_interval(rate[np.isfinite(rate)])
+        rows.append({"variant": a[2:], "judgments": len(pair), "images": len(images),
+                     "replicates_a": int(counts[0]), "replicates_b": int(counts[1]),
+                     "ties": int(pair.tie.sum()), "win_rate": float(won.mean()),
+                     "ci_low": low, "ci_high": high,
+                     "resampled": _resampled(counts)})
+    return pd.DataFrame(rows)
+
+
+def _resampled(replicates: tuple[int, int]) -> str:
+    """What the two-level bootstrap resampled, given each arm's number of replicates."""
+    if min(replicates) > 1:
+        return "image x training replicate"
+    if max(replicates) > 1:
+        return f"image x training replicate (arm {'AB'[int(replicates[1] > 1)]} only)"
+    return "image"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from scipy.stats import norm
 
 from quality.judging.analysis import TIE
 
@@ -105,3 +106,61 @@ def expected_win_rates(tasks: pd.DataFrame, quality: pd.Series, judges: Judges =
     a = np.where(swap, tasks.right, tasks.left)
     b = np.where(swap, tasks.left, tasks.right)
     return pd.Series(a_wins).groupby([a, b]).mean().rename_axis(["a", "b"])
+
+
+@dataclass(frozen=True)
+class RatingJudges:
+    """Simulated judges of the rating design. Judge j rates a caption of quality q
+
+        clip(round(1 + 4 q + leniency_j + N(0, noise)), 1, 5)
+
+    except that with probability `lapse` they give a rating drawn uniformly from 1-5."""
+
+    judges: int = 3
+    raters_per_item: int = 3
+    noise: float = 0.5
+    #: per judge, added to every rating (one value for all, or one per judge)
+    leniency: float | tuple[float, ...] = 0.0
+    lapse: float | tuple[float, ...] = 0.1
+
+    def per_judge(self, value) -> np.ndarray:
+        return np.resize(np.atleast_1d(np.asarray(value, float)), self.judges)
+
+
+def simulate_ratings(tasks: pd.DataFrame, quality: pd.Series,
+                     judges: RatingJudges = RatingJudges(), seed: int = 0) -> pd.DataFrame:
+    """Ratings of rating tasks (task, image_id, system) by simulated judges.
+
+    Returns
+    -------
+    pd.DataFrame
+        A ratings table (task, image_id, judge, system, rating), as a pull gives.
+    """
+    rng = np.random.default_rng(seed)
+    n = min(judges.raters_per_item, judges.judges)
+    q = quality.reindex(pd.MultiIndex.from_arrays([tasks.image_id, tasks.system])).to_numpy()
+    who = np.argsort(rng.random((len(tasks), judges.judges)), axis=1)[:, :n]
+    mean = 1 + 4 * q[:, None] + judges.per_judge(judges.leniency)[who]
+    rated = np.clip(np.round(mean + rng.normal(0, judges.noise, who.shape)), 1, 5)
+    lapsed = rng.random(who.shape) < judges.per_judge(judges.lapse)[who]
+    rating = np.where(lapsed, rng.integers(1, 6, who.shape), rated)
+    repeat = np.repeat(np.arange(len(tasks)), n)
+    return pd.DataFrame({"task": tasks.task.to_numpy()[repeat],
+                         "image_id": tasks.image_id.to_numpy()[repeat],
+                         "judge": [f"judge-{k + 1}" for k in who.ravel()],
+                         "system": tasks.system.to_numpy()[repeat],
+                         "rating": rating.ravel().astype(int)})
+
+
+def expected_ratings(tasks: pd.DataFrame, quality: pd.Series,
+                     judges: RatingJudges = RatingJudges()) -> pd.Series:
+    """The simulation's truth: each task's expected rating, averaged over the judges who may
+    rate it (exact: the rounded, clipped normal's mean, mixed with the lapse's 3)."""
+    q = quality.reindex(pd.MultiIndex.from_arrays([tasks.image_id, tasks.system])).to_numpy()
+    mean = 1 + 4 * q[:, None] + judges.per_judge(judges.leniency)[None, :]
+    cuts = np.arange(1.5, 5.0)  # rating k when the draw falls between cuts k-1.5 and k-0.5
+    below = norm.cdf((cuts[None, None, :] - mean[..., None]) / judges.noise)
+    p = np.diff(np.pad(below, [(0, 0), (0, 0), (1, 1)], constant_values=(0, 1)), axis=2)
+    expected = (p * np.arange(1, 6)).sum(axis=2)
+    lapse = judges.per_judge(judges.lapse)[None, :]
+    return pd.Series(((1 - lapse) * expected + lapse * 3.0).mean(axis=1), index=tasks.task)

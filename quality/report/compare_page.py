@@ -36,6 +36,7 @@ def render(result: dict) -> str:
     rows += [[f"detector: {name}", *_cells(f"stage1.{name}", figure)]
              for name, figure in result["stage1"].items()
              if isinstance(figure, dict) and "verdict" in figure]
+    parts.append(_people(result.get("people")))
     parts.append(_plot(result))
     parts.append(_table(["figure", "A", "B", "B - A", "CI low", "CI high", "MDD",
                          "training share of the variance", "verdict"], rows))
@@ -85,3 +86,19 @@ def _plot(result: dict) -> str:
         ax.set_yticks(y, labels)
         ax.set_title(f"B - A, {given} input")
     return _png(fig)
+
+
+def _people(people: dict | None) -> str:
+    """The judgment study that decides the comparison: B's win rate over A per variant."""
+    if not people:
+        return ""
+    who = "simulated judges" if people["simulated"] else "people"
+    rows = [[html.escape(variant), *[_fig(f"people.figures.{variant}.{k}", f[k]) for k in (
+        "judgments", "images", "replicates_a", "replicates_b", "ties", "win_rate", "ci_low",
+        "ci_high")], html.escape(f["resampled"]), html.escape(f["verdict"])]
+        for variant, f in people["figures"].items()]
+    return (f"<h2>Judged by {who}</h2><p>Study <code>{html.escape(people['study'])}</code> "
+            f"({html.escape(str(people['layouts']))} layouts); {html.escape(people['rule'])}."
+            "</p>" + _table(["variant", "judgments", "images", "A replicates", "B replicates",
+                             "ties", "B's win rate", "CI low", "CI high", "resampled",
+                             "verdict"], rows))

@@ -254,6 +254,7 @@ def _verdict_section(figures: dict) -> str:
         out.append(f"<h3>Seed {html.escape(str(replicates['seeds'][0]))} alone (one trained "
                    "model per variant; intervals over test images only)</h3>")
     out += [f"<p>{html.escape(line)}</p>" for line in block.get("verdict", [])]
+    out += _people_verdict(figures.get("judging"))
     out.append(_verdict_plot(block))
     rows = []
     for kind in ("gap", "baseline"):
@@ -289,6 +290,15 @@ def _verdict_section(figures: dict) -> str:
                 + confusion_table(d["confusion"], name, gallery["links"], gallery["href"] + "/")
                 for name, d in block["detectors"].items() if d.get("confusion")]
     return "".join(out) + "</section>"
+
+
+def _people_verdict(people: dict | None) -> list[str]:
+    """The judges' verdict sentences (`judgments.json`), each figure in them tagged, and
+    where the People section has the rest."""
+    if not people or not people.get("verdict"):
+        return []
+    return [f"<p class='people'>{html.escape(line)} <a href='#people'>(people)</a></p>"
+            for line in people["verdict"]]
 
 
 def _replicates(block: dict) -> str:
@@ -919,21 +929,48 @@ def _people_section(figures: dict) -> str:
     people = figures.get("judging")
     if people is None:
         return _absent(figures, "People")
-    out = ["<section><h2>People</h2>"]
+    out = ["<section id='people'><h2>People</h2>"]
     simulated = people.get("simulated")
     if simulated:
-        out.append("<p class='warn'>&#9888; Simulated judges (a known preference model: "
-                   f"{html.escape(simulated['settings']['quality'])}, with noise and no "
-                   "position bias): the demo's stand-in for people, with the truth beside each "
-                   "estimate. A real study: <code>quality plan-judging</code>, "
-                   "<code>judge-push</code>, <code>judge-pull</code>, "
-                   "<code>quality judgments</code>.</p>")
-    out.append(f"<p>{_fig('judging.judgments', people['judgments'])} blind pairwise judgments "
-               f"of {_fig('judging.tasks', people['tasks'])} tasks on "
-               f"{_fig('judging.images', people['images'])} test images by "
-               f"{_fig('judging.judges_count', people['judges_count'])} judges "
-               f"({_fig('judging.ties', people['ties'])} ties, counted half); intervals "
-               "resample " + _resampled("judging.resampled", people["resampled"]) + ".</p>")
+        model = ("rating = 1 + 4 x quality + noise" if people.get("design") == "rating"
+                 else "a preference for the better caption, with noise and no position bias")
+        out.append("<p class='warn'>&#9888; Simulated judges (a known model: quality is "
+                   f"{html.escape(simulated['settings']['quality'])}, {model}): the demo's "
+                   "stand-in for people, with the truth beside each estimate. A real study: "
+                   "<code>quality plan-judging</code>, <code>judge-push</code>, "
+                   "<code>judge-pull</code>, <code>quality judgments</code>.</p>")
+    if people.get("design") == "rating":
+        out += _ratings(people, simulated)
+    else:
+        out += _pairwise(people, simulated)
+    metrics = people["metrics"]["metrics"]
+    unit = "caption" if people.get("design") == "rating" else "task"
+    out.append("<h3>Which metric tracks the judges</h3><p>"
+               + ("Per caption, its mean rating against the metric's score"
+                  if unit == "caption" else "Per task, the judges' preference against the "
+                  "metric's difference between the two captions")
+               + " (Kendall tau-b and tau-c); per pair of systems, whether the metric orders "
+               "them as the judges do.</p>")
+    count = "captions" if unit == "caption" else "tasks"
+    out.append(_table(["metric", count, "tau-b [95% CI]", "tau-c [95% CI]",
+                       "system pairs ordered as the judges [95% CI]"], [
+        [html.escape(name), _fig(f"judging.metrics.metrics.{name}.{count}", m[count]),
+         _interval(f"judging.metrics.metrics.{name}", m, "tau_b"),
+         _interval(f"judging.metrics.metrics.{name}", m, "tau_c"),
+         _interval(f"judging.metrics.metrics.{name}", m, "system_agreement")]
+        for name, m in metrics.items()]))
+    out += [f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in people.get("warnings", [])]
+    return "".join(out) + "</section>"
+
+
+def _pairwise(people: dict, simulated: dict | None) -> list[str]:
+    """A pairwise study: win rates, Bradley-Terry scores, position bias, judge agreement."""
+    out = [f"<p>{_fig('judging.judgments', people['judgments'])} blind pairwise judgments "
+           f"of {_fig('judging.tasks', people['tasks'])} tasks on "
+           f"{_fig('judging.images', people['images'])} test images by "
+           f"{_fig('judging.judges_count', people['judges_count'])} judges "
+           f"({_fig('judging.ties', people['ties'])} ties, counted half); intervals "
+           "resample " + _resampled("judging.resampled", people["resampled"]) + ".</p>"]
     truth = {(t["a"], t["b"]): t["win_rate"] for t in (simulated or {}).get("truth", [])}
     out.append(_table(["a over b", "judgments", "ties", "win rate", "95% CI low", "95% CI high",
                        *(["simulated truth"] if truth else [])], [
@@ -958,25 +995,53 @@ def _people_section(figures: dict) -> str:
                "judgments" + (" <span class='warn'>&#9888; a position bias (the left/right "
                               "order is randomised, so win rates are not skewed by it)</span>"
                               if bias["biased"] else " (no position bias shown)")
-               + f". Judges agree: alpha {_fig('judging.judges.alpha', judges['alpha'])} "
-               f"[{_fig('judging.judges.ci_low', judges['ci_low'])}, "
-               f"{_fig('judging.judges.ci_high', judges['ci_high'])}]"
-               + (f" <span class='warn'>&#9888; {html.escape(judges['warning'])}</span>"
-                  if judges.get("warning") else "") + ".</p>")
-    metrics = people["metrics"]["metrics"]
-    out.append("<h3>Which metric tracks the judges</h3><p>Per task, the judges' preference "
-               "against the metric's difference between the two captions (Kendall tau-b and "
-               "tau-c); per pair of systems, whether the metric orders them as the judges "
-               "do.</p>")
-    out.append(_table(["metric", "tasks", "tau-b [95% CI]", "tau-c [95% CI]",
-                       "system pairs ordered as the judges [95% CI]"], [
-        [html.escape(name), _fig(f"judging.metrics.metrics.{name}.tasks", m["tasks"]),
-         _interval(f"judging.metrics.metrics.{name}", m, "tau_b"),
-         _interval(f"judging.metrics.metrics.{name}", m, "tau_c"),
-         _interval(f"judging.metrics.metrics.{name}", m, "system_agreement")]
-        for name, m in metrics.items()]))
-    out += [f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in people.get("warnings", [])]
-    return "".join(out) + "</section>"
+               + f". Judges agree: {_judge_alpha(judges)}.</p>")
+    return out
+
+
+def _judge_alpha(judges: dict) -> str:
+    return (f"alpha ({html.escape(judges['level'])}) "
+            f"{_fig('judging.judges.alpha', judges['alpha'])} "
+            f"[{_fig('judging.judges.ci_low', judges['ci_low'])}, "
+            f"{_fig('judging.judges.ci_high', judges['ci_high'])}]"
+            + (f" <span class='warn'>&#9888; {html.escape(judges['warning'])}</span>"
+               if judges.get("warning") else ""))
+
+
+def _ratings(people: dict, simulated: dict | None) -> list[str]:
+    """A rating study: mean ratings, differences between systems, judges and leniency."""
+    out = [f"<p>{_fig('judging.judgments', people['judgments'])} blind 1&ndash;5 ratings of "
+           f"{_fig('judging.tasks', people['tasks'])} captions on "
+           f"{_fig('judging.images', people['images'])} test images by "
+           f"{_fig('judging.judges_count', people['judges_count'])} judges; intervals "
+           "resample " + _resampled("judging.resampled", people["resampled"]) + ".</p>"]
+    truth = (simulated or {}).get("truth") or {}
+    means = {t["system"]: t["mean"] for t in truth.get("means", [])}
+    out.append(_table(["system", "ratings", "mean rating", "95% CI low", "95% CI high",
+                       *(["simulated truth"] if means else [])], [
+        [html.escape(m["system"]), _fig(f"judging.means.{i}.ratings", m["ratings"]),
+         _fig(f"judging.means.{i}.mean", m["mean"]),
+         _fig(f"judging.means.{i}.ci_low", m["ci_low"]),
+         _fig(f"judging.means.{i}.ci_high", m["ci_high"]),
+         *([_fmt(means.get(m["system"]))] if means else [])]
+        for i, m in enumerate(people["means"])]))
+    differences = {(t["a"], t["b"]): t["difference"] for t in truth.get("differences", [])}
+    out.append(_table(["a minus b (points)", "images", "difference", "95% CI low",
+                       "95% CI high", *(["simulated truth"] if differences else [])], [
+        [html.escape(f"{d['a']} minus {d['b']}"), _fig(f"judging.differences.{i}.images",
+                                                      d["images"]),
+         _fig(f"judging.differences.{i}.difference", d["difference"]),
+         _fig(f"judging.differences.{i}.ci_low", d["ci_low"]),
+         _fig(f"judging.differences.{i}.ci_high", d["ci_high"]),
+         *([_fmt(differences.get((d["a"], d["b"])))] if differences else [])]
+        for i, d in enumerate(people["differences"])]))
+    judges = people["judges"]
+    out.append(f"<p>Judges agree: {_judge_alpha(judges)}. Leniency (a judge's rating minus the "
+               "others' of the same caption): " + ", ".join(
+                   html.escape(j["judge"]) + " "
+                   + _fig(f"judging.judges.judges.{i}.leniency", j["leniency"])
+                   for i, j in enumerate(judges["judges"])) + ".</p>")
+    return out
 
 
 def _sanity_section(figures: dict) -> str:
