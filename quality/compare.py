@@ -27,7 +27,9 @@ from annotate.runtime.tracking import tracking
 from annotate.runtime.tracking import tracking_uri as resolve_uri
 from annotate.stats.bootstrap import draws
 from annotate.stats.replicates import (
+    MIN_REPLICATES,
     UNKNOWN_TRAINING,
+    claim_blocked,
     compare_mean_scores,
     compare_replicates,
     minimum_detectable_difference,
@@ -179,10 +181,10 @@ def compare_runs(run_a: str | os.PathLike | list, run_b: str | os.PathLike | lis
 def _people(study: str | os.PathLike, arms: dict[str, list[Path]], n_boot: int, seed: int,
             images_only: bool) -> dict:
     """People's preference of arm B's captions over arm A's, from a judgment study planned on
-    exactly these arms: per variant B's win rate (ties half) with a two-level bootstrap over
+    exactly these arms: per variant B's win rate (ties half) with an interval over
     test images and each arm's training replicates, and a verdict by the same rule as the
     automatic figures (the interval excludes 0.5; one model per arm: cannot tell unless
-    `images_only`)."""
+    `images_only`; fewer than `MIN_REPLICATES` per arm: cannot tell)."""
     plan = read_plan(study)
     planned = {side.lower(): [str(Path(r).resolve()) for r in runs]
                for side, runs in (plan.get("arms") or {}).items()}
@@ -199,14 +201,12 @@ def _people(study: str | os.PathLike, arms: dict[str, list[Path]], n_boot: int, 
     rates = arm_win_rates(table, pd.DataFrame(plan["tasks"]),
                           {"A": len(arms["a"]), "B": len(arms["b"])}, n_boot, seed)
     measured = min(len(arms["a"]), len(arms["b"])) > 1
+    blocked = claim_blocked(len(arms["a"]), len(arms["b"]), images_only)
     figures = {}
     for r in rates.to_dict("records"):
-        if not measured and not images_only:
-            verdict = UNKNOWN_TRAINING
-        else:
-            suffix = "" if measured else " (test images only: training variance not measured)"
-            verdict = {"a": "B better", "b": "A better", "": "cannot tell at this evaluation "
-                       "size"}[side_of(r["ci_low"], r["ci_high"], 0.5)] + suffix
+        suffix = "" if measured else " (test images only: training variance not measured)"
+        verdict = blocked or {"a": "B better", "b": "A better", "": "cannot tell at this "
+                              "evaluation size"}[side_of(r["ci_low"], r["ci_high"], 0.5)] + suffix
         figures[r.pop("variant")] = {**r, "verdict": verdict}
     simulated = (Path(study) / SIMULATED).exists()
     return {"study": str(Path(study).resolve()), "figures": figures,
@@ -380,6 +380,10 @@ def _primary(result: dict) -> dict:
     if figure["verdict"] == UNKNOWN_TRAINING:
         line += ("; measure it: rerun each arm with --seed 1 and 2, then quality compare "
                  "A A1 A2 -- B B1 B2 (or --images-only for the test-images-only comparison)")
+    elif figure["verdict"].startswith("cannot tell") and "replicates per arm" in figure[
+            "verdict"]:
+        line += (f"; train each arm to {MIN_REPLICATES} replicates (another --seed) and "
+                 "compare again")
     elif figure["verdict"].startswith("cannot tell") and figure.get("mdd") is not None:
         line += f"; differences under {figure['mdd']:.3f} cannot be detected here (MDD)"
     return {"figure": f"{stage}.{variant}.{given}.{metric}", "verdict": figure["verdict"],

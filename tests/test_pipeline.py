@@ -14,7 +14,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from annotate.stats.replicates import UNKNOWN_TRAINING
+from annotate.stats.replicates import FEW_REPLICATES, UNKNOWN_TRAINING
 from quality.report.page import _fmt
 from quality.run.cli import main
 
@@ -387,7 +387,7 @@ def test_arms_of_replicates_get_intervals_over_images_and_seeds(two_runs, seed_o
     figure = result["stage2"]["gold"]["predicted"]["cider_d"]
     assert figure["difference"] == pytest.approx(0, abs=1e-12)
     assert figure["ci_low"] < 0 < figure["ci_high"]
-    assert figure["verdict"] == "cannot tell at this evaluation size"
+    assert figure["verdict"] == FEW_REPLICATES.format(k=2)  # 2 per arm: shown, not claimed
     assert 0 < figure["variance"]["training_share"] <= 1
     assert figure["spread"]["a_sd"] > 0  # seed 0 and seed 1 trained different models
     assert quality(["compare", str(two_runs[0]), "--", "--n-boot", "10"]) == 2
@@ -436,8 +436,7 @@ def test_people_decide_a_comparison_of_two_arms_over_images_and_replicates(
     assert people["resampled"] == "image x training replicate"
     assert people["ci_low"] <= truth <= people["ci_high"]
     assert people["judgments"] == 3 * len(tasks) and result["people"]["simulated"]
-    verdict = ("B better" if people["ci_low"] > 0.5 else "A better" if people["ci_high"] < 0.5
-               else "cannot tell at this evaluation size")
+    verdict = FEW_REPLICATES.format(k=2)  # two replicates per arm: never a claim
     assert result["verdict"]["figure"] == "people.gold.win_rate"
     assert result["verdict"]["verdict"] == people["verdict"] == verdict
     assert result["verdict"]["automatic"]["figure"] == "stage2.gold.predicted.cider_d"
@@ -478,6 +477,7 @@ def test_replicates_give_intervals_over_test_images_and_seeds(replicated):
     assert change["replicates"] == {"a": 2, "b": 2} and change["image_sd"] > 0
     assert not change["verdict"].startswith("cannot tell: training variance unknown")
     assert block["verdict"][0].startswith("Over 2 training replicates (seeds 0, 1000)")
+    assert block["verdict"][1].startswith("With 2 replicates no difference is claimed")
     assert "baseline" in block["verdict"][-1]  # the rule baseline, in every replicate
     effect = block["threshold_effect"]  # chosen hand-over vs ultralytics' 0.25, seed by seed
     assert effect["against"] == 0.25

@@ -25,6 +25,15 @@ calibration test in `tests/test_replicates.py` measures, so it is not used for v
 
 With one replicate in an arm the training variance is not measured: the result says so, and a
 verdict is given only when the caller asks for the test-images-only comparison explicitly.
+
+With two replicates per arm the interval is given but no claim is made (`FEW_REPLICATES`):
+each arm's training spread then rests on one degree of freedom, and the interval holds its
+level only while training effects are normal. Simulated arms that differ only by seed
+(`tests/test_replicates.py`, 2000 repetitions each, 150 test images) were called different
+in 4.0-5.2% of repetitions at K = 2 with normal training effects, but in 6.0% when one
+replicate in five collapses (a mixture); at K = 3 and 4 in at most 3.9% under all three
+models. A claim therefore needs `MIN_REPLICATES` per arm; at K = 2 the power was small anyway
+(a t quantile of 4.3-12.7 at 1-2 degrees of freedom).
 """
 
 from __future__ import annotations
@@ -40,6 +49,21 @@ from annotate.stats.bootstrap import draws, percentile_interval
 CONFIDENCE, POWER = 0.95, 0.8
 #: The verdict when an arm has a single trained model and no images-only comparison was asked.
 UNKNOWN_TRAINING = "cannot tell: training variance unknown (one trained model per arm)"
+#: Trained replicates per arm a claim needs (see the module's docstring for the measurement).
+MIN_REPLICATES = 3
+#: The verdict with replicates measured but fewer than `MIN_REPLICATES` in an arm.
+FEW_REPLICATES = ("cannot tell: {k} training replicates per arm (a claim needs at least "
+                  f"{MIN_REPLICATES})")
+
+
+def claim_blocked(replicates_a: int, replicates_b: int, images_only: bool = False) -> str | None:
+    """The verdict that stops a claim from arms of so few replicates, or None when the
+    interval may decide: one model per arm (unless `images_only`), or measured but fewer than
+    `MIN_REPLICATES`."""
+    fewest = min(replicates_a, replicates_b)
+    if fewest < 2:
+        return None if images_only else UNKNOWN_TRAINING
+    return FEW_REPLICATES.format(k=fewest) if fewest < MIN_REPLICATES else None
 
 
 @dataclass(frozen=True)
@@ -74,8 +98,9 @@ class ReplicateDifference:
 
     @property
     def verdict(self) -> str:
-        if self.training_variance is None and not self.images_only:
-            return UNKNOWN_TRAINING
+        blocked = claim_blocked(self.replicates_a, self.replicates_b, self.images_only)
+        if blocked:
+            return blocked
         if not np.isfinite(self.ci_low):
             return "cannot tell (no interval)"
         suffix = " (test images only: training variance not measured)" if (
@@ -146,14 +171,34 @@ def compare_replicates(a_replicates: np.ndarray, b_replicates: np.ndarray,
         low, high = percentile_interval(boot, confidence)
         return ReplicateDifference(mean_a, mean_b, difference, low, high, None, test_set, None,
                                    k_a, k_b, images, sd_a, sd_b, images_only)
-    parts = np.array([sd_a ** 2 / k_a, sd_b ** 2 / k_b, test_set])
-    dofs = np.array([k_a - 1, k_b - 1, max(images - 1, 1)], np.float64)
-    total = float(parts.sum())
-    df = float(total ** 2 / np.sum(parts ** 2 / dofs)) if total > 0 else float("inf")
+    parts = [sd_a ** 2 / k_a, sd_b ** 2 / k_b, test_set]
+    low, high, df = welch_interval(difference, parts, [k_a - 1, k_b - 1, max(images - 1, 1)],
+                                   confidence)
+    return ReplicateDifference(mean_a, mean_b, difference, low, high, float(sum(parts[:2])),
+                               test_set, df, k_a, k_b, images, sd_a, sd_b, images_only)
+
+
+def welch_interval(value: float, parts: list[float], dofs: list[float],
+                   confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """`value` +- t * sqrt(sum of `parts`): independent variance components, each estimated
+    with its degrees of freedom, combined by Welch-Satterthwaite.
+
+    Returns
+    -------
+    tuple
+        (low, high, df).
+
+    Examples
+    --------
+    >>> low, high, df = welch_interval(1.0, [0.01, 0.01], [2, 2])
+    >>> round(df, 1), round(high - 1.0, 3)  # df = 0.02^2 / (2 * 0.01^2 / 2) = 4
+    (4.0, 0.393)
+    """
+    parts_array, dofs_array = np.asarray(parts, np.float64), np.asarray(dofs, np.float64)
+    total = float(parts_array.sum())
+    df = float(total ** 2 / np.sum(parts_array ** 2 / dofs_array)) if total > 0 else float("inf")
     half = float(stats.t.ppf(0.5 + confidence / 2, df) * np.sqrt(total))
-    return ReplicateDifference(mean_a, mean_b, difference, difference - half, difference + half,
-                               float(parts[:2].sum()), test_set, df, k_a, k_b, images, sd_a,
-                               sd_b, images_only)
+    return value - half, value + half, df
 
 
 def replicate_estimate(per_replicate: np.ndarray, image_boot: np.ndarray, *, images: int,
@@ -193,9 +238,9 @@ def replicate_estimate(per_replicate: np.ndarray, image_boot: np.ndarray, *, ima
                               "training_variance": "not measured"}}
     training = float(values.var(ddof=1) / k)
     total = training + test_set
-    df = total ** 2 / (training ** 2 / (k - 1) + test_set ** 2 / max(images - 1, 1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, df) * np.sqrt(total))
-    return {"value": value, "ci_low": value - half, "ci_high": value + half,
+    low, high, df = welch_interval(value, [training, test_set], [k - 1, max(images - 1, 1)],
+                                   confidence)
+    return {"value": value, "ci_low": low, "ci_high": high,
             "sd": float(values.std(ddof=1)),
             "variance": {"training": training, "test_set": test_set,
                          "training_share": training / total if total > 0 else None},
@@ -315,13 +360,14 @@ def plan(training_sd: float, image_sd: float, target: float, *, images: int,
     Returns
     -------
     dict
-        `replicates`: the fewest per arm whose MDD on `images` is at most `target` (None when
+        `replicates`: the fewest per arm (at least `MIN_REPLICATES`, the fewest that may
+        claim a difference) whose MDD on `images` is at most `target` (None when
         even `max_replicates` do not reach it: the test set is then too small, and
         `images_needed_with_max` says how many images would be); the MDD per replicate count.
     """
     mdd = {k: minimum_detectable_difference(training_sd, image_sd, k, images,
                                             confidence=confidence, power=power)
-           for k in range(2, max_replicates + 1)}
+           for k in range(MIN_REPLICATES, max_replicates + 1)}
     enough = [k for k, value in mdd.items() if value <= target]
     z = stats.norm.ppf(0.5 + confidence / 2) + stats.norm.ppf(power)  # many images: t ~ z
     left = (target / z) ** 2 - 2 * training_sd ** 2 / max_replicates

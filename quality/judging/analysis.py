@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from annotate.runtime.errors import UserError
 from annotate.stats.bootstrap import draws, percentile_interval
+from annotate.stats.replicates import CONFIDENCE
 from quality.agreement.alpha import alpha
 
 CHOICES = ("left", "right", "tie")
@@ -53,13 +55,20 @@ def image_mean_interval(frame: pd.DataFrame, values: np.ndarray, n_boot: int, se
                         ) -> tuple[float, float, int]:
     """The bootstrap interval of mean(`values`) over `frame`'s rows, resampling its images
     (each drawn image brings all its rows); and how many images there are."""
+    boot, images = image_means(frame, values, n_boot, seed)
+    low, high = percentile_interval(boot) if n_boot else (np.nan, np.nan)
+    return low, high, images
+
+
+def image_means(frame: pd.DataFrame, values: np.ndarray, n_boot: int, seed: int
+                ) -> tuple[np.ndarray, int]:
+    """mean(`values`) over `frame`'s rows in each of `n_boot` resamples of its images, and
+    how many images there are."""
     sums = pd.DataFrame({"value": values, "n": 1.0}).groupby(frame.image_id.to_numpy()).sum()
     if not n_boot:
-        return np.nan, np.nan, len(sums)
-    picked = draws(len(sums), n_boot, seed)
-    totals = sums.to_numpy(float)[picked].sum(axis=1)
-    low, high = percentile_interval(totals[:, 0] / totals[:, 1])
-    return low, high, len(sums)
+        return np.zeros(0), len(sums)
+    totals = sums.to_numpy(float)[draws(len(sums), n_boot, seed)].sum(axis=1)
+    return totals[:, 0] / totals[:, 1], len(sums)
 
 
 def draw_counts(n_units: int, n_boot: int, seed: int) -> np.ndarray:
@@ -284,10 +293,18 @@ def verdict_lines(rates: pd.DataFrame) -> list[str]:
 def arm_win_rates(judgments: pd.DataFrame, tasks: pd.DataFrame, replicates: dict[str, int],
                   n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per variant, how often people prefer arm B's caption over arm A's (systems `A:v` and
-    `B:v` of a study of two runs), with a two-level bootstrap interval: each draw resamples
-    the test images and, within each arm, its training replicates (a judgment weighs the
-    product of how often its image, its A replicate and its B replicate were drawn), so the
-    interval covers both sources of variation that a rerun would change.
+    `B:v` of a study of two runs), with an interval over test images and training replicates.
+
+    The interval is win rate +- t * sqrt(training + test set). The test-set part is the
+    variance of the win rate over image resamples (an image brings all its judgments); the
+    training parts come from the mean win rate of each (A replicate, B replicate) cell
+    (`_training_parts`: A's replicates, B's, and their interaction). The t quantile has the
+    smallest degrees of freedom of the training parts (K - 1), not Welch-Satterthwaite's: a
+    win rate is far from normal in the replicates' effects when they are large (a 3 x 3 study
+    is close to a rank statistic of six values), and on simulated arms that differ only by
+    seed Welch-Satterthwaite called them different in 7% of 400 studies, this rule in 2.3%
+    (K = 3; 3.3% at K = 5). A two-level percentile bootstrap under-covers too
+    (docs/compare.md). With one replicate per arm, the image bootstrap's percentile interval.
 
     Parameters
     ----------
@@ -302,43 +319,79 @@ def arm_win_rates(judgments: pd.DataFrame, tasks: pd.DataFrame, replicates: dict
     -------
     pd.DataFrame
         variant, judgments, images, replicates_a, replicates_b, ties, win_rate (B over A,
-        ties half), ci_low, ci_high, resampled.
+        ties half), ci_low, ci_high, training_share, resampled.
     """
     o = oriented(judgments)  # a = "A:v", b = "B:v" (name order)
     side = tasks.set_index("task")
     left_a = side.left.reindex(o.task).astype(str).str.startswith("A:").to_numpy()
-    rep = {"A": np.where(left_a, side.left_replicate.reindex(o.task),
-                         side.right_replicate.reindex(o.task)).astype(int),
-           "B": np.where(left_a, side.right_replicate.reindex(o.task),
-                         side.left_replicate.reindex(o.task)).astype(int)}
+    left, right = (side[f"{s}_replicate"].reindex(o.task).to_numpy() for s in ("left", "right"))
+    rep = {"A": np.where(left_a, left, right).astype(int),
+           "B": np.where(left_a, right, left).astype(int)}
     rows = []
     for (a, b), index in o.groupby(["a", "b"]).indices.items():
         if not (a.startswith("A:") and b.startswith("B:") and a[2:] == b[2:]):
             continue
         pair = o.iloc[index]
         won = 1 - pair.score.to_numpy(float)  # B's share
-        images, image = np.unique(pair.image_id.to_numpy(), return_inverse=True)
-        ra, rb = rep["A"][index], rep["B"][index]
-        counts = (replicates["A"], replicates["B"])
-        low = high = np.nan
-        if n_boot:
-            w = draw_counts(len(images), n_boot, seed)[:, image]
-            for k, (r, n) in enumerate(((ra, counts[0]), (rb, counts[1]))):
-                if n > 1:  # one replicate: nothing to resample
-                    w = w * draw_counts(n, n_boot, seed + 1 + k)[:, r]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                rate = (w * won).sum(axis=1) / w.sum(axis=1)
-            low, high = percentile_interval(rate[np.isfinite(rate)])
-        rows.append({"variant": a[2:], "judgments": len(pair), "images": len(images),
-                     "replicates_a": int(counts[0]), "replicates_b": int(counts[1]),
-                     "ties": int(pair.tie.sum()), "win_rate": float(won.mean()),
-                     "ci_low": low, "ci_high": high,
-                     "resampled": _resampled(counts)})
+        value = float(won.mean())
+        boot, images = image_means(pair, won, n_boot, seed)
+        low, high = percentile_interval(boot) if n_boot else (np.nan, np.nan)
+        parts, dofs = _training_parts(won, rep["A"][index], rep["B"][index],
+                                      (replicates["A"], replicates["B"]))
+        share = None
+        if parts and n_boot:
+            test_set = float(np.var(boot, ddof=1))
+            total = sum(parts) + test_set
+            half = stats.t.ppf(0.5 + CONFIDENCE / 2, min(dofs)) * np.sqrt(total)
+            low, high = value - half, value + half
+            share = float(sum(parts) / (sum(parts) + test_set))
+        rows.append({"variant": a[2:], "judgments": len(pair), "images": images,
+                     "replicates_a": replicates["A"], "replicates_b": replicates["B"],
+                     "ties": int(pair.tie.sum()), "win_rate": value, "ci_low": low,
+                     "ci_high": high, "training_share": share,
+                     "resampled": _resampled((replicates["A"], replicates["B"]))})
     return pd.DataFrame(rows)
 
 
+def _training_parts(won: np.ndarray, rep_a: np.ndarray, rep_b: np.ndarray,
+                    replicates: tuple[int, int]) -> tuple[list[float], list[float]]:
+    """The training parts of the win rate's variance and their degrees of freedom, from the
+    mean of each (A replicate, B replicate) cell: a two-way layout whose row effects (A's
+    replicates), column effects (B's) and interaction (a pair of replicates that happen to
+    suit each other: the win rate is not additive in the two arms' training effects) each
+    vary with a rerun. Each part is its mean square over the count it is averaged over; the
+    cell means also carry judging and image noise, so the parts err wide."""
+    k_a, k_b = replicates
+    if max(k_a, k_b) < 2:
+        return [], []
+    cells = pd.Series(won).groupby([rep_a, rep_b]).mean().unstack()
+    if cells.isna().to_numpy().any():  # an empty cell: rows and columns from the tasks alone
+        parts, dofs = [], []
+        for k, reps in ((k_a, rep_a), (k_b, rep_b)):
+            if k > 1:
+                means = pd.Series(won).groupby(reps).mean()
+                parts.append(float(means.var(ddof=1)) / k if len(means) > 1 else np.inf)
+                dofs.append(k - 1)
+        return parts, dofs
+    m = cells.to_numpy(float)
+    rows, columns, grand = m.mean(axis=1), m.mean(axis=0), m.mean()
+    parts, dofs = [], []
+    if k_a > 1:
+        parts.append(float(np.var(rows, ddof=1)) / k_a)
+        dofs.append(k_a - 1)
+    if k_b > 1:
+        parts.append(float(np.var(columns, ddof=1)) / k_b)
+        dofs.append(k_b - 1)
+    if k_a > 1 and k_b > 1:
+        residual = m - rows[:, None] - columns[None, :] + grand
+        df = (k_a - 1) * (k_b - 1)
+        parts.append(float((residual ** 2).sum() / df) / (k_a * k_b))
+        dofs.append(df)
+    return parts, dofs
+
+
 def _resampled(replicates: tuple[int, int]) -> str:
-    """What the two-level bootstrap resampled, given each arm's number of replicates."""
+    """What the interval covers, given each arm's number of replicates."""
     if min(replicates) > 1:
         return "image x training replicate"
     if max(replicates) > 1:
