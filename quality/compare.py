@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from annotate.metrics.captions import bleu_from_stats, bleu_stats
 from annotate.runtime.atomic import write_json, write_text
 from annotate.runtime.capture import captured
 from annotate.runtime.errors import MissingFileError, UserError
+from annotate.runtime.records import metric_name
 from annotate.runtime.tracking import tracking
 from annotate.runtime.tracking import tracking_uri as resolve_uri
 from annotate.stats.bootstrap import draws
@@ -454,11 +454,6 @@ def _planned_figure(result: dict, path: Path) -> str:
         raise UserError(f"{path}: no robust variant to plan with: name one with --figure")
     best = max(robust, key=lambda v: robust[v]["predicted"])
     return f"gap.{workspace.DEPLOYED_DETECTOR}.{best}.predicted_change"
-
-
-def metric_name(key: str) -> str:
-    """`key` with the characters MLflow refuses in metric names (e.g. `+`) replaced by `_`."""
-    return re.sub(r"[^\w\-. :/]", "_", key)
 
 
 def compare_job(run_a: str | os.PathLike | list, run_b: str | os.PathLike | list, *,

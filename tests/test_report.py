@@ -481,6 +481,17 @@ def test_a_judgment_study_of_the_run_plans_blind_tasks_and_finds_a_planted_bias(
         [client.get_experiment_by_name("twostage-studies").experiment_id],
         filter_string=f"tags.study_folder = '{copy.resolve()}'")}
     assert steps == {"simulated", "judgments"}
+    logged = client.get_run(biased["mlflow"]["run_id"]).data.metrics  # every figure
+    for r in biased["win_rates"]:
+        name = f"win_rate/{r['a']} over {r['b']}"
+        assert logged[name] == pytest.approx(r["win_rate"])
+        assert logged[f"{name}/ci_low"] == pytest.approx(r["ci_low"])
+    assert logged["judges/alpha"] == pytest.approx(biased["judges"]["alpha"])
+    assert logged["metric/cider_d/tau_b"] == pytest.approx(
+        biased["metrics"]["metrics"]["cider_d"]["tau_b"])
+    assert logged["position_bias/left_share"] == pytest.approx(
+        biased["position_bias"]["left_share"])
+    assert len([k for k in logged if k.startswith("bradley_terry/")]) == 3 * 4
 
 
 def test_the_verdict_cites_the_judges_and_the_people_section_links_back(report):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from annotate.runtime.atomic import write_json
@@ -43,16 +44,18 @@ def read_sample(path: str | os.PathLike) -> list[str]:
 
 
 def record_step(folder: str | os.PathLike, step: str, record: dict,
-                tracking_uri: str | None = None) -> dict:
+                tracking_uri: str | None = None, figures: dict[str, float] | None = None
+                ) -> dict:
     """Write `record` to `folder/<step>.json` and log it as an MLflow run: numeric top-level
-    entries become metrics, scalar `settings` entries params, the JSON an artifact. Returns the
-    record with `mlflow` (tracking URI and run id) added."""
+    entries and `figures` (nested figures under flat names) become metrics, scalar `settings`
+    entries params, the JSON an artifact. Returns the record with `mlflow` (tracking URI and
+    run id) added."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     uri = resolve_uri(tracking_uri, folder)
     path = folder / f"{step}.json"
-    metrics = {k: float(v) for k, v in record.items()
-               if isinstance(v, int | float) and not isinstance(v, bool)}
+    metrics = {k: float(v) for k, v in {**record, **(figures or {})}.items()
+               if isinstance(v, int | float) and not isinstance(v, bool) and v == v}
     params = {k: v for k, v in record.get("settings", {}).items()
               if isinstance(v, str | int | float | bool) or v is None}
     with captured(folder / "mlflow.log"), tracking(uri) as mlflow:
@@ -65,3 +68,12 @@ def record_step(folder: str | os.PathLike, step: str, record: dict,
             mlflow.log_metrics(metrics)
             mlflow.log_artifact(str(path))
     return record
+
+
+def metric_name(key: str) -> str:
+    """`key` with the characters MLflow refuses in metric names (e.g. `+`) replaced by `_`.
+
+    >>> metric_name("win_rate/noise+oof over gold")
+    'win_rate/noise_oof over gold'
+    """
+    return re.sub(r"[^\w\-. :/]", "_", key)

@@ -21,7 +21,7 @@ import pandas as pd
 from annotate.runtime.atomic import write_json, write_parquet
 from annotate.runtime.errors import UserError
 from annotate.runtime.jsonable import records
-from annotate.runtime.records import record_step
+from annotate.runtime.records import metric_name, record_step
 from annotate.tables.views import gold_boxes
 from quality.cascade.scoring import per_image
 from quality.judging import analysis, ratings
@@ -197,10 +197,11 @@ def _scores(captions: pd.DataFrame, references: pd.Series, split) -> pd.DataFram
     return scores[["image_id", "system", *[m for m in METRICS if m in scores]]]
 
 
-def _record(study, name: str, record: dict, tracking_uri: str | None, log: bool) -> dict:
-    """`name` in the study folder, and (with `log`) its MLflow run."""
+def _record(study, name: str, record: dict, tracking_uri: str | None, log: bool,
+            figures: dict[str, float] | None = None) -> dict:
+    """`name` in the study folder, and (with `log`) its MLflow run with `figures` as metrics."""
     if log:
-        return record_step(study, Path(name).stem, record, tracking_uri)
+        return record_step(study, Path(name).stem, record, tracking_uri, figures)
     write_json(Path(study) / name, record)
     return record
 
@@ -350,4 +351,37 @@ def judgments_job(study: str | os.PathLike, n_boot: int = 1000, seed: int = 0,
     if truth.exists():
         result["simulated"] = json.loads(truth.read_text())
         result["verdict"] = [f"(simulated judges) {line}" for line in result["verdict"]]
-    return _record(study, ANALYSIS, result, tracking_uri, log)
+    return _record(study, ANALYSIS, result, tracking_uri, log, judgment_figures(result))
+
+
+def judgment_figures(result: dict) -> dict[str, float]:
+    """Every figure of an analysis under a flat MLflow metric name (`win_rate/gold over oof`,
+    `win_rate/gold over oof/ci_low`, `bradley_terry/gold`, `judges/alpha`, ...)."""
+    out: dict[str, float] = {}
+
+    def put(name: str, entry: dict, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            value = entry.get(key)
+            if isinstance(value, list):  # [low, high]
+                out[f"{name}/{key}_low"], out[f"{name}/{key}_high"] = value
+            elif value is not None:
+                out[f"{name}/{key}" if key != keys[0] else name] = value
+
+    interval = ("ci_low", "ci_high")
+    for r in result.get("win_rates", []):
+        put(f"win_rate/{r['a']} over {r['b']}", r, ("win_rate", *interval))
+    for r in result.get("bradley_terry", []):
+        put(f"bradley_terry/{r['system']}", r, ("score", *interval))
+    for r in result.get("means", []):
+        put(f"mean_rating/{r['system']}", r, ("mean", *interval))
+    for r in result.get("differences", []):
+        put(f"rating_difference/{r['a']} minus {r['b']}", r, ("difference", *interval))
+    if "position_bias" in result:
+        put("position_bias/left_share", result["position_bias"], ("left_share", *interval))
+    put("judges/alpha", result["judges"], ("alpha", *interval))
+    for name, m in result["metrics"]["metrics"].items():
+        put(f"metric/{name}/tau_b", m, ("tau_b", "tau_b_ci"))
+        put(f"metric/{name}/tau_c", m, ("tau_c", "tau_c_ci"))
+        put(f"metric/{name}/system_agreement", m, ("system_agreement",
+                                                   "system_agreement_ci"))
+    return {metric_name(k): float(v) for k, v in out.items()}

@@ -24,11 +24,11 @@ import pandas as pd
 from annotate.runtime.atomic import write_json
 from annotate.runtime.capture import captured
 from annotate.runtime.errors import UserError
+from annotate.runtime.records import metric_name
 from annotate.runtime.tracking import tracking, tracking_uri
 from annotate.tables import store
 from annotate.tables.versions import data_version
 from quality import workspace
-from quality.compare import metric_name
 
 log = logging.getLogger(__name__)
 
@@ -531,7 +531,13 @@ class Pipeline:
         deployed detector's captions (the gold-trained and out-of-fold variants, the rule
         baseline and a held-out human caption), analysed as a pulled study would be."""
         from quality.judging.design import HUMAN_SYSTEM
-        from quality.judging.jobs import SYSTEMS, judgments_job, plan_judging, simulate_judging
+        from quality.judging.jobs import (
+            SYSTEMS,
+            judgment_figures,
+            judgments_job,
+            plan_judging,
+            simulate_judging,
+        )
 
         run = self.out
         study = workspace.path(run, "judging").parent
@@ -545,8 +551,7 @@ class Pipeline:
             plan_judging(run, study, systems=systems, seed=seed, log=False)
             simulate_judging(study, seed=seed, log=False)
             result = judgments_job(study, n_boot=o["n_boot"], seed=seed, log=False)
-            return {f"win_rate_{r['a']}_over_{r['b']}": r["win_rate"]
-                    for r in result["win_rates"]}
+            return judgment_figures(result)
 
         self._step("judging", [workspace.path(run, "split"), *captions.values()],
                    [workspace.path(run, "judging")], do_judging, self._uses("n_boot"))
