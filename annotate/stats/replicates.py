@@ -29,11 +29,12 @@ verdict is given only when the caller asks for the test-images-only comparison e
 With two replicates per arm the interval is given but no claim is made (`FEW_REPLICATES`):
 each arm's training spread then rests on one degree of freedom, and the interval holds its
 level only while training effects are normal. Simulated arms that differ only by seed
-(`tests/test_replicates.py`, 2000 repetitions each, 150 test images) were called different
-in 4.0-5.2% of repetitions at K = 2 with normal training effects, but in 6.0% when one
-replicate in five collapses (a mixture); at K = 3 and 4 in at most 3.9% under all three
-models. A claim therefore needs `MIN_REPLICATES` per arm; at K = 2 the power was small anyway
-(a t quantile of 4.3-12.7 at 1-2 degrees of freedom).
+(`benchmarks/replicate_calibration.py`: 2000 repetitions each, 150 test images; two runs
+with other seeds) were called different at K = 2 in 4.0-5.2% of repetitions with normal
+training effects and 5.2-6.0% when one replicate in five collapses (a mixture): at or above
+the nominal 5%, with nothing to spare; at K = 3 and 4 in 1.5-4.0% under all three models. A
+claim therefore needs `MIN_REPLICATES` per arm; at K = 2 the power was small anyway (a t
+quantile of 4.3-12.7 at 1-2 degrees of freedom).
 """
 
 from __future__ import annotations
