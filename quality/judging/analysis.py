@@ -239,19 +239,29 @@ def metric_agreement(judgments: pd.DataFrame, scores: pd.DataFrame, n_boot: int 
     table = scores.set_index(["image_id", "system"])
     out = {}
     for metric in metrics:
-        value = table[metric]
-        diff = (value.reindex(pd.MultiIndex.from_arrays([tasks.image_id, tasks.a])).to_numpy()
-                - value.reindex(pd.MultiIndex.from_arrays([tasks.image_id, tasks.b])).to_numpy())
+        diff = pair_difference(table[metric], tasks)
         keep = np.isfinite(diff)
-        sample_b, sample_c = kendall(tasks.people[keep], diff[keep])
-        boot_b, boot_c = kendall(tasks.people[keep], diff[keep], weights[:, image_of[keep]])
         system = system_agreement(tasks[keep].assign(diff=diff[keep]), weights[:, image_of[keep]])
-        out[metric] = {"tasks": int(keep.sum()), "tau_b": float(sample_b[0]),
-                       "tau_b_ci": list(percentile_interval(boot_b)),
-                       "tau_c": float(sample_c[0]), "tau_c_ci": list(percentile_interval(boot_c)),
-                       **system}
+        out[metric] = {"tasks": int(keep.sum()), **kendall_intervals(
+            tasks.people[keep], diff[keep], weights[:, image_of[keep]]), **system}
     return {"metrics": out, "resampled": {"unit": "image", "count": len(images),
                                           "n_boot": n_boot}}
+
+
+def pair_difference(values: pd.Series, pairs: pd.DataFrame) -> np.ndarray:
+    """Per row of `pairs` (image_id, a, b): `values` (indexed by image_id, system) of a minus
+    that of b on the row's image; NaN where either is missing."""
+    at = {side: pd.MultiIndex.from_arrays([pairs.image_id, pairs[side]]) for side in "ab"}
+    return values.reindex(at["a"]).to_numpy() - values.reindex(at["b"]).to_numpy()
+
+
+def kendall_intervals(people, metric, weights: np.ndarray) -> dict:
+    """Kendall tau-b and tau-c of `people` and `metric` with their percentile intervals over
+    the bootstrap draws `weights` (`kendall`)."""
+    sample_b, sample_c = kendall(people, metric)
+    boot_b, boot_c = kendall(people, metric, weights)
+    return {"tau_b": float(sample_b[0]), "tau_b_ci": list(percentile_interval(boot_b)),
+            "tau_c": float(sample_c[0]), "tau_c_ci": list(percentile_interval(boot_c))}
 
 
 def system_agreement(tasks: pd.DataFrame, weights: np.ndarray, centre: float = 0.5) -> dict:

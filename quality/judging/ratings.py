@@ -19,7 +19,8 @@ from quality.agreement.alpha import alpha
 from quality.judging.analysis import (
     draw_counts,
     image_mean_interval,
-    kendall,
+    kendall_intervals,
+    pair_difference,
     side_of,
     system_agreement,
 )
@@ -151,20 +152,13 @@ def rating_metric_agreement(ratings: pd.DataFrame, scores: pd.DataFrame, n_boot:
     for metric in table.columns:
         value = table[metric].reindex(at).to_numpy()
         keep = np.isfinite(value)
-        sample_b, sample_c = kendall(captions.people[keep], value[keep])
-        boot_b, boot_c = kendall(captions.people[keep], value[keep], weights[:, image_of[keep]])
         diff = pairs.assign(people=pairs.people_a - pairs.people_b,
-                            diff=table[metric].reindex(pd.MultiIndex.from_arrays(
-                                [pairs.image_id, pairs.a])).to_numpy()
-                            - table[metric].reindex(pd.MultiIndex.from_arrays(
-                                [pairs.image_id, pairs.b])).to_numpy())
+                            diff=pair_difference(table[metric], pairs))
         diff = diff[np.isfinite(diff["diff"])]
         system = system_agreement(diff, weights[:, images.get_indexer(diff.image_id)],
                                   centre=0.0)
-        out[metric] = {"captions": int(keep.sum()), "tau_b": float(sample_b[0]),
-                       "tau_b_ci": list(percentile_interval(boot_b)),
-                       "tau_c": float(sample_c[0]), "tau_c_ci": list(percentile_interval(boot_c)),
-                       **system}
+        out[metric] = {"captions": int(keep.sum()), **kendall_intervals(
+            captions.people[keep], value[keep], weights[:, image_of[keep]]), **system}
     return {"metrics": out, "resampled": {"unit": "image", "count": len(images),
                                           "n_boot": n_boot}}
 
