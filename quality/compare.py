@@ -29,11 +29,11 @@ from annotate.stats.bootstrap import draws
 from annotate.stats.replicates import (
     MIN_REPLICATES,
     UNKNOWN_TRAINING,
-    claim_blocked,
     compare_mean_scores,
     compare_replicates,
     minimum_detectable_difference,
     plan,
+    replicate_verdict,
 )
 from annotate.tables import store
 from annotate.tables.versions import split_versions
@@ -41,7 +41,7 @@ from annotate.tables.views import gold_boxes
 from quality import workspace
 from quality.cascade.replicates import REPLICATES_FILE
 from quality.cascade.scoring import ITEM_METRICS, detector_counts, per_image, references
-from quality.judging.analysis import arm_win_rates, check_judgments, side_of
+from quality.judging.analysis import arm_win_rates, check_judgments
 from quality.judging.jobs import JUDGMENTS, SIMULATED, read_plan
 from quality.splits.adequacy import paired_mdd
 
@@ -200,14 +200,9 @@ def _people(study: str | os.PathLike, arms: dict[str, list[Path]], n_boot: int, 
     table = check_judgments(pd.read_parquet(path), str(path))
     rates = arm_win_rates(table, pd.DataFrame(plan["tasks"]),
                           {"A": len(arms["a"]), "B": len(arms["b"])}, n_boot, seed)
-    measured = min(len(arms["a"]), len(arms["b"])) > 1
-    blocked = claim_blocked(len(arms["a"]), len(arms["b"]), images_only)
-    figures = {}
-    for r in rates.to_dict("records"):
-        suffix = "" if measured else " (test images only: training variance not measured)"
-        verdict = blocked or {"a": "B better", "b": "A better", "": "cannot tell at this "
-                              "evaluation size"}[side_of(r["ci_low"], r["ci_high"], 0.5)] + suffix
-        figures[r.pop("variant")] = {**r, "verdict": verdict}
+    figures = {r.pop("variant"): {**r, "verdict": replicate_verdict(
+        r["ci_low"], r["ci_high"], len(arms["a"]), len(arms["b"]), images_only, centre=0.5)}
+        for r in rates.to_dict("records")}
     simulated = (Path(study) / SIMULATED).exists()
     return {"study": str(Path(study).resolve()), "figures": figures,
             "layouts": plan.get("settings", {}).get("layouts"), "simulated": simulated,

@@ -57,6 +57,26 @@ FEW_REPLICATES = ("cannot tell: {k} training replicates per arm (a claim needs a
                   f"{MIN_REPLICATES})")
 
 
+def replicate_verdict(ci_low: float, ci_high: float, replicates_a: int, replicates_b: int,
+                      images_only: bool = False, centre: float = 0.0) -> str:
+    """The verdict on B against A from an interval of a figure whose "no difference" is
+    `centre` (0 for B - A, 0.5 for a win rate of B over A): "B better" above it, "A better"
+    below it, else "cannot tell at this evaluation size"; `claim_blocked`'s verdict for arms
+    of too few replicates; labelled when the interval covers the test images only."""
+    blocked = claim_blocked(replicates_a, replicates_b, images_only)
+    if blocked:
+        return blocked
+    if not np.isfinite(ci_low):
+        return "cannot tell (no interval)"
+    suffix = (" (test images only: training variance not measured)"
+              if min(replicates_a, replicates_b) < 2 else "")
+    if ci_low > centre + 1e-9:
+        return "B better" + suffix
+    if ci_high < centre - 1e-9:
+        return "A better" + suffix
+    return "cannot tell at this evaluation size" + suffix
+
+
 def claim_blocked(replicates_a: int, replicates_b: int, images_only: bool = False) -> str | None:
     """The verdict that stops a claim from arms of so few replicates, or None when the
     interval may decide: one model per arm (unless `images_only`), or measured but fewer than
@@ -99,18 +119,8 @@ class ReplicateDifference:
 
     @property
     def verdict(self) -> str:
-        blocked = claim_blocked(self.replicates_a, self.replicates_b, self.images_only)
-        if blocked:
-            return blocked
-        if not np.isfinite(self.ci_low):
-            return "cannot tell (no interval)"
-        suffix = " (test images only: training variance not measured)" if (
-            self.training_variance is None) else ""
-        if self.ci_low > 1e-9:
-            return "B better" + suffix
-        if self.ci_high < -1e-9:
-            return "A better" + suffix
-        return "cannot tell at this evaluation size" + suffix
+        return replicate_verdict(self.ci_low, self.ci_high, self.replicates_a,
+                                 self.replicates_b, self.images_only)
 
     def to_dict(self) -> dict:
         """JSON-ready, with what the interval resampled and the variance split."""
