@@ -28,7 +28,12 @@ import pandas as pd
 from annotate.runtime.atomic import write_json
 from annotate.runtime.errors import MissingFileError
 from annotate.stats.bootstrap import draws
-from annotate.stats.replicates import MIN_REPLICATES, compare_mean_scores, replicate_estimate
+from annotate.stats.replicates import (
+    MIN_REPLICATES,
+    claim_blocked,
+    compare_mean_scores,
+    replicate_estimate,
+)
 from annotate.tables import store
 from annotate.tables.views import gold_boxes
 from quality import workspace
@@ -199,7 +204,7 @@ def _side(entry: dict) -> str:
     """Whether an interval of a difference excludes 0, in words; never a claim from fewer than
     `MIN_REPLICATES` replicates."""
     k = entry.get("resampled", {}).get("training_replicates", 1)
-    if 1 < k < MIN_REPLICATES:
+    if claim_blocked(k, k, images_only=True):  # replicates measured, but too few to claim
         return "not told apart"
     if entry["ci_low"] > 0:
         return "higher"
@@ -229,7 +234,7 @@ def verdict(block: dict) -> list[str]:
              f"{_interval(drop)} (95% interval over {n} test images x {k} replicates; "
              + (f"training is {share:.0%} of its variance)." if share is not None else
                 "training variance unmeasured).")]
-    if 1 < k < MIN_REPLICATES:
+    if claim_blocked(k, k, images_only=True):
         lines.append(f"With {k} replicates no difference is claimed (a claim needs "
                      f"{MIN_REPLICATES}: the training spread of {k} models rests on {k - 1} "
                      "degree of freedom); the intervals are shown.")
