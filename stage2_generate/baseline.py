@@ -19,7 +19,7 @@ import os
 import pandas as pd
 
 from annotate.demo.captions import listing
-from annotate.formats.layout import DEFAULT_BINS, EMPTY, SEPARATOR, encode_layouts
+from annotate.formats.layout import DEFAULT_BINS, EMPTY, decode_layout, encode_layouts
 from annotate.runtime.atomic import write_parquet
 from annotate.tables.schema import coerce, model_source
 
@@ -30,14 +30,8 @@ def caption_of(layout: str) -> str:
     """The template caption of one encoded layout."""
     if layout == EMPTY or not layout.strip():
         return "an empty image"
-    labels = [_label(part) for part in layout.split(SEPARATOR)]
+    labels = [found.label for found in decode_layout(layout)]
     return listing(labels) if len(labels) == 1 else f"from left to right: {listing(labels)}"
-
-
-def _label(part: str) -> str:
-    """The class name of one encoded object ('red circle x2 y5 x4 y7' -> 'red circle')."""
-    words = part.split()
-    return " ".join(words[:-4]) if len(words) > 4 else part
 
 
 def rule_captions(boxes: pd.DataFrame, images: pd.DataFrame, bins: int = DEFAULT_BINS

@@ -12,14 +12,16 @@ import sys
 
 import pandas as pd
 
+from annotate.formats.layout import SCORE_BINS
 from annotate.formats.readers import read_tables
 from annotate.runtime.cliutil import default, run_command
+from annotate.runtime.errors import UserError
 from annotate.tables.schema import coerce
 from annotate.tables.views import gold_boxes, split_images
 from stage2_generate.baseline import rule_job
 from stage2_generate.config import BATCH_SIZE, NUM_BEAMS, TrainConfig
 from stage2_generate.model import PRESETS
-from stage2_generate.noise import Noise, calibrate
+from stage2_generate.noise import Noise, calibrate, calibrate_scores
 from stage2_generate.score import read_captions, score_job
 
 
@@ -31,10 +33,15 @@ def cmd_train(args: argparse.Namespace) -> None:
              Noise(args.drop, args.spurious, args.swap, args.jitter, args.scale,
                    duplicate=args.duplicate))
     extra = coerce("boxes", pd.read_parquet(args.train_boxes)) if args.train_boxes else None
+    if args.score_bins and not args.scores_from:
+        raise UserError("--score-bins needs --scores-from ERRORS: the detector's validation "
+                        "error table, whose scores the gold layouts' scores are drawn from")
+    scores = calibrate_scores(pd.read_parquet(args.scores_from)) if args.score_bins else None
     config = TrainConfig(preset=args.preset, model=args.model, epochs=args.epochs,
                          batch_size=args.batch_size, learning_rate=args.lr, bins=args.bins,
                          patience=args.patience, seed=args.seed, noise=noise,
-                         extra_share=args.train_boxes_share if extra is not None else 0.0)
+                         extra_share=args.train_boxes_share if extra is not None else 0.0,
+                         score_bins=args.score_bins, scores=scores)
     record = train(ts, args.out, config, extra)
     print(f"best validation loss {record['best_val_loss']:.4f}; wrote {args.out}")
 
@@ -107,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     noise.add_argument("--train-boxes", help="boxes Parquet (e.g. out-of-fold stage-1 output) "
                                              "to train on instead of gold for a share")
     noise.add_argument("--train-boxes-share", type=float, default=0.5)
+    scored = p.add_argument_group("detection scores in the layout")
+    scored.add_argument("--score-bins", type=int, default=default(TrainConfig, "score_bins"),
+                        help=f"score buckets per object (0: classes and boxes only; "
+                             f"{SCORE_BINS} is the pipeline's)")
+    scored.add_argument("--scores-from", metavar="ERRORS",
+                        help="stage-1 validation error table: gold objects get scores drawn "
+                             "from its found detections, injected spurious ones from its "
+                             "spurious detections")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("generate", help="one caption per image")

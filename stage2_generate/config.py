@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from annotate.formats.layout import DEFAULT_BINS
-from stage2_generate.noise import Noise
+from stage2_generate.noise import Noise, ScoreDistributions
 
 #: Decoding defaults of `stage2_generate.generate.generate_captions`.
 BATCH_SIZE, NUM_BEAMS, MAX_NEW_TOKENS = 32, 1, 48
@@ -29,4 +29,9 @@ class TrainConfig:
     noise: Noise = field(default_factory=Noise)
     #: share of training examples that read `extra_boxes` (e.g. out-of-fold stage-1 output)
     extra_share: float = 0.0
+    #: score buckets in the layout (0: the model reads classes and boxes only)
+    score_bins: int = 0
+    #: the detector's score distributions that gold layouts draw their scores from (needed
+    #: when `score_bins` > 0; `stage2_generate.noise.calibrate_scores`)
+    scores: ScoreDistributions | None = None
     progress: bool = True

@@ -28,6 +28,16 @@ def model_version(model_dir: str | os.PathLike) -> str:
     return f"{folder.resolve().name}-{digest.hexdigest()[:8]}"
 
 
+def model_layouts(model_dir: str | os.PathLike, boxes: pd.DataFrame, images: pd.DataFrame
+                  ) -> pd.Series:
+    """The layout texts the model in `model_dir` reads, by the contract its run record states
+    (`bins`, `score_bins`): a model trained without scores never sees them; a foreign
+    checkpoint or an older record reads classes and boxes in the default bins."""
+    config = run_record(model_dir).get("config", {})
+    return encode_layouts(boxes, images, config.get("bins", DEFAULT_BINS),
+                          config.get("score_bins", 0))
+
+
 def generate_captions(model_dir: str | os.PathLike, boxes: pd.DataFrame, images: pd.DataFrame,
                       batch_size: int = BATCH_SIZE, num_beams: int = NUM_BEAMS,
                       max_new_tokens: int = MAX_NEW_TOKENS,
@@ -37,8 +47,7 @@ def generate_captions(model_dir: str | os.PathLike, boxes: pd.DataFrame, images:
     model, tokenizer = load(model_dir)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
-    bins = run_record(model_dir).get("config", {}).get("bins", DEFAULT_BINS)
-    layouts = encode_layouts(boxes, images, bins)
+    layouts = model_layouts(model_dir, boxes, images)
     texts = layouts.tolist()
     captions: list[str] = []
     steps = range(0, len(texts), batch_size)

@@ -4,6 +4,12 @@ Rates are set by hand or calibrated from a stage-1 error table: one row per gold
 prediction, with `image_id`, `status` (matched / missed / spurious / wrong_label), `gold_label`,
 `pred_label` and `iou` (matched and wrong_label rows). Every corruption is vectorised over the
 whole boxes table.
+
+A model that reads confidences (`annotate.formats.layout`, `score_bins`) is trained on gold
+layouts whose objects carry scores drawn from the detector's own score distributions
+(`ScoreDistributions`, calibrated from the same error table's `score` column): real objects from
+the scores of the detections that found an object, injected spurious objects from the scores of
+the spurious detections.
 """
 
 from __future__ import annotations
@@ -77,6 +83,68 @@ def calibrate(errors: pd.DataFrame) -> Noise:
                             for g, row in confusion.iterrows()})
 
 
+#: Quantile levels kept of each score distribution (0, 0.01, ..., 1): enough to redraw it.
+QUANTILE_LEVELS = np.linspace(0, 1, 101)
+
+
+@dataclass
+class ScoreDistributions:
+    """The detector's confidences at its operating threshold, as quantiles at
+    `QUANTILE_LEVELS`: `found` (its detections on an object: matched or wrong label) and
+    `spurious` (its detections on none). Draws are inverse-CDF samples (linear between the
+    kept quantiles), so they reproduce both distributions."""
+
+    found: list[float]
+    spurious: list[float]
+
+    def __post_init__(self) -> None:
+        for name in ("found", "spurious"):
+            values = np.asarray(getattr(self, name), np.float64)
+            if len(values) and (len(values) != len(QUANTILE_LEVELS) or np.any(np.diff(values) < 0)
+                                or np.any((values < 0) | (values > 1))):
+                raise UserError(f"score distribution {name!r} must be {len(QUANTILE_LEVELS)} "
+                                "non-decreasing quantiles in [0, 1] (or none)")
+
+    def draw(self, kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+        """`n` scores from the `kind` ('found' or 'spurious') distribution."""
+        quantiles = getattr(self, kind)
+        if n and not quantiles:
+            raise UserError(f"no {kind} detection scores to draw from: the error table they "
+                            f"were calibrated on had no scored {kind} detection")
+        return np.interp(rng.random(n), QUANTILE_LEVELS, quantiles) if n else np.empty(0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def calibrate_scores(errors: pd.DataFrame) -> ScoreDistributions:
+    """The score distributions of a stage-1 error table (see `ScoreDistributions`).
+
+    A detector without spurious (or without found) detections gives an empty distribution,
+    which only a draw from it refuses.
+
+    Raises
+    ------
+    UserError
+        When the table has no scores, or no scored detection at all.
+    """
+    check_errors(errors)
+    if "score" not in errors.columns:
+        raise UserError("the error table has no `score` column: score distributions need the "
+                        "detector's confidences (stage1-detect evaluate writes them)")
+    scores = errors.score.to_numpy(np.float64)
+    found = scores[errors.status.isin(["matched", "wrong_label"]).to_numpy()]
+    spurious = scores[(errors.status == "spurious").to_numpy()]
+    found, spurious = found[~np.isnan(found)], spurious[~np.isnan(spurious)]
+    if len(found) + len(spurious) == 0:
+        raise UserError("score distributions need scored detections: the error table has none")
+
+    def quantiles(values: np.ndarray) -> list[float]:
+        return np.round(np.quantile(values, QUANTILE_LEVELS), 6).tolist() if len(values) else []
+
+    return ScoreDistributions(found=quantiles(found), spurious=quantiles(spurious))
+
+
 def jitter_for_iou(median_iou: float, seed: int = 0) -> float:
     """The corner jitter (in box sizes) whose boxes keep `median_iou` with the original."""
     rng = np.random.default_rng(seed)
@@ -94,10 +162,12 @@ def jitter_for_iou(median_iou: float, seed: int = 0) -> float:
 
 
 def corrupt(boxes: pd.DataFrame, images: pd.DataFrame, noise: Noise, labels: list[str],
-            rng: np.random.Generator) -> pd.DataFrame:
+            rng: np.random.Generator, scores: ScoreDistributions | None = None
+            ) -> pd.DataFrame:
     """A corrupted copy of `boxes` (one view): objects dropped, labels swapped, boxes moved and
-    resized within the image, spurious objects added."""
-    if not noise.active:
+    resized within the image, spurious objects added; with `scores`, every kept object gets a
+    `score` drawn from the found distribution and every added one from the spurious one."""
+    if not noise.active and scores is None:
         return boxes
     size = images.drop_duplicates("image_id").set_index("image_id")[["width", "height"]]
     out = boxes[rng.random(len(boxes)) >= noise.drop].copy()
@@ -112,6 +182,9 @@ def corrupt(boxes: pd.DataFrame, images: pd.DataFrame, noise: Noise, labels: lis
     corners += rng.normal(0, noise.jitter, corners.shape) * np.stack([w, h, w, h], axis=1)
     out[COORDS] = corners
     extra = _spurious(boxes, size, noise, labels, rng)
+    if scores is not None:
+        out["score"] = scores.draw("found", len(out), rng)
+        extra = extra.assign(score=scores.draw("spurious", len(extra), rng))
     out = pd.concat([out, extra], ignore_index=True)
     return _clip(out, size)
 

@@ -24,14 +24,14 @@ from transformers import (
     set_seed,
 )
 
-from annotate.formats.layout import EMPTY, encode_layouts
+from annotate.formats.layout import EMPTY, encode_layouts, score_tokens
 from annotate.runtime.atomic import write_json
 from annotate.runtime.errors import UserError
 from annotate.tables.schema import HUMAN, TableSet
 from annotate.tables.views import gold_boxes
 from stage2_generate.config import TrainConfig
 from stage2_generate.model import build_model, load
-from stage2_generate.noise import corrupt
+from stage2_generate.noise import Noise, corrupt
 from stage2_generate.tokenizer import train_tokenizer
 
 RUN_FILE = "twostage.json"
@@ -113,21 +113,32 @@ def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
     if train_pairs.empty or val_pairs.empty:
         raise UserError(f"need human captions in train and val (have {len(train_pairs)} and "
                          f"{len(val_pairs)})")
-    clean = encode_layouts(gold, ts.images, config.bins)
+    if config.score_bins and config.scores is None:
+        raise UserError("a model that reads scores (score_bins > 0) needs the detector's score "
+                        "distributions to draw training scores from (TrainConfig.scores: "
+                        "stage2_generate.noise.calibrate_scores of a validation error table)")
     labels = list(ts.labels) or sorted(gold.label.dropna().unique())
+    rng = np.random.default_rng(config.seed)
+
+    def encode(boxes: pd.DataFrame) -> pd.Series:
+        return encode_layouts(boxes, ts.images, config.bins, config.score_bins)
+
+    scores = config.scores if config.score_bins else None
+    # validation (early stopping) reads gold layouts, with scores drawn once when it reads any
+    clean = encode(corrupt(gold, ts.images, Noise(), labels, rng, scores))
     if config.model:
         model, tokenizer = load(config.model)
-    else:  # every coordinate token and class name, seen in training or not
-        vocabulary = [" ".join(f"x{k} y{k}" for k in range(config.bins)), *labels, EMPTY]
+    else:  # every coordinate, score token and class name, seen in training or not
+        vocabulary = [" ".join(f"x{k} y{k}" for k in range(config.bins)),
+                      " ".join(score_tokens(config.score_bins)), *labels, EMPTY]
         tokenizer = train_tokenizer([*vocabulary, *clean.tolist(), *train_pairs.caption])
         model = build_model(tokenizer, config.preset)
-    rng = np.random.default_rng(config.seed)
-    alternative = (encode_layouts(extra_boxes, ts.images, config.bins)
-                   if extra_boxes is not None else None)
+    alternative = encode(extra_boxes) if extra_boxes is not None else None
+    drawn = config.noise.active or scores is not None
 
     def layouts_for_epoch(epoch: int) -> pd.Series:
-        layouts = (encode_layouts(corrupt(gold, ts.images, config.noise, labels, rng),
-                                  ts.images, config.bins) if config.noise.active else clean)
+        layouts = (encode(corrupt(gold, ts.images, config.noise, labels, rng, scores))
+                   if drawn else clean)
         if alternative is not None and config.extra_share > 0:
             use = rng.random(len(layouts)) < config.extra_share
             layouts = layouts.where(~use, alternative.reindex(layouts.index))
@@ -146,7 +157,7 @@ def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
         dataloader_pin_memory=torch.cuda.is_available(),
         warmup_steps=0.05)
     callbacks = [EarlyStoppingCallback(config.patience)]
-    if config.noise.active or alternative is not None:
+    if drawn or alternative is not None:
         callbacks.append(FreshNoise(train_set, layouts_for_epoch))
     trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=train_set,
                              eval_dataset=val_set, processing_class=tokenizer,
@@ -161,10 +172,17 @@ def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
     tokenizer.save_pretrained(str(out))
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     record = {"config": {**asdict(config), "noise": config.noise.to_dict()},
-              "data": ts.meta, "train_pairs": len(train_pairs), "val_pairs": len(val_pairs),
+              "input": layout_contract(config.bins, config.score_bins), "data": ts.meta,
+              "train_pairs": len(train_pairs), "val_pairs": len(val_pairs),
               "best_val_loss": trainer.state.best_metric, "history": history}
     write_json(out / RUN_FILE, record)
     return record
+
+
+def layout_contract(bins: int, score_bins: int) -> dict:
+    """What a model reads (`annotate.formats.layout`), as its run record states it."""
+    reads = "class, box" + (f", detection score ({score_bins} buckets)" if score_bins else "")
+    return {"bins": bins, "score_bins": score_bins, "reads": reads}
 
 
 def run_record(model_dir: str | os.PathLike) -> dict:

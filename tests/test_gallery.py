@@ -143,6 +143,11 @@ def assert_links_resolve(folder: Path) -> int:
 
 
 def test_an_exif_rotated_image_is_shown_upright_and_a_bad_file_is_counted(tmp_path):
+    # ultralytics patches PIL.Image.open on import (a file Pillow cannot identify then fails
+    # with ModuleNotFoundError for its HEIF plugin); the gallery reads with Pillow's own opener,
+    # so the pipeline, which imports ultralytics first, counts the bad file too
+    import ultralytics.utils.patches  # noqa: F401
+
     ts = planted_set(tmp_path / "images", size=(300, 400))  # displayed 300 wide, 400 high
     stored = Image.new("RGB", (400, 300), "green")  # stored landscape, EXIF: rotate 90
     exif = Image.Exif()

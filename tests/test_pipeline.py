@@ -17,6 +17,8 @@ import pytest
 from annotate.stats.replicates import FEW_REPLICATES, UNKNOWN_TRAINING
 from quality.report.page import _fmt
 from quality.run.cli import main
+from quality.run.pipeline import Pipeline, Settings
+from stage2_generate.train import run_record
 
 
 def figures_of(run) -> dict:
@@ -41,6 +43,11 @@ def test_the_smoke_preset_exercises_every_path_with_data(two_runs):
     assert len(gold) and len(predicted)
     both = gold.merge(predicted, on="image_id", suffixes=("_gold", "_predicted"))
     assert (both.caption_gold != both.caption_predicted).any()
+    for variant, reads in (("scores", 5), ("scores+oof", 5), ("noise+oof", 0)):
+        record = run_record(run / "stage2" / variant)
+        assert record["input"]["score_bins"] == reads, variant
+        assert (record["config"]["scores"] is not None) == bool(reads)
+    assert record["config"]["extra_share"] == 0.5
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +103,28 @@ def test_rerun_reuses_every_step(two_runs, capsys):
     assert main(["--preset", "smoke", "--out", str(first)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
     assert lines and all(line.endswith("cached") for line in lines)
+
+
+def test_variants_are_chosen_by_name_and_a_folder_of_other_variants_is_refused(tmp_path,
+                                                                             capsys):
+    assert main(["--out", str(tmp_path / "r"), "--preset", "smoke", "--variants",
+                 "gold,typo"]) == 2
+    assert "unknown typo" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "r"), "--preset", "smoke", "--variants", "oof"]) == 2
+    assert "gold is needed" in capsys.readouterr().err
+    settings = Settings(preset="smoke", options={"variants": ["scores", "gold"]})
+    assert settings.options["variants"] == ["gold", "scores"]  # in training order
+    steps = Pipeline(tmp_path / "r", settings).steps
+    assert [s for s in steps if s.startswith("stage2")] == ["stage2 gold", "stage2 scores",
+                                                            "stage2 captions"]
+    (tmp_path / "r" / "stage2" / "noise").mkdir(parents=True)
+    (tmp_path / "r" / "stage2" / "noise" / "model.safetensors").write_bytes(b"weights")
+    assert main(["--out", str(tmp_path / "r"), "--preset", "smoke", "--variants",
+                 "gold,scores"]) == 2
+    err = capsys.readouterr().err
+    assert "holds stage-2 variants this run does not train (noise" in err
+    assert "--variants gold,scores,noise" in err
+    assert (tmp_path / "r" / "stage2" / "noise" / "model.safetensors").read_bytes() == b"weights"
 
 
 def test_bad_data_is_a_clear_error(tmp_path, capsys):
@@ -233,16 +262,18 @@ def test_the_main_job_is_quiet_and_planted_leaks_reach_the_report(tmp_path, capf
     """Only step lines and the closing summary reach the terminal; library output (training
     tables, warnings, MLflow messages) is in the step logs. The data carry two planted leaks
     (`_leaky_demo`): the audit finds both and the report shows its counts. (One smoke run
-    for both: each costs minutes of CI.)"""
+    for both, training the gold-trained stage 2 only: each run costs minutes of CI.)"""
     from quality.cli import main as quality
 
     run = tmp_path / "run"
     assert main(["--data", str(_leaky_demo(tmp_path)), "--preset", "smoke", "--out",
-                 str(run)]) == 0
+                 str(run), "--variants", "gold"]) == 0
     out, err = capfd.readouterr()
     lines = out.splitlines()
     steps = [line for line in lines if line.startswith("[")]
-    assert len(steps) == 21 and err == ""
+    assert len(steps) == 18 and err == ""  # 23 steps less the five other stage-2 variants
+    assert not any("stage2 noise" in line or "stage2 scores" in line for line in steps)
+    assert sorted(p.name for p in (run / "stage2").iterdir()) == ["baseline", "gold"]
     rest = [line for line in lines if not line.startswith("[")]
     assert rest[0].startswith("deployed detector: mAP50")
     assert rest[1].startswith("With the deployed detector") and "human ceiling" in rest[-2]
@@ -264,7 +295,6 @@ def test_the_main_job_is_quiet_and_planted_leaks_reach_the_report(tmp_path, capf
 
 
 def test_a_changed_setting_reruns_only_the_steps_that_use_it(two_runs, tmp_path):
-    from quality.run.pipeline import Pipeline, Settings
 
     run = tmp_path / "run"
     shutil.copytree(two_runs[0], run)
@@ -278,13 +308,14 @@ def test_a_changed_setting_reruns_only_the_steps_that_use_it(two_runs, tmp_path)
     # tables do not change, so nothing downstream of them reruns); the report reads what
     # changed
     assert rerun(n_boot=60) == {"reliability", "split", "robustness", "judging", "report"}
-    # a stage-2 setting reruns the four variants, the threshold choice (the gold-trained
+    # a stage-2 setting reruns the six variants, the threshold choice (the gold-trained
     # model captions it) and what reads their captions; the error tables only if the chosen
     # threshold moved, the report only if the figures did
     reran = rerun(n_boot=60, stage2_epochs=1)
     assert reran - {"report", "stage1 evaluate"} == {
         "stage2 gold", "stage1 threshold", "stage2 noise", "stage2 oof", "stage2 noise+oof",
-        "stage2 captions", "robustness", "judging", "gallery"}
+        "stage2 scores", "stage2 scores+oof", "stage2 captions", "robustness", "judging",
+        "gallery"}
     assert rerun(n_boot=60, stage2_epochs=1) == set()
 
 
@@ -292,7 +323,6 @@ def test_a_changed_input_reruns_its_step_and_the_steps_after_it(two_runs, tmp_pa
     """The detector's raw test detections change (as if predicted again): the threshold step
     that filters them, evaluation, the stage-2 captions and what reads those rerun; training
     and everything before do not."""
-    from quality.run.pipeline import Pipeline, Settings
 
     run = tmp_path / "run"
     shutil.copytree(two_runs[0], run)
@@ -588,7 +618,7 @@ def test_a_run_killed_mid_step_reruns_to_the_same_report(two_runs, tmp_path):
     for figures in (first, again):
         figures["provenance"]["settings"].pop("data")
     assert again == first  # and so the same seed gives the same figures
-    names = {"gold", "noise", "oof", "noise+oof", "baseline"}
+    names = {"gold", "noise", "oof", "noise+oof", "scores", "scores+oof", "baseline"}
     assert set(first["robustness"]["variants"]) == names | {f"{n}, strong detector"
                                                             for n in names}
     assert not first["missing"]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from annotate.formats.ls_import import import_export
+from annotate.runtime.errors import UserError
 from annotate.tables import store
 from annotate.tables.views import reference_boxes
 from quality.cascade.sanity import overfit_check
@@ -15,11 +19,11 @@ from quality.gold.consensus import build_consensus
 from quality.splits.partition import split_set
 from stage2_generate.cli import main
 from stage2_generate.content import content_scores, mentioned
-from stage2_generate.generate import generate_captions
+from stage2_generate.generate import generate_captions, model_layouts
 from stage2_generate.model import build_model, load
-from stage2_generate.noise import Noise, calibrate, corrupt, jitter_for_iou
+from stage2_generate.noise import Noise, calibrate, calibrate_scores, corrupt, jitter_for_iou
 from stage2_generate.tokenizer import train_tokenizer
-from stage2_generate.train import TrainConfig, run_record, train
+from stage2_generate.train import RUN_FILE, TrainConfig, run_record, train
 from tests.conftest import REPO
 
 LABELS = ["red circle", "yellow circle", "blue square", "green square", "green triangle"]
@@ -163,6 +167,56 @@ def test_noise_and_extra_boxes_training_runs(demo_split, tmp_path):
     assert record["config"]["noise"]["drop"] == 0.1
 
 
+def _score_errors() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"image_id": [str(k) for k in range(300)],
+                         "status": ["matched"] * 200 + ["spurious"] * 100,
+                         "gold_label": None, "pred_label": None, "iou": np.nan,
+                         "score": np.r_[rng.uniform(0.4, 1, 200), rng.uniform(0.05, 0.3, 100)]})
+
+
+def test_a_model_without_scores_reads_scored_layouts_as_before(trained, demo_split, tmp_path):
+    out, _ = trained
+    images = demo_split.images[demo_split.images.split == "test"]
+    boxes = reference_boxes(demo_split).drop(columns="score")
+    scored = boxes.assign(score=np.random.default_rng(0).uniform(0, 1, len(boxes)))
+    assert run_record(out)["input"] == {"bins": 16, "score_bins": 0, "reads": "class, box"}
+    assert model_layouts(out, scored, images).equals(model_layouts(out, boxes, images))
+    assert not model_layouts(out, scored, images).str.contains(r" s\d").any()
+    plain = generate_captions(out, boxes, images)
+    assert generate_captions(out, scored, images).caption.tolist() == plain.caption.tolist()
+    # a model saved before scores existed (no score_bins in its record) reads them the same way
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    record = json.loads((old / RUN_FILE).read_text())
+    del record["config"]["score_bins"], record["config"]["scores"], record["input"]
+    (old / RUN_FILE).write_text(json.dumps(record))
+    assert generate_captions(old, scored, images).caption.tolist() == plain.caption.tolist()
+
+
+def test_a_scores_model_records_its_contract_and_reads_scores(demo_split, tmp_path):
+    config = TrainConfig(preset="tiny", epochs=2, progress=False, noise=Noise(spurious=0.3),
+                         score_bins=5, scores=calibrate_scores(_score_errors()))
+    record = train(demo_split, tmp_path / "m", config)
+    assert record["input"] == {"bins": 16, "score_bins": 5,
+                               "reads": "class, box, detection score (5 buckets)"}
+    assert len(record["config"]["scores"]["found"]) == 101
+    _, tokenizer = load(tmp_path / "m")
+    assert tokenizer.unk_token_id not in tokenizer("s0 s1 s2 s3 s4")["input_ids"]
+    images = demo_split.images[demo_split.images.split == "test"]
+    boxes = reference_boxes(demo_split)
+    low = boxes.assign(score=0.1)
+    layouts = model_layouts(tmp_path / "m", low, images)
+    assert layouts[layouts != "<empty>"].str.endswith(" s0").all()
+    certain = model_layouts(tmp_path / "m", boxes.drop(columns="score"), images)
+    assert not certain.str.contains(r" s[0-3]\b").any()  # gold boxes are certain: top bucket
+    assert certain[certain != "<empty>"].str.endswith(" s4").all()
+    assert len(generate_captions(tmp_path / "m", low, images)) == len(images)
+    with pytest.raises(UserError, match="needs the detector's score distributions"):
+        train(demo_split, tmp_path / "x", TrainConfig(preset="tiny", epochs=1, score_bins=5,
+                                                      progress=False))
+
+
 def test_content_score_known_answers():
     assert mentioned("two green triangles above a yellow circle", LABELS) == {
         "green triangle": 2, "yellow circle": 1}
@@ -190,3 +244,10 @@ def test_cli_train_generate_score(tmp_path, demo_split, capsys):
     assert '"content"' in capsys.readouterr().out
     assert main(["generate", str(tmp_path / "nope"), str(tmp_path / "set"),
                  "--out", str(captions)]) == 2
+    assert main(["train", str(tmp_path / "set"), "--out", str(model), "--score-bins", "5"]) == 2
+    assert "--scores-from" in capsys.readouterr().err
+    _score_errors().to_parquet(tmp_path / "errors.parquet")
+    assert main(["train", str(tmp_path / "set"), "--out", str(tmp_path / "scored"), "--preset",
+                 "tiny", "--epochs", "1", "--score-bins", "5", "--scores-from",
+                 str(tmp_path / "errors.parquet")]) == 0
+    assert run_record(tmp_path / "scored")["input"]["score_bins"] == 5

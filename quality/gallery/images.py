@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from annotate.runtime.atomic import atomic_path
+from annotate.runtime.pillow import open_image
 
 FULL, THUMBS = "img", "thumb"
 #: EXIF orientation tag (rotated or mirrored when not 1).
@@ -87,7 +88,7 @@ def _picture(row, out: Path, thumb: int) -> Picture:
     digest = digest or hashlib.sha256(data).hexdigest()
     full, small = f"{FULL}/{digest[:24]}{suffix}", f"{THUMBS}/{digest[:24]}.jpg"
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with open_image(io.BytesIO(data)) as image:
             rotated = image.getexif().get(ORIENTATION, 1) not in (1, None)
             if rotated or max(image.size) > thumb:
                 image.draft("RGB", (thumb, thumb))  # JPEG: decode at a reduced scale

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from annotate.runtime.cliutil import default, run_command
-from quality.run.pipeline import PRESETS, Pipeline, Settings
+from quality.run.pipeline import LEARNED, PRESETS, Pipeline, Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "models an interval over test images and these training "
                              "replicates (default: the "
                              "preset's: smoke 1, demo 4, full 5)")
+    parser.add_argument("--variants", type=lambda text: [v.strip() for v in text.split(",")],
+                        help="stage-2 variants to train, comma-separated, gold among them: "
+                             f"{', '.join(LEARNED)} (default: the preset's: smoke and full "
+                             f"all, demo {','.join(PRESETS['demo']['variants'])})")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: "
                                                "$MLFLOW_TRACKING_URI, else OUT/mlflow.db)")
     parser.add_argument("--baseline", help="an earlier run folder (or MLflow run id) to compare "
@@ -52,7 +56,8 @@ def run(args: argparse.Namespace) -> None:
     settings = Settings(data=args.data, preset=args.preset, seed=args.seed,
                         tracking_uri=args.tracking_uri,
                         options={key: value for key, value in (
-                            ("split_seed", args.split_seed), ("replicates", args.replicates))
+                            ("split_seed", args.split_seed), ("replicates", args.replicates),
+                            ("variants", args.variants))
                             if value is not None})
     page = Pipeline(args.out, settings, echo=print).run()
     for line in headline(json.loads(page.with_name("report.json").read_text())):

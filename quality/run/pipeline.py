@@ -40,7 +40,8 @@ PRESETS: dict[str, dict] = {
     "smoke": {"detector": "shapes-tiny.pt", "detector_epochs": 1, "imgsz": 96,
               "stage2_preset": "tiny", "stage2_epochs": 15, "folds": 2, "oof_epochs": 1,
               "strong_epochs": 1, "n_boot": 100, "demo_images": 0, "perturbation": False,
-              "val": 0.15, "test": 0.15, "split_seed": 0, "replicates": 1},
+              "val": 0.15, "test": 0.15, "split_seed": 0, "replicates": 1,
+              "variants": ["gold", "noise", "oof", "noise+oof", "scores", "scores+oof"]},
     # four training replicates in about 10 minutes: detectors fine-tuned from the shipped
     # weights (deployed: one epoch, so it finds nearly every object but adds spurious boxes;
     # strong: eight), stage 2 from scratch; docs/robustness.md has the measured trade-off
@@ -48,12 +49,16 @@ PRESETS: dict[str, dict] = {
              "stage2_preset": "small", "stage2_epochs": 10, "folds": 2, "oof_epochs": 1,
              "strong_epochs": 8, "demo_images": 500,
              "n_boot": 1000, "perturbation": True, "val": 0.2, "test": 0.35, "split_seed": 0,
-             "replicates": 4},
+             "replicates": 4,
+             # four variants keep the run's length: noise and noise+oof are scores and
+             # scores+oof without scores (docs/robustness.md has all six measured)
+             "variants": ["gold", "oof", "scores", "scores+oof"]},
     "full": {"detector": "yolov8n.yaml", "detector_epochs": 100, "imgsz": 320,
              "stage2_preset": "small", "stage2_epochs": 60, "folds": 5, "oof_epochs": 50,
              "strong_epochs": 50, "demo_images": 600,
              "n_boot": 2000, "perturbation": True, "val": 0.1, "test": 0.2, "split_seed": 0,
-             "replicates": 5},
+             "replicates": 5,
+             "variants": ["gold", "noise", "oof", "noise+oof", "scores", "scores+oof"]},
 }
 DATA = Path(__file__).resolve().parents[2] / "data"
 #: The shipped demo sample (200 images; what the tests read).
@@ -90,6 +95,14 @@ class Settings:
         if self.preset not in PRESETS:
             raise UserError(f"unknown preset {self.preset!r}: use one of {sorted(PRESETS)}")
         self.options = {**PRESETS[self.preset], **self.options}
+        variants = list(self.options["variants"])
+        unknown = sorted(set(variants) - set(LEARNED))
+        if unknown or "gold" not in variants:
+            raise UserError(f"variants {','.join(variants)}: " + (
+                f"unknown {', '.join(unknown)} (use {', '.join(LEARNED)})" if unknown else
+                "gold is needed (it chooses the operating thresholds and every variant is "
+                "measured against it)"))
+        self.options["variants"] = [v for v in LEARNED if v in variants]  # training order
 
 
 def _fingerprint(paths: list[Path]) -> str:
@@ -139,8 +152,10 @@ class Pipeline:
         self.replicate_seconds = 0.0
         self.mlflow = None
         #: the steps of this run: the chain, and with replicates the step that combines them
-        self.steps = STEPS[:-3] + ["replicates"] * (settings.options.get("replicates", 1) > 1) \
-            + STEPS[-3:]  # people's judgments, the gallery and the report come last
+        chain = [s for s in STEPS if not s.startswith("stage2 ") or s == "stage2 captions"
+                 or s.removeprefix("stage2 ") in settings.options["variants"]]
+        self.steps = chain[:-3] + ["replicates"] * (settings.options.get("replicates", 1) > 1) \
+            + chain[-3:]  # people's judgments, the gallery and the report come last
 
     # ----------------------------------------------------------------- plumbing
     def _uses(self, *names: str) -> dict:
@@ -208,6 +223,7 @@ class Pipeline:
 
         self.out.mkdir(parents=True, exist_ok=True)
         o, seed, run = self.settings.options, self.settings.seed, self.out
+        _refuse_other_variants(run, o["variants"])
         if self.settings.data is None:
             self.settings.data = str(demo_data(o["demo_images"]))
         data = Path(self.settings.data)
@@ -233,8 +249,8 @@ class Pipeline:
                 self._stage1_steps(o, seed)
                 self._stage2_steps(o, seed, ("gold",))
                 self._threshold_steps(o, seed)
-                self._stage2_steps(o, seed, LEARNED[1:])
-                self._caption_step()
+                self._stage2_steps(o, seed, tuple(o["variants"][1:]))
+                self._caption_step(o["variants"])
                 self._check_steps(o, seed)
                 if o["replicates"] > 1:
                     self._replicate_steps(o, seed)
@@ -381,9 +397,13 @@ class Pipeline:
         """Train the stage-2 variants named: `gold` (gold layouts), `noise` (noise calibrated
         on the deployed detector's validation errors at its operating threshold), `oof` (half
         the examples read the deployed recipe's out-of-fold detections at that threshold),
-        `noise+oof` (both)."""
+        `noise+oof` (both), `scores` (the noise variant reading detection scores: gold objects
+        carry scores drawn from the validation detections that found an object, injected
+        spurious ones from the spurious detections' scores) and `scores+oof` (that, with half
+        the examples reading the out-of-fold detections and their real scores)."""
+        from annotate.formats.layout import SCORE_BINS
         from stage1_detect.handover import hand_over
-        from stage2_generate.noise import Noise, calibrate
+        from stage2_generate.noise import calibrate, calibrate_scores
         from stage2_generate.train import TrainConfig, train
 
         run = self.out
@@ -392,36 +412,45 @@ class Pipeline:
         errors_val, oof = stage1 / "errors_val.parquet", run / "oof" / "oof_boxes.parquet"
         threshold = stage1 / workspace.THRESHOLD
 
-        def noise() -> Noise:
-            return calibrate(pd.read_parquet(errors_val))
+        def noise() -> dict:
+            return {"noise": calibrate(pd.read_parquet(errors_val))}
+
+        def scores() -> dict:
+            return {**noise(), "score_bins": SCORE_BINS,
+                    "scores": calibrate_scores(pd.read_parquet(errors_val))}
 
         def oof_boxes() -> pd.DataFrame:  # handed over as the deployed detector's output
             return hand_over(pd.read_parquet(oof), json.loads(threshold.read_text()))
 
-        recipes = {
-            "gold": ([split], lambda: (Noise(), None, 0.0)),
-            "noise": ([split, errors_val], lambda: (noise(), None, 0.0)),
-            "oof": ([split, oof, threshold], lambda: (Noise(), oof_boxes(), 0.5)),
+        half = {"extra_share": 0.5}  # of the examples read the out-of-fold detections
+        recipes = {  # variant -> (inputs, () -> (extra boxes, TrainConfig options))
+            "gold": ([split], lambda: (None, {})),
+            "noise": ([split, errors_val], lambda: (None, noise())),
+            "oof": ([split, oof, threshold], lambda: (oof_boxes(), half)),
             "noise+oof": ([split, errors_val, oof, threshold],
-                          lambda: (noise(), oof_boxes(), 0.5)),
+                          lambda: (oof_boxes(), {**half, **noise()})),
+            "scores": ([split, errors_val], lambda: (None, scores())),
+            "scores+oof": ([split, errors_val, oof, threshold],
+                           lambda: (oof_boxes(), {**half, **scores()})),
         }
         for name in variants:
             inputs, make = recipes[name]
             folder = workspace.path(run, "stage2") / name
 
             def do_variant(folder=folder, make=make) -> dict:
-                noise, extra, share = make()
-                record = train(store.load(split), folder, TrainConfig(
-                    preset=o["stage2_preset"], epochs=o["stage2_epochs"], seed=seed,
-                    noise=noise, extra_share=share, patience=5, progress=False), extra)
-                return {"best_val_loss": record["best_val_loss"], **{
-                    f"noise_{k}": v for k, v in noise.to_dict().items()
-                    if isinstance(v, float)}}
+                extra, options = make()
+                config = TrainConfig(preset=o["stage2_preset"], epochs=o["stage2_epochs"],
+                                     seed=seed, patience=5, progress=False, **options)
+                record = train(store.load(split), folder, config, extra)
+                return {"best_val_loss": record["best_val_loss"],
+                        "score_bins": config.score_bins, **{
+                            f"noise_{k}": v for k, v in config.noise.to_dict().items()
+                            if isinstance(v, float)}}
 
             self._step(f"stage2 {name}", inputs, [folder / "model.safetensors"], do_variant,
                        self._uses("stage2_preset", "stage2_epochs"))
 
-    def _caption_step(self) -> None:
+    def _caption_step(self, variants: list[str]) -> None:
         """Every variant (and the rule baseline, which needs no training) captions the gold,
         deployed and strong detectors' layouts of the test images, and of the validation
         images under `val/` (for the validation-vs-test check)."""
@@ -432,7 +461,7 @@ class Pipeline:
 
         run = self.out
         split = workspace.path(run, "split")
-        models = [workspace.path(run, "stage2") / v for v in LEARNED]
+        models = [workspace.path(run, "stage2") / v for v in variants]
         baseline = workspace.path(run, "stage2") / "baseline"
 
         def do_captions() -> dict:
@@ -470,7 +499,7 @@ class Pipeline:
 
         run = self.out
         captions = [workspace.path(run, "stage2") / v / workspace.VAL
-                    / workspace.CAPTIONS_PREDICTED_STRONG for v in (*LEARNED, "baseline")]
+                    / workspace.CAPTIONS_PREDICTED_STRONG for v in (*o["variants"], "baseline")]
 
         def do_robustness() -> dict:
             figures = robustness_job(run, o["n_boot"], seed, perturb=o["perturbation"])
@@ -616,6 +645,18 @@ class Pipeline:
         write_json(workspace.path(self.out, "run"), record)
         self.mlflow.set_tags({f"data_version.{name}": v for name, v in splits.items()})
 
+def _refuse_other_variants(run: Path, variants: list[str]) -> None:
+    """A run folder that holds trained stage-2 variants this run does not train would mix them
+    into its figures (every analysis reads the variants it finds): refuse, naming them."""
+    folder = workspace.path(run, "stage2")
+    others = sorted(p.name for p in folder.iterdir() if (p / "model.safetensors").exists()
+                    and p.name not in variants) if folder.is_dir() else []
+    if others:
+        raise UserError(f"{folder} holds stage-2 variants this run does not train "
+                        f"({', '.join(others)}; this run: {', '.join(variants)}): use another "
+                        f"--out, or --variants {','.join([*variants, *others])}")
+
+
 def _flat(block: dict) -> dict:
     """The replicate-aware drop of each detector and variant, for MLflow."""
     return {f"{detector}_{variant}_drop": entry["drop"]["value"]
@@ -647,10 +688,11 @@ class _NoTracking:
 
 
 #: The learned stage-2 variants, in training order (gold first: it chooses the thresholds).
-LEARNED = ("gold", "noise", "oof", "noise+oof")
+LEARNED = ("gold", "noise", "oof", "noise+oof", "scores", "scores+oof")
 STEPS = ["import", "reliability", "consensus", "split", "audit", "stage1 train",
          "stage1 strong", "stage1 predict", "stage1 crossfit", "stage2 gold", "stage1 threshold",
-         "stage1 evaluate", "stage2 noise", "stage2 oof", "stage2 noise+oof", "stage2 captions",
+         "stage1 evaluate", "stage2 noise", "stage2 oof", "stage2 noise+oof", "stage2 scores",
+         "stage2 scores+oof", "stage2 captions",
          "robustness", "sanity", "judging", "gallery", "report"]
 NOMINAL = {
     "smoke": dict.fromkeys(STEPS, 8),
@@ -658,6 +700,7 @@ NOMINAL = {
              "stage1 train": 12, "stage1 strong": 16, "stage1 predict": 2,
              "stage1 crossfit": 6, "stage2 gold": 18, "stage1 threshold": 12,
              "stage1 evaluate": 2, "stage2 noise": 20, "stage2 oof": 20, "stage2 noise+oof": 20,
+             "stage2 scores": 20, "stage2 scores+oof": 20,
              "stage2 captions": 9, "robustness": 36, "sanity": 4, "judging": 6, "gallery": 4,
              "report": 2},
     "full": dict.fromkeys(STEPS, 300),
