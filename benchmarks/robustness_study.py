@@ -9,7 +9,8 @@ spurious boxes sit on a real object (duplicates) against what the calibrated noi
 the out-of-fold detections' error profile against the deployed detector's, and whether each
 stage-2 variant was still improving when training stopped.
 
-    uv run python benchmarks/robustness_study.py [--images 1000] [--stage2-epochs 30]
+    uv run python benchmarks/robustness_study.py [--images 1000] [--stage2-epochs 30] \
+        [--variants gold,oof,scores,scores+oof]
     cp -r runs/demo runs/long && uv run python benchmarks/robustness_study.py \
         --images 500 --stage2-epochs 40 --out runs/long   # the demo, stage 2 trained longer
     uv run python benchmarks/robustness_study.py --run runs/demo      # only read a run
@@ -33,7 +34,7 @@ from annotate.tables import store
 from annotate.tables.views import gold_boxes
 from quality.cascade.robustness import MISLOCATED_IOU
 from quality.cascade.summary import detector_rates
-from quality.run.pipeline import Pipeline, Settings, demo_data
+from quality.run.pipeline import LEARNED, Pipeline, Settings, demo_data
 from stage1_detect.evaluate import match_errors
 from stage1_detect.handover import hand_over
 from stage2_generate.noise import DUPLICATE_IOU, calibrate
@@ -44,6 +45,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--stage2-epochs", type=int, default=30)
+    parser.add_argument("--variants", default=",".join(LEARNED),
+                        help="stage-2 variants to train (default: all six)")
     parser.add_argument("--run", help="an existing run folder: read it, run nothing")
     parser.add_argument("--out", help="run folder (default: a new temporary one); steps whose "
                                       "inputs and settings did not change are reused")
@@ -56,7 +59,8 @@ def main() -> None:
         started = time.perf_counter()
         data = demo_data(args.images) if args.out else demo_data(args.images, work)
         Pipeline(run, Settings(data=str(data), preset="demo",
-                               options={"stage2_epochs": args.stage2_epochs})).run()
+                               options={"stage2_epochs": args.stage2_epochs,
+                                        "variants": args.variants.split(",")})).run()
         print(f"pipeline: {args.images} images, stage-2 epochs {args.stage2_epochs}: "
               f"{(time.perf_counter() - started) / 60:.1f} min ({run})")
     report(run)

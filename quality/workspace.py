@@ -93,6 +93,9 @@ VAL = "val"
 #: default confidence (`stage1_detect.handover.ULTRALYTICS_CONF`, no suppression): what the
 #: chosen hand-over is compared with, replicate by replicate.
 CAPTIONS_PREDICTED_DEFAULT = "captions_predicted_default.parquet"
+#: The same model's captions of that output at the chosen threshold without suppression: what
+#: suppression at the hand-over is compared with.
+CAPTIONS_PREDICTED_UNSUPPRESSED = "captions_predicted_unsuppressed.parquet"
 #: The strong detector (the deployed one trained longer: what a better stage 1 would give):
 #: its folder and the captions from its layouts.
 STRONG = "stage1_strong"

@@ -506,6 +506,23 @@ def test_replicates_give_intervals_over_test_images_and_seeds(replicated):
     assert effect["difference"]["value"] == pytest.approx(effect["chosen"] - effect["default"])
     assert effect["difference"]["resampled"]["unit"] == "image x training replicate"
     assert any("ultralytics' default confidence 0.25" in line for line in block["verdict"])
+    suppression = block["suppression_effect"]  # chosen hand-over vs its threshold unsuppressed
+    assert suppression["chosen"] == effect["chosen"]
+    assert suppression["difference"]["value"] == pytest.approx(
+        suppression["chosen"] - suppression["default"])
+    assert any("without suppression" in line for line in block["verdict"])
+    for run in block["runs"]:
+        run = Path(run)
+        record = json.loads((run / "stage1" / "threshold.json").read_text())
+        unsuppressed = pd.read_parquet(run / "stage1" / "raw_test.parquet").query(
+            f"score >= {record['chosen']}")
+        handed = pd.read_parquet(run / "stage1" / "predicted_test.parquet")
+        captions = [pd.read_parquet(run / "stage2" / "gold" / name).caption.tolist() for name in
+                    ("captions_predicted.parquet", "captions_predicted_unsuppressed.parquet")]
+        if record["suppress_iou"] is None:  # the same boxes, so the same captions
+            assert len(unsuppressed) == len(handed) and captions[0] == captions[1]
+        else:
+            assert len(unsuppressed) > len(handed)
     report = json.loads((replicated / "report" / "report.json").read_text())
     assert report["replicates"]["verdict"] == block["verdict"]
     page = (replicated / "report" / "report.html").read_text()

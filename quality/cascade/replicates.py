@@ -102,9 +102,14 @@ def replicates_job(runs: list[str | os.PathLike], out: str | os.PathLike, *,
     if (strong, GOLD_VARIANT) in scores and (deployed, GOLD_VARIANT) in scores:
         drops = [np.subtract(*scores[d, GOLD_VARIANT]) for d in (deployed, strong)]
         block["strong_saves"] = _paired(drops[0] - drops[1], picked)
-    effect = _threshold_effect(runs, ts, images, scores[deployed, GOLD_VARIANT][1], picked)
-    if effect is not None:
-        block["threshold_effect"] = effect
+    chosen = scores[deployed, GOLD_VARIANT][1]
+    for key, file, against in (
+            ("threshold_effect", workspace.CAPTIONS_PREDICTED_DEFAULT, ULTRALYTICS_CONF),
+            ("suppression_effect", workspace.CAPTIONS_PREDICTED_UNSUPPRESSED,
+             "the chosen threshold without suppression")):
+        effect = _hand_over_effect(runs, ts, images, chosen, picked, file, against)
+        if effect is not None:
+            block[key] = effect
     block["verdict"] = verdict(block)
     write_json(out, block)
     return block
@@ -138,13 +143,13 @@ def _scores(runs: list[Path], ts) -> tuple[dict, pd.Index]:
     return out, images
 
 
-def _threshold_effect(runs: list[Path], ts, images: pd.Index, chosen: np.ndarray,
-                      picked: np.ndarray) -> dict | None:
+def _hand_over_effect(runs: list[Path], ts, images: pd.Index, chosen: np.ndarray,
+                      picked: np.ndarray, file: str, against: float | str) -> dict | None:
     """The gold-trained model on the deployed detector's test output: the chosen hand-over
-    (threshold and suppression, chosen on validation) minus ultralytics' default confidence,
-    replicate by replicate (the same detector and model on both sides)."""
-    files = [workspace.path(r, "stage2") / GOLD_VARIANT / workspace.CAPTIONS_PREDICTED_DEFAULT
-             for r in runs]
+    (threshold and suppression, chosen on validation) minus another hand-over of the same
+    output (captions `file`: ultralytics' default confidence, or the chosen threshold without
+    suppression), replicate by replicate (the same detector and model on both sides)."""
+    files = [workspace.path(r, "stage2") / GOLD_VARIANT / file for r in runs]
     if not all(f.exists() for f in files):
         return None
     refs, gold = references(ts, list(images)), gold_boxes(ts)
@@ -267,6 +272,12 @@ def verdict(block: dict) -> list[str]:
                      f"ultralytics' default confidence {effect['against']:g} on the {deployed}'s "
                      f"test output ({_side(change)}; the gold-trained model, replicate by "
                      "replicate).")
+    effect = block.get("suppression_effect")
+    if effect:
+        change = effect["difference"]
+        lines.append(f"Suppressing overlapping detections at the hand-over scores "
+                     f"{_interval(change)} against the same threshold without suppression "
+                     f"({_side(change)}; the gold-trained model, replicate by replicate).")
     base = block["baseline"].get(deployed)
     if base:
         versus = base["gold_change"]

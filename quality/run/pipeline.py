@@ -481,9 +481,11 @@ class Pipeline:
                         else:
                             generate_job(model, boxes, images, folder / name)
             raw = pd.read_parquet(run / "stage1" / "raw_test.parquet")
-            generate_job(models[0], at_threshold(raw, ULTRALYTICS_CONF),
-                         ts.images[ts.images.split == "test"],
-                         models[0] / workspace.CAPTIONS_PREDICTED_DEFAULT)
+            chosen = json.loads((run / "stage1" / workspace.THRESHOLD).read_text())["chosen"]
+            test = ts.images[ts.images.split == "test"]
+            for threshold, name in ((ULTRALYTICS_CONF, workspace.CAPTIONS_PREDICTED_DEFAULT),
+                                    (chosen, workspace.CAPTIONS_PREDICTED_UNSUPPRESSED)):
+                generate_job(models[0], at_threshold(raw, threshold), test, models[0] / name)
             return {}
 
         self._step("stage2 captions", [split, *workspace.detector_files(run, "predicted"),
@@ -491,7 +493,8 @@ class Pipeline:
                                        *[m / "model.safetensors" for m in models]],
                    [*(m / workspace.VAL / workspace.CAPTIONS_PREDICTED_STRONG
                       for m in [*models, baseline]),
-                    models[0] / workspace.CAPTIONS_PREDICTED_DEFAULT], do_captions)
+                    models[0] / workspace.CAPTIONS_PREDICTED_DEFAULT,
+                    models[0] / workspace.CAPTIONS_PREDICTED_UNSUPPRESSED], do_captions)
 
     def _check_steps(self, o: dict, seed: int) -> None:
         from quality.cascade.robustness import robustness_job
