@@ -113,9 +113,6 @@ class ScoreDistributions:
                             f"were calibrated on had no scored {kind} detection")
         return np.interp(rng.random(n), QUANTILE_LEVELS, quantiles) if n else np.empty(0)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def calibrate_scores(errors: pd.DataFrame) -> ScoreDistributions:
     """The score distributions of a stage-1 error table (see `ScoreDistributions`).

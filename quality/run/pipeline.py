@@ -415,9 +415,10 @@ class Pipeline:
         def noise() -> dict:
             return {"noise": calibrate(pd.read_parquet(errors_val))}
 
-        def scores() -> dict:
-            return {**noise(), "score_bins": SCORE_BINS,
-                    "scores": calibrate_scores(pd.read_parquet(errors_val))}
+        def scores() -> dict:  # the noise and the score distributions, from one error table
+            errors = pd.read_parquet(errors_val)
+            return {"noise": calibrate(errors), "score_bins": SCORE_BINS,
+                    "scores": calibrate_scores(errors)}
 
         def oof_boxes() -> pd.DataFrame:  # handed over as the deployed detector's output
             return hand_over(pd.read_parquet(oof), json.loads(threshold.read_text()))
@@ -647,6 +648,7 @@ class Pipeline:
                              **self.tags}}
         write_json(workspace.path(self.out, "run"), record)
         self.mlflow.set_tags({f"data_version.{name}": v for name, v in splits.items()})
+
 
 def _refuse_other_variants(run: Path, variants: list[str]) -> None:
     """A run folder that holds trained stage-2 variants this run does not train would mix them
