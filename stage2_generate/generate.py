@@ -38,40 +38,85 @@ def model_layouts(model_dir: str | os.PathLike, boxes: pd.DataFrame, images: pd.
                           config.get("score_bins", 0))
 
 
+class Captioner:
+    """A stage-2 model loaded once that captions layouts, each distinct layout text once.
+
+    Many layouts repeat: the same image at neighbouring thresholds, a detector that found
+    exactly the gold objects, images with the same few objects. Greedy and beam decoding are
+    deterministic, so a text's caption is generated once and reused (within a call and across
+    calls on the same `Captioner`). The distinct texts are decoded shortest first, so a batch
+    pads little.
+
+    Parameters
+    ----------
+    model_dir : path
+        A stage-2 model folder (ours or any local seq2seq checkpoint).
+    batch_size, num_beams, max_new_tokens : int
+        Decoding settings (defaults: `stage2_generate.config`).
+    device : str, optional
+        "cuda" when available, else "cpu".
+    progress : bool
+        A progress bar over the batches.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, batch_size: int = BATCH_SIZE,
+                 num_beams: int = NUM_BEAMS, max_new_tokens: int = MAX_NEW_TOKENS,
+                 device: str | None = None, progress: bool = False):
+        self.model_dir = Path(model_dir)
+        self.model, self.tokenizer = load(model_dir)
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device).eval()
+        self.batch_size, self.num_beams = batch_size, num_beams
+        self.max_new_tokens, self.progress = max_new_tokens, progress
+        self.version = model_version(model_dir)
+        #: layout text -> caption, for every text captioned so far
+        self.known: dict[str, str] = {}
+
+    def caption_texts(self, texts: list[str]) -> list[str]:
+        """The caption of each layout text, generating only the texts not seen before."""
+        new = sorted(set(texts).difference(self.known), key=lambda t: (len(t), t))
+        steps = range(0, len(new), self.batch_size)
+        for start in tqdm(steps, desc="generating", disable=not self.progress):
+            chunk = new[start:start + self.batch_size]
+            batch = self.tokenizer(chunk, return_tensors="pt", padding=True, truncation=True,
+                                   max_length=256).to(self.device)
+            with torch.no_grad():
+                output = self.model.generate(**batch, num_beams=self.num_beams,
+                                             do_sample=False,
+                                             max_new_tokens=self.max_new_tokens)
+            decoded = self.tokenizer.batch_decode(output, skip_special_tokens=True)
+            self.known.update(zip(chunk, (c.strip() for c in decoded), strict=True))
+        return [self.known[t] for t in texts]
+
+    def __call__(self, boxes: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
+        """One caption per image of `images` from its `boxes`, as a captions table with
+        source `model:<version>`."""
+        layouts = model_layouts(self.model_dir, boxes, images)
+        return coerce("captions", pd.DataFrame({
+            "image_id": layouts.index.to_numpy(), "annotator": self.version,
+            "caption": self.caption_texts(layouts.tolist()),
+            "source": model_source(self.version)}))
+
+
 def generate_captions(model_dir: str | os.PathLike, boxes: pd.DataFrame, images: pd.DataFrame,
                       batch_size: int = BATCH_SIZE, num_beams: int = NUM_BEAMS,
                       max_new_tokens: int = MAX_NEW_TOKENS,
                       device: str | None = None, progress: bool = False) -> pd.DataFrame:
     """One caption per image of `images` from its `boxes` (gold or predicted: stage 2 does not
-    care), as a captions table with source `model:<version>`."""
-    model, tokenizer = load(model_dir)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device).eval()
-    layouts = model_layouts(model_dir, boxes, images)
-    texts = layouts.tolist()
-    captions: list[str] = []
-    steps = range(0, len(texts), batch_size)
-    for start in tqdm(steps, desc="generating", disable=not progress):
-        batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                          truncation=True, max_length=256).to(device)
-        with torch.no_grad():
-            output = model.generate(**batch, num_beams=num_beams, do_sample=False,
-                                    max_new_tokens=max_new_tokens)
-        captions += tokenizer.batch_decode(output, skip_special_tokens=True)
-    version = model_version(model_dir)
-    return coerce("captions", pd.DataFrame({
-        "image_id": layouts.index.to_numpy(), "annotator": version,
-        "caption": [c.strip() for c in captions], "source": model_source(version)}))
+    care), as a captions table with source `model:<version>` (`Captioner`, used once)."""
+    return Captioner(model_dir, batch_size, num_beams, max_new_tokens, device, progress)(
+        boxes, images)
 
 
-def generate_job(model_dir: str | os.PathLike, boxes: pd.DataFrame, images: pd.DataFrame,
-                 out: str | os.PathLike, **options) -> pd.DataFrame:
+def generate_job(model: str | os.PathLike | Captioner, boxes: pd.DataFrame,
+                 images: pd.DataFrame, out: str | os.PathLike, **options) -> pd.DataFrame:
     """The generation job: one caption per image from its layout, written to `out`.
 
     Parameters
     ----------
-    model_dir : path
-        A stage-2 model folder (`stage2-generate train --out`).
+    model : path or Captioner
+        A stage-2 model folder (`stage2-generate train --out`), or a `Captioner` already
+        holding it (it keeps the captions it made, so jobs on overlapping layouts reuse them).
     boxes : pandas.DataFrame
         The layouts: gold boxes or a detector's (stage 2 does not know which).
     images : pandas.DataFrame
@@ -79,14 +124,15 @@ def generate_job(model_dir: str | os.PathLike, boxes: pd.DataFrame, images: pd.D
     out : path
         Where the captions table is written (Parquet, atomically).
     **options
-        `generate_captions`' decoding options (batch_size, num_beams, max_new_tokens,
-        device, progress).
+        `Captioner`'s decoding options (batch_size, num_beams, max_new_tokens, device,
+        progress), for a model folder.
 
     Returns
     -------
     pandas.DataFrame
         The captions table, source `model:<version>` (the weights' hash).
     """
-    captions = generate_captions(model_dir, boxes, images, **options)
+    captioner = model if isinstance(model, Captioner) else Captioner(model, **options)
+    captions = captioner(boxes, images)
     write_parquet(out, captions)
     return captions

@@ -38,26 +38,28 @@ RUN_FILE = "twostage.json"
 
 
 class CaptionPairs(Dataset):
-    """(layout text, caption) pairs, tokenised on access; the layout texts can be replaced
-    between epochs (noise)."""
+    """(layout text, caption) pairs, tokenised once per set of layout texts (a whole epoch in
+    one batched call of the fast tokenizer); the layout texts can be replaced between epochs
+    (noise)."""
 
     def __init__(self, pairs: pd.DataFrame, layouts: pd.Series, tokenizer, config: TrainConfig):
         self.pairs = pairs.reset_index(drop=True)
         self.tokenizer, self.config = tokenizer, config
+        self.labels = tokenizer(text_target=self.pairs.caption.tolist(), truncation=True,
+                                max_length=config.max_target_tokens)["input_ids"]
         self.refresh(layouts)
 
     def refresh(self, layouts: pd.Series) -> None:
-        self.sources = self.pairs.image_id.map(layouts).fillna("").to_numpy(object)
+        sources = self.pairs.image_id.map(layouts).fillna("").tolist()
+        self.sources = self.tokenizer(sources, truncation=True,
+                                      max_length=self.config.max_source_tokens)
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> dict:
-        item = self.tokenizer(self.sources[i], truncation=True,
-                              max_length=self.config.max_source_tokens)
-        item["labels"] = self.tokenizer(text_target=self.pairs.caption[i], truncation=True,
-                                        max_length=self.config.max_target_tokens)["input_ids"]
-        return item
+        return {"input_ids": self.sources["input_ids"][i],
+                "attention_mask": self.sources["attention_mask"][i], "labels": self.labels[i]}
 
 
 class FreshNoise(TrainerCallback):

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from annotate.stats.replicates import FEW_REPLICATES, UNKNOWN_TRAINING
+from quality import workspace
 from quality.report.page import _fmt
 from quality.run.cli import main
 from quality.run.pipeline import Pipeline, Settings
@@ -537,6 +538,14 @@ def test_a_replicate_is_its_own_run_recorded_under_the_pipeline_run(replicated):
     client = mlflow.MlflowClient(tracking_uri=parent["tracking_uri"])
     assert client.get_run(child["mlflow_run"]).data.tags["mlflow.parentRunId"] == \
         parent["mlflow_run"]
+    # a replicate holds its trained chain; what describes the data or makes the page is the
+    # parent's alone
+    folder = replicated / "replicates" / "seed-1000"
+    for name in ("stage1", "evaluate", "captions", "errors", "predicted"):
+        assert workspace.exists(folder, name), name
+    for name in ("reliability", "audit", "robustness", "sanity", "judging", "gallery"):
+        assert workspace.exists(replicated, name) and not workspace.exists(folder, name), name
+    assert not (folder / "report").exists() and (replicated / "report" / "report.html").exists()
 
 
 def test_a_rerun_with_replicates_reuses_every_step(replicated, capsys):

@@ -19,7 +19,7 @@ from quality.gold.consensus import build_consensus
 from quality.splits.partition import split_set
 from stage2_generate.cli import main
 from stage2_generate.content import content_scores, mentioned
-from stage2_generate.generate import generate_captions, model_layouts
+from stage2_generate.generate import Captioner, generate_captions, generate_job, model_layouts
 from stage2_generate.model import build_model, load
 from stage2_generate.noise import Noise, calibrate, calibrate_scores, corrupt, jitter_for_iou
 from stage2_generate.tokenizer import train_tokenizer
@@ -156,6 +156,37 @@ def test_generation_is_deterministic_and_a_valid_table(trained, demo_split):
     assert len(first) == len(images) and first.source.str.startswith("model:").all()
     beams = generate_captions(out, boxes, images, num_beams=3)
     assert len(beams) == len(images)
+
+
+def test_a_captioner_generates_each_distinct_layout_once(trained, demo_split, tmp_path):
+    """The test images twice over (copies under new ids, the same boxes): as many layouts
+    generated as there are distinct texts, copies captioned alike, and each image's caption
+    the one a fresh model writes for it alone (batch of 1, no deduplication)."""
+    out, _ = trained
+    images = demo_split.images[demo_split.images.split == "test"].head(12)
+    boxes = reference_boxes(demo_split)
+    boxes = boxes[boxes.image_id.isin(images.image_id)]
+    copies = images.assign(image_id=images.image_id + "-copy")
+    both = pd.concat([images, copies], ignore_index=True)
+    both_boxes = pd.concat([boxes, boxes.assign(image_id=boxes.image_id + "-copy")],
+                           ignore_index=True)
+    captioner = Captioner(out)
+    generated = []
+    real_generate = captioner.model.generate
+    captioner.model.generate = lambda **kw: generated.append(len(kw["input_ids"])) or \
+        real_generate(**kw)
+    captions = captioner(both_boxes, both).set_index("image_id").caption
+    distinct = model_layouts(out, boxes, images).nunique()
+    assert sum(generated) == distinct < len(both)
+    assert (captions[copies.image_id].to_numpy() == captions[images.image_id].to_numpy()).all()
+    alone = generate_captions(out, boxes, images, batch_size=1).set_index("image_id").caption
+    assert captions[images.image_id].tolist() == alone[images.image_id].tolist()
+    # a second table of the same images (one box fewer on the first): only its new layout
+    first = boxes.image_id.iloc[0]
+    fewer = boxes.drop(boxes.index[boxes.image_id == first][:1])
+    written = generate_job(captioner, fewer, images, tmp_path / "c.parquet")
+    assert sum(generated) == distinct + 1
+    assert pd.read_parquet(tmp_path / "c.parquet").caption.tolist() == written.caption.tolist()
 
 
 def test_noise_and_extra_boxes_training_runs(demo_split, tmp_path):

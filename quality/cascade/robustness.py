@@ -302,10 +302,10 @@ def _perturbation(model: Path, ts: TableSet, gold: pd.DataFrame, n_boot: int, se
                   ) -> tuple[dict, pd.DataFrame]:
     """The perturbation curves of the variant in `model` on the test images: the JSON block
     and the curves table."""
-    from stage2_generate.generate import generate_captions
+    from stage2_generate.generate import Captioner
 
     images = ts.images[ts.images.split == "test"]
-    curves = perturbation_curves(lambda boxes, imgs: generate_captions(model, boxes, imgs),
+    curves = perturbation_curves(Captioner(model),
                                  ts, gold, images, seed=seed, n_boot=n_boot)
     return {"variant": model.name, "curves": records(curves),
             "rate": "injected errors per gold object", "seeds": SEEDS,

@@ -142,7 +142,7 @@ def threshold_job(model_dir, detector, ts, thresholds=THRESHOLDS) -> dict:
     from quality import workspace
     from quality.cascade.scoring import per_image, references
     from quality.cascade.summary import PRIMARY_METRIC
-    from stage2_generate.generate import generate_captions, model_version
+    from stage2_generate.generate import Captioner
 
     detector = Path(detector)
     raw = {part: detector / f"raw_{part}.parquet" for part in ("val", "test")}
@@ -153,8 +153,10 @@ def threshold_job(model_dir, detector, ts, thresholds=THRESHOLDS) -> dict:
     refs = references(ts, images.image_id)
     gold = gold_boxes(ts)
 
+    captioner = Captioner(model_dir)  # candidates share most layouts: each is captioned once
+
     def score(boxes: pd.DataFrame) -> pd.Series:
-        captions = generate_captions(model_dir, boxes, images)
+        captions = captioner(boxes, images)
         return per_image(captions, refs, gold, [])[PRIMARY_METRIC]
 
     boxes = pd.read_parquet(raw["val"])
@@ -164,7 +166,7 @@ def threshold_job(model_dir, detector, ts, thresholds=THRESHOLDS) -> dict:
     suppressed = suppression_curve(boxes, images, score, curve)
     handed, iou = choose_suppression(curve, suppressed, chosen)
     record = {"chosen": handed, "suppress_iou": iou, "metric": PRIMARY_METRIC, "split": "val",
-              "images": len(refs), "model": model_version(model_dir),
+              "images": len(refs), "model": captioner.version,
               "rule": "highest validation score; ties to the higher threshold; class-agnostic "
                       "suppression only when it scores higher",
               # the best at the lowest or highest candidate: the true best may lie beyond

@@ -141,7 +141,7 @@ class Pipeline:
     """Runs the steps in order with caching, progress lines and MLflow records."""
 
     def __init__(self, out: str | os.PathLike, settings: Settings,
-                 echo: Callable[[str], None] = log.info):
+                 echo: Callable[[str], None] = log.info, replicate: bool = False):
         self.out = Path(out).resolve()
         self.settings = settings
         self.echo = echo
@@ -156,6 +156,8 @@ class Pipeline:
                  or s.removeprefix("stage2 ") in settings.options["variants"]]
         self.steps = chain[:-3] + ["replicates"] * (settings.options.get("replicates", 1) > 1) \
             + chain[-3:]  # people's judgments, the gallery and the report come last
+        if replicate:  # a training replicate: only what differs between seeds
+            self.steps = [s for s in self.steps if s not in NOT_REPLICATED]
 
     # ----------------------------------------------------------------- plumbing
     def _uses(self, *names: str) -> dict:
@@ -187,6 +189,8 @@ class Pipeline:
         key = hashlib.sha256(json.dumps({"step": name, "params": params or {},
                                          "inputs": _fingerprint(inputs)},
                                         sort_keys=True, default=str).encode()).hexdigest()
+        if name not in self.steps:  # a step a replicate leaves to its parent run
+            return
         record_path = self.cache / f"{name}.json"
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         index = len(self.timings) + 1
@@ -212,8 +216,9 @@ class Pipeline:
         spent = sum(self.timings.values()) + self.replicate_seconds
         nominal = NOMINAL[self.settings.preset]
         left = sum(nominal.get(s, 0) for s in self.steps[index:])
-        if "replicates" in self.steps[index:]:  # each further replicate runs the whole chain
-            left += (self.settings.options["replicates"] - 1) * sum(nominal.values())
+        if "replicates" in self.steps[index:]:  # each further replicate: the trained chain
+            left += (self.settings.options["replicates"] - 1) * sum(
+                nominal.get(s, 0) for s in self.steps if s not in NOT_REPLICATED)
         self.echo(f"[{index:2d}/{len(self.steps)}] {name:22} {seconds:7.1f} s   (run "
                   f"{spent:6.0f} s, about {left / 60:.0f} min left)")
 
@@ -258,12 +263,13 @@ class Pipeline:
                 self._judging_step(o, seed)
                 self._gallery_step()
                 self._report_step()
-                mlflow.log_artifact(str(run / "report" / "report.html"))
-                mlflow.log_artifact(str(run / "report" / "report.json"))
+                if "report" in self.steps:
+                    mlflow.log_artifact(str(run / "report" / "report.html"))
+                    mlflow.log_artifact(str(run / "report" / "report.json"))
             finally:
                 with captured(self.log_path("mlflow")):
                     mlflow.end_run()
-        return run / "report" / "report.html"
+        return run / "report" / "report.html" if "report" in self.steps else run
 
     def _quality_steps(self, o: dict, seed: int) -> None:
         from quality.agreement.jobs import reliability_job
@@ -458,7 +464,7 @@ class Pipeline:
         from annotate.tables.views import gold_boxes
         from stage1_detect.handover import ULTRALYTICS_CONF, at_threshold
         from stage2_generate.baseline import rule_job
-        from stage2_generate.generate import generate_job
+        from stage2_generate.generate import Captioner, generate_job
 
         run = self.out
         split = workspace.path(run, "split")
@@ -467,6 +473,8 @@ class Pipeline:
 
         def do_captions() -> dict:
             ts = store.load(split)
+            # one captioner per model: the layouts overlap (gold, detectors, parts)
+            captioners = {m: Captioner(m) for m in models}
             for part in ("test", "val"):
                 images = ts.images[ts.images.split == part]
                 layouts = [(gold_boxes(ts), workspace.CAPTIONS_GOLD),
@@ -480,13 +488,14 @@ class Pipeline:
                         if model == baseline:
                             rule_job(boxes, images, folder / name)
                         else:
-                            generate_job(model, boxes, images, folder / name)
+                            generate_job(captioners[model], boxes, images, folder / name)
             raw = pd.read_parquet(run / "stage1" / "raw_test.parquet")
             chosen = json.loads((run / "stage1" / workspace.THRESHOLD).read_text())["chosen"]
             test = ts.images[ts.images.split == "test"]
             for threshold, name in ((ULTRALYTICS_CONF, workspace.CAPTIONS_PREDICTED_DEFAULT),
                                     (chosen, workspace.CAPTIONS_PREDICTED_UNSUPPRESSED)):
-                generate_job(models[0], at_threshold(raw, threshold), test, models[0] / name)
+                generate_job(captioners[models[0]], at_threshold(raw, threshold), test,
+                             models[0] / name)
             return {}
 
         self._step("stage2 captions", [split, *workspace.detector_files(run, "predicted"),
@@ -529,9 +538,10 @@ class Pipeline:
                    do_sanity)
 
     def _replicate_steps(self, o: dict, seed: int) -> None:
-        """Training replicates: the whole chain again with seeds `replicate_seeds` (the same
+        """Training replicates: the trained chain again with seeds `replicate_seeds` (the same
         data and split; each its own run folder under `replicates/`, cached, an MLflow run
-        nested under this one), then the figures over test images and replicates
+        nested under this one; the steps that describe the data or this run's page,
+        `NOT_REPLICATED`, only here), then the figures over test images and replicates
         (`replicates.json`, `quality.cascade.replicates`)."""
         from quality.cascade.replicates import REPLICATES_FILE, replicates_job
 
@@ -542,11 +552,9 @@ class Pipeline:
             child = Pipeline(folder, Settings(
                 data=str(workspace.path(self.out, "tables")), preset=self.settings.preset,
                 seed=child_seed, tracking_uri=self.mlflow.get_tracking_uri(),
-                # the perturbation curves describe how the test set reacts to injected
-                # errors, not a trained model against another: the first replicate's suffice
-                options={**self.settings.options, "replicates": 1, "perturbation": False}),
+                options={**self.settings.options, "replicates": 1}),
                 echo=lambda line, n=number, s=child_seed: self.echo(
-                    f"      replicate {n}/{len(seeds)} (seed {s}): {line}"))
+                    f"      replicate {n}/{len(seeds)} (seed {s}): {line}"), replicate=True)
             child.run()
             self.replicate_seconds += sum(child.timings.values())
             folders.append(folder)
@@ -699,6 +707,12 @@ STEPS = ["import", "reliability", "consensus", "split", "audit", "stage1 train",
          "stage1 evaluate", "stage2 noise", "stage2 oof", "stage2 noise+oof", "stage2 scores",
          "stage2 scores+oof", "stage2 captions",
          "robustness", "sanity", "judging", "gallery", "report"]
+#: Steps a training replicate skips: they describe the data (reliability, the leakage audit,
+#: the sanity checks), the test set's reaction to injected errors and per-image analyses
+#: (robustness), or make the parent's page (judging, gallery, report); the replicate figures
+#: read only the captions and error tables of each replicate.
+NOT_REPLICATED = ("reliability", "audit", "robustness", "sanity", "judging", "gallery",
+                  "report")
 NOMINAL = {
     "smoke": dict.fromkeys(STEPS, 8),
     "demo": {"import": 1, "reliability": 8, "consensus": 1, "split": 1, "audit": 1,
