@@ -18,6 +18,8 @@ from annotate.stats.replicates import (
     minimum_detectable_difference,
     plan,
 )
+from quality import workspace
+from quality.cascade.replicates import verdict
 
 IMAGES, IMAGE_SD, TRAINING_SD, NOISE_SD = 150, 1.0, 0.1, 0.3
 
@@ -188,3 +190,34 @@ def test_a_run_with_replicates_plans_from_its_own_spreads(tmp_path, capsys):
     assert "gap.deployed detector.oof.predicted_change: training spread" in \
         capsys.readouterr().out
     assert quality(["plan-replicates", str(tmp_path / "nowhere"), "--target", "0.3"]) == 2
+
+
+def _interval(value: float, low: float, high: float, key: str = "value") -> dict:
+    return {key: value, "ci_low": low, "ci_high": high, "variance": {"training_share": 0.5},
+            "resampled": {"training_replicates": 4}}
+
+
+def _block(robust: list[str]) -> dict:
+    """A replicates.json block over 4 replicates whose drop is above 0, with `robust`
+    variants (the first scoring highest on the detector's output)."""
+    gap = {"gold": {"gold": 2.6, "predicted": 2.4, "drop": _interval(0.2, 0.05, 0.35)}}
+    for rank, name in enumerate(robust):
+        gap[name] = {"gold": 2.5, "predicted": 2.5 - rank / 10,
+                     "predicted_change": _interval(0.1, -0.1, 0.3, "difference"),
+                     "gold_change": _interval(-0.1, -0.3, 0.1, "difference"),
+                     "reduction": _interval(0.5, 0.1, 0.9)}
+    return {"gap": {workspace.DEPLOYED_DETECTOR: gap}, "replicates": 4, "metric": "cider_d",
+            "test_images": 174, "seeds": [0, 1000, 2000, 3000], "detectors": {},
+            "baseline": {}}
+
+
+def test_the_verdict_names_the_best_robust_variant_or_the_only_one():
+    several = verdict(_block(["oof", "noise"]))
+    assert several[1] == ("The robust variant scoring highest on the detector's output is oof: "
+                          "+0.100 [-0.100, +0.300] against the gold-trained model (not told "
+                          "apart), closing 50% [10%, 90%] of the gap, with -0.100 [-0.300, "
+                          "+0.100] on perfect input (not told apart).")
+    only = verdict(_block(["oof"]))
+    assert only[1].startswith("The robust variant oof (the only one trained), on the "
+                              "detector's output: +0.100 [-0.100, +0.300] against")
+    assert len(verdict(_block([]))) == 1  # no robust variant: the drop alone

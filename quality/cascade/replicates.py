@@ -252,8 +252,11 @@ def verdict(block: dict) -> list[str]:
         best = max(robust, key=lambda v: robust[v]["predicted"])
         e = robust[best]
         change, lost = e["predicted_change"], e["gold_change"]
+        lead = (f"The robust variant scoring highest on the detector's output is {best}: "
+                if len(robust) > 1 else
+                f"The robust variant {best} (the only one trained), on the detector's output: ")
         lines.append(
-            f"The robust variant scoring highest on the detector's output is {best}: "
+            f"{lead}"
             f"{_interval(change, 'difference', signed=True)} against the gold-trained model "
             f"({_side(change)}), closing {_interval(e['reduction'], percent=True)} of the "
             f"gap, with "
