@@ -140,7 +140,12 @@ def replicate_seeds(seed: int, replicates: int) -> list[int]:
 
 
 class Pipeline:
-    """Runs the steps in order with caching, progress lines and MLflow records."""
+    """Runs the steps in order with caching, progress lines and MLflow records.
+
+    With `replicate=True` it is a training replicate of another run: it runs only the steps
+    that differ between seeds (every step but `NOT_REPLICATED`) and returns its run folder
+    instead of a report.
+    """
 
     def __init__(self, out: str | os.PathLike, settings: Settings,
                  echo: Callable[[str], None] = log.info, replicate: bool = False):
@@ -188,11 +193,11 @@ class Pipeline:
               params: dict | None = None) -> None:
         """Run `work()` unless the cache says the same inputs and the same `params` (the
         settings this step uses, and only those) made `outputs`."""
+        if name not in self.steps:  # a step a replicate leaves to its parent run
+            return
         key = hashlib.sha256(json.dumps({"step": name, "params": params or {},
                                          "inputs": _fingerprint(inputs)},
                                         sort_keys=True, default=str).encode()).hexdigest()
-        if name not in self.steps:  # a step a replicate leaves to its parent run
-            return
         record_path = self.cache / f"{name}.json"
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
         index = len(self.timings) + 1
