@@ -28,14 +28,18 @@ def model_version(model_dir: str | os.PathLike) -> str:
     return f"{folder.resolve().name}-{digest.hexdigest()[:8]}"
 
 
+def layout_settings(model_dir: str | os.PathLike) -> tuple[int, int]:
+    """(bins, score_bins) of the layouts the model in `model_dir` reads, as its run record
+    states them: a model trained without scores never sees them; a foreign checkpoint or an
+    older record reads classes and boxes in the default bins."""
+    config = run_record(model_dir).get("config", {})
+    return config.get("bins", DEFAULT_BINS), config.get("score_bins", 0)
+
+
 def model_layouts(model_dir: str | os.PathLike, boxes: pd.DataFrame, images: pd.DataFrame
                   ) -> pd.Series:
-    """The layout texts the model in `model_dir` reads, by the contract its run record states
-    (`bins`, `score_bins`): a model trained without scores never sees them; a foreign
-    checkpoint or an older record reads classes and boxes in the default bins."""
-    config = run_record(model_dir).get("config", {})
-    return encode_layouts(boxes, images, config.get("bins", DEFAULT_BINS),
-                          config.get("score_bins", 0))
+    """The layout texts the model in `model_dir` reads (`layout_settings`)."""
+    return encode_layouts(boxes, images, *layout_settings(model_dir))
 
 
 class Captioner:
@@ -62,13 +66,13 @@ class Captioner:
     def __init__(self, model_dir: str | os.PathLike, batch_size: int = BATCH_SIZE,
                  num_beams: int = NUM_BEAMS, max_new_tokens: int = MAX_NEW_TOKENS,
                  device: str | None = None, progress: bool = False):
-        self.model_dir = Path(model_dir)
         self.model, self.tokenizer = load(model_dir)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         self.batch_size, self.num_beams = batch_size, num_beams
         self.max_new_tokens, self.progress = max_new_tokens, progress
         self.version = model_version(model_dir)
+        self.layout_settings = layout_settings(model_dir)  # read once, not per call
         #: layout text -> caption, for every text captioned so far
         self.known: dict[str, str] = {}
 
@@ -91,7 +95,7 @@ class Captioner:
     def __call__(self, boxes: pd.DataFrame, images: pd.DataFrame) -> pd.DataFrame:
         """One caption per image of `images` from its `boxes`, as a captions table with
         source `model:<version>`."""
-        layouts = model_layouts(self.model_dir, boxes, images)
+        layouts = encode_layouts(boxes, images, *self.layout_settings)
         return coerce("captions", pd.DataFrame({
             "image_id": layouts.index.to_numpy(), "annotator": self.version,
             "caption": self.caption_texts(layouts.tolist()),

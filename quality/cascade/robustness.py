@@ -305,8 +305,7 @@ def _perturbation(model: Path, ts: TableSet, gold: pd.DataFrame, n_boot: int, se
     from stage2_generate.generate import Captioner
 
     images = ts.images[ts.images.split == "test"]
-    curves = perturbation_curves(Captioner(model),
-                                 ts, gold, images, seed=seed, n_boot=n_boot)
+    curves = perturbation_curves(Captioner(model), ts, gold, images, seed=seed, n_boot=n_boot)
     return {"variant": model.name, "curves": records(curves),
             "rate": "injected errors per gold object", "seeds": SEEDS,
             "resampled": {"unit": "image", "count": len(images), "n_boot": n_boot}}, curves
