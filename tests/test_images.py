@@ -61,6 +61,13 @@ def test_a_link_out_of_the_root_is_outside(tmp_path):
     assert frame.status.tolist() == [OUTSIDE, FOUND]
     assert frame.sha256[0] is None  # never opened nor hashed
     assert locate("link.jpg", root, allow_outside=True).status == FOUND
+    # the same through Label Studio's local-files URLs (read without parsing the URL)
+    local = "/data/local-files/?d="
+    frame = locate_all([local + "link.jpg", local + "inner.jpg", local + "inside.jpg",
+                        local + "../elsewhere/secret.jpg", local + "sub/../inside.jpg"], root)
+    assert frame.status.tolist() == [OUTSIDE, FOUND, FOUND, OUTSIDE, FOUND]
+    assert frame.path[2] == str(root / "inside.jpg") == frame.path[4]
+    assert locate(local + "link.jpg", root, allow_outside=True).status == FOUND
 
 
 def test_only_a_reference_that_names_a_file_resolves_to_it(tmp_path):

@@ -104,3 +104,41 @@ def test_validation_is_vectorised_on_a_million_boxes(small_set):
                           "score": 0.5, "source": "model:v"})
     ts = TableSet(small_set.images, small_set.annotations, boxes, labels=["cat"])
     assert find_violations(ts) == []
+
+
+def test_isin_on_arrow_text_and_on_objects_agree_and_never_match_nulls():
+    from annotate.tables.schema import TEXT, isin
+    values = ["a", None, "b", "7", "c"]
+    for column in (pd.Series(values, dtype=TEXT), pd.Series(values, dtype=object)):
+        assert isin(column, ["a", "7", None]).tolist() == [True, False, False, True, False]
+        assert isin(column, pd.Series(["c"], dtype=TEXT)).tolist() == [False] * 4 + [True]
+        assert isin(column, []).tolist() == [False] * 5
+    assert isin(pd.Series(["7"], dtype=TEXT), [7]).tolist() == [False]  # 7 is not "7"
+
+
+def test_row_keys_are_equal_exactly_for_equal_rows_across_frames():
+    from annotate.tables.schema import TEXT, duplicated_rows, row_keys
+    a = pd.DataFrame({"image": pd.Series(["x", "x", None, None, "y"], dtype=TEXT),
+                      "who": ["p", "p", "q", "q", "p"]})
+    b = pd.DataFrame({"image": pd.Series(["y", None, "z"], dtype=TEXT), "who": ["p", "q", "p"]})
+    ka, kb = row_keys([a, b], ["image", "who"])
+    assert ka[0] == ka[1] and ka[2] == ka[3] and len({ka[0], ka[2], ka[4]}) == 3
+    assert kb[0] == ka[4] and kb[1] == ka[2] and kb[2] not in set(ka)
+    assert duplicated_rows(a, ["image", "who"]).tolist() == [True, True, True, True, False]
+    assert duplicated_rows(a, ["image", "who"]).tolist() == a.duplicated(keep=False).tolist()
+
+
+def test_positions_finds_the_first_occurrence_or_minus_one():
+    from annotate.tables.schema import TEXT, positions
+    values, of = ["b", None, "x", "a"], ["a", "b", "b", None]
+    for dtype in (TEXT, object):
+        assert positions(pd.Series(values, dtype=dtype),
+                         pd.Series(of, dtype=dtype)).tolist() == [1, -1, -1, 0]
+
+
+def test_text_column_takes_names_by_code_with_nulls():
+    from annotate.tables.schema import TEXT, text_column
+    column = text_column(np.array(["ann", "bob", None], dtype=object), np.array([1, -1, 0, 2, 1]))
+    assert column.dtype == TEXT
+    assert column.tolist() == ["bob", pd.NA, "ann", pd.NA, "bob"]
+    assert text_column([], np.zeros(0, dtype=np.int64)).tolist() == []

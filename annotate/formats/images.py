@@ -97,7 +97,23 @@ def _candidates(ref: str, root: str | None) -> tuple[list[str], list[str]]:
     return [join(root, path) if root else path], []
 
 
+def _plain_local(ref: str) -> str | None:
+    """The path of a local-files URL that needs no decoding or normalising (relative; no `%`
+    escape, other query parameter or backslash; no empty, `.` or `..` segment; no trailing
+    `/`), else None: the common case, taken without parsing the URL."""
+    if not ref.startswith(_LOCAL_FILES):
+        return None
+    rel = ref[len(_LOCAL_FILES):]
+    wrapped = f"/{rel}/"
+    if ("%" in rel or "&" in rel or "\\" in rel or "//" in wrapped or "/./" in wrapped
+            or "/../" in wrapped):
+        return None
+    return rel
+
+
+@functools.lru_cache(maxsize=8)
 def _top(root: str | os.PathLike) -> str:
+    """The root as a normalised absolute path (once per root, not once per image)."""
     return os.path.normpath(os.path.abspath(root))
 
 
@@ -126,6 +142,14 @@ def _find(ref: str, root: str | None, top: str | None, guess: bool = True
     the normalised root to confine to, None for no confinement; `guess`: whether by-name
     guesses may be used. Links are resolved before the confinement check, so a link inside
     the root that points outside it is outside."""
+    plain = _plain_local(ref) if root is not None else None
+    if plain:  # the common case: no URL parsing, no normpath
+        path = f"{_top(root).rstrip(os.sep)}{os.sep}{plain}"
+        if not _is_file(path):
+            return None, False
+        if top is not None and not _inside(os.path.realpath(path), _real(top)):
+            return None, True  # a link out of the root
+        return path, False
     refused = False
     try:
         exact, guesses = _candidates(ref, root)
@@ -267,7 +291,8 @@ def _shared_guesses(refs: list, root: str | None) -> set[str]:
     if root is None:
         return set()
     guesses: dict[str, set[str]] = {}
-    for ref in set(r for r in refs if isinstance(r, str) and r[:5].lower() != "data:"):
+    for ref in set(r for r in refs if isinstance(r, str) and r[:5].lower() != "data:"
+                   and not r.startswith(_LOCAL_FILES)):  # a local-files path is never a guess
         try:
             for guess in _candidates(ref, root)[1]:
                 guesses.setdefault(os.path.normpath(guess), set()).add(ref)

@@ -19,6 +19,8 @@ that value or rejects its item, never the file.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
 from dataclasses import dataclass, field
@@ -47,7 +49,16 @@ from annotate.formats.ls_records import (
     is_number,
 )
 from annotate.formats.summary import CLIP_TOLERANCE, ImportSummary
-from annotate.tables.schema import HUMAN, SPLITS, TableSet, coerce, model_source
+from annotate.tables.schema import (
+    HUMAN,
+    SPLITS,
+    TEXT,
+    TableSet,
+    coerce,
+    model_source,
+    row_keys,
+    text_column,
+)
 
 __all__ = ["ExportError", "ImportSummary", "import_bytes", "import_export"]
 
@@ -115,6 +126,30 @@ def import_bytes(raw: bytes, path: str | os.PathLike, images_root=None, labels=N
     summary = ImportSummary(source=str(path))
     options = _Options(image_field or DEFAULT_IMAGE_FIELD, image_field is not None, caption_field,
                        controls)
+    with _no_cycle_collection():
+        rows = _walk(raw, path, summary, options)
+    del raw
+    ts = _build(rows, summary, root, labels, hash_images, allow_outside_root, options)
+    return ts, summary
+
+
+@contextlib.contextmanager
+def _no_cycle_collection():
+    """Pause Python's cycle collector during the walk: it creates millions of containers and no
+    cycles, and each full collection would traverse every row collected so far (about 2% of a
+    large import). Not while the tables are built: pandas' temporaries hold cycles, which would
+    then pile up."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _walk(raw: bytes, path: Path, summary: ImportSummary, options: _Options) -> _Rows:
+    """Decode the file and walk it into rows (no tables yet)."""
     tasks = _decode_tasks(raw, path, summary.notes)
     rows = _Rows()
     task_items = [t for t in tasks if isinstance(t, Task)]
@@ -132,9 +167,7 @@ def import_bytes(raw: bytes, path: str | os.PathLike, images_root=None, labels=N
                        for a in t.annotations)
         summary.shape = "JSON snapshot (users expanded)" if expanded else "JSON"
         _walk_tasks(tasks, rows, summary, options)
-    del tasks, task_items, raw
-    ts = _build(rows, summary, root, labels, hash_images, allow_outside_root, options)
-    return ts, summary
+    return rows
 
 
 def _decode_tasks(raw: bytes, path: Path, notes: list[str]) -> list:
@@ -279,7 +312,7 @@ def _walk_annotation(ann: object, task: int, where: str, rows: _Rows,
         summary.reject("annotation: not an object", where)
         return
     at = f"{where}, annotation {ann.id}"
-    cancelled = _flag(ann.was_cancelled)
+    cancelled = False if ann.was_cancelled is False else _flag(ann.was_cancelled)
     if cancelled is None:
         summary.reject("annotation: was_cancelled is not a boolean", at)
         return
@@ -301,7 +334,9 @@ def _walk_annotation(ann: object, task: int, where: str, rows: _Rows,
 def _person(user: object) -> tuple[str | None, str | None]:
     """(user id as text, email) of a `completed_by` / JSON-MIN `annotator`: an id, an object
     with id and email, or an email given in place of the id; None for what is neither."""
-    user_id, email = (user.id, user.email) if isinstance(user, User) else (user, None)
+    user_id, email = (user.id, user.email) if user.__class__ is User else (user, None)
+    if user_id.__class__ is int and email.__class__ is str and email.strip():
+        return str(user_id), email  # the common case: Label Studio's expanded user
     user_id = None if isinstance(user_id, (dict, list, bool)) else user_id
     email = email if isinstance(email, str) and email.strip() else None
     if isinstance(user_id, str) and "@" in user_id and email is None:
@@ -342,6 +377,11 @@ def _add_owner(results: list, strict: bool, owners: list, record: tuple, is_pred
                      rows.regions.add_loose(results, task, owner, is_pred, at, summary))
     for kind in others:
         summary.ignored_results[kind] += 1
+    if len(texts) == 1:  # the common case: one caption
+        control, text = texts[0]
+        if isinstance(text, str) and text.strip():
+            rows.captions.append((task, owner, is_pred, text.strip(), control))
+        return
     by_control: dict = {}
     for control, text in texts:  # one caption per TextArea (the caption control is chosen later)
         if isinstance(text, str) and text.strip():
@@ -448,7 +488,7 @@ def _build(rows: _Rows, summary: ImportSummary, root: Path, labels: list[str] | 
                  else np.zeros(0, bool))
     owners = _Owners(ann_keep, pred_keep, annotations.annotator.to_numpy(object),
                      np.array([model_source(v) for v in predictions.model_version], dtype=object))
-    boxes = _build_boxes(regions, images, tasks, owners, predictions, labels, summary,
+    boxes = _build_boxes(regions, images, task_ok, tasks, owners, predictions, labels, summary,
                          options.controls)
     caption_table = _build_captions(captions, tasks, owners, options, summary)
     seen_labels = sorted(boxes.label.dropna().unique().tolist()) if len(boxes) else []
@@ -466,17 +506,17 @@ class _Regions:
 
     def __init__(self, columns: RegionColumns, tasks: pd.DataFrame, annotations: pd.DataFrame,
                  predictions: pd.DataFrame):
-        self.col = columns.arrays()
-        self.label_names = np.array([*columns.label_names, None], dtype=object)
-        self.target_names = list(columns.target_names)
-        self.control_names = list(columns.control_names)
+        self.col, names = columns.arrays()
+        self.label_names = np.array([*names["label"], None], dtype=object)
+        self.target_names, self.control_names = names["target"], names["control"]
         self.tasks, self.annotations, self.predictions = tasks, annotations, predictions
 
     def __len__(self) -> int:
         return len(self.col["task"])
 
     def subset(self, keep: np.ndarray) -> None:
-        self.col = {name: values[keep] for name, values in self.col.items()}
+        if not keep.all():
+            self.col = {name: values[keep] for name, values in self.col.items()}
 
     def where(self, at: np.ndarray) -> list[str]:
         """Locations ('item i (task t), annotation a, region r') of the regions at `at`."""
@@ -496,8 +536,12 @@ class _Regions:
     def object_ids(self) -> np.ndarray:
         """The result's `id` as text; `r<position>` where it has none (older exports)."""
         ids = pd.Series(self.col["region_id"], dtype=object)
-        fallback = "r" + pd.Series(self.col["position"]).astype(str)
-        return ids.astype(str).where(ids.notna() & (ids != ""), fallback).to_numpy(object)
+        if pd.api.types.infer_dtype(ids, skipna=True) != "string":
+            ids = ids.where(ids.isna(), ids.astype(str))
+        missing = (ids.isna() | (ids == "")).to_numpy()
+        out = ids.to_numpy(object).copy()
+        out[missing] = ["r" + str(k) for k in self.col["position"][missing]]
+        return out
 
 
 @dataclass
@@ -522,6 +566,15 @@ class _Owners:
     def names(self, owner: np.ndarray, is_pred: np.ndarray) -> np.ndarray:
         return self.pick(owner, is_pred, self.ann_name, self.pred_name)
 
+    def name_codes(self, owner: np.ndarray, is_pred: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(a code per row into the names, the names): the annotator names as codes, for
+        `text_column` and for integer duplicate checks."""
+        codes, names = pd.factorize(np.concatenate([self.ann_name, self.pred_name]),
+                                    use_na_sentinel=False)
+        ann, pred = codes[:len(self.ann_name)], codes[len(self.ann_name):]
+        return self.pick(owner, is_pred, ann, pred), np.asarray(names, dtype=object)
+
 
 def _duplicate_tasks(tasks: pd.DataFrame, where: pd.Series, summary: ImportSummary
                      ) -> np.ndarray:
@@ -544,14 +597,22 @@ def _annotators(ann: pd.DataFrame, summary: ImportSummary) -> pd.Series:
     e-mail are one person (noted); an annotation with an e-mail and no id is named by it."""
     if ann.empty:
         return pd.Series([], dtype=object)
+    # the rules run once per distinct (user id, e-mail), in order of first appearance
+    key = row_keys([ann], ["user_id", "email"])[0]
+    first = np.flatnonzero(~pd.Series(key).duplicated().to_numpy())
+    names = _people(ann.iloc[first].reset_index(drop=True), summary).to_numpy(object)
+    return pd.Series(names[pd.Index(key[first]).get_indexer(key)], index=ann.index, dtype=object)
+
+
+def _people(ann: pd.DataFrame, summary: ImportSummary) -> pd.Series:
+    """`_annotators` on distinct (user id, e-mail) rows."""
     raw = ann.email.where(ann.email.map(lambda e: isinstance(e, str) and e.strip() != ""))
     # e-mail addresses compare without case or surrounding spaces; other names exactly
     key = raw.map(lambda e: (e.strip().casefold() if "@" in e else e)
                   if isinstance(e, str) else None)
     spelling = pd.Series(raw.to_numpy(object), index=key.to_numpy(object)).dropna()
     spelling = spelling[~spelling.index.duplicated()]  # key -> its first spelling
-    user = ann.user_id.map(lambda u: None if u is None or (isinstance(u, float) and
-                                                           np.isnan(u)) else str(u))
+    user = ann.user_id.where(ann.user_id.notna(), None)  # user ids are text (`_person`)
     known = pd.DataFrame({"user_id": user, "key": key}).dropna().drop_duplicates()
     for uid, group in known[known.user_id.duplicated(keep=False)].groupby("user_id",
                                                                           sort=False):
@@ -570,6 +631,11 @@ def _annotators(ann: pd.DataFrame, summary: ImportSummary) -> pd.Series:
     summary.annotator_ids = {uid: spelling[key_of[uid]] for uid in user[bare].unique()}
     name = named.where(named.notna(), user)
     return pd.Series(name.to_numpy(object), index=ann.index, dtype=object)
+
+
+def _all_text(values: pd.Series) -> bool:
+    """Whether every present value is a string (checked in C)."""
+    return pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")
 
 
 def _orphans(frame: pd.DataFrame, task_ok: np.ndarray, summary: ImportSummary, what: str,
@@ -641,7 +707,8 @@ def _build_images(tasks: pd.DataFrame, keep_task: np.ndarray, regions: _Regions,
     bad_split = (tasks.split.notna() & split.isna()).to_numpy() & ok
     summary.null(f"task: data.split not one of {SPLITS} (nulled)", list(where[bad_split].head(3)),
                  int(bad_split.sum()))
-    group = tasks.group_id.map(lambda v: str(v) if is_number(v) or isinstance(v, str) else None)
+    group = (tasks.group_id if _all_text(tasks.group_id) else
+             tasks.group_id.map(lambda v: str(v) if is_number(v) or isinstance(v, str) else None))
     bad_group = (tasks.group_id.notna() & group.isna()).to_numpy() & ok
     summary.null("task: data.group_id is not a value (nulled)", list(where[bad_group].head(3)),
                  int(bad_group.sum()))
@@ -694,44 +761,52 @@ def _build_annotations(ann: pd.DataFrame, ok: np.ndarray, tasks: pd.DataFrame,
     a task keep the latest. Returns the table and the keep mask over all annotations."""
     if ann.empty:
         return coerce("annotations", None), np.zeros(0, bool)
-    where = (where_task.iloc[ann.task].to_numpy(object) + ", annotation "
-             + ann.ann_id.astype(str).to_numpy(object))
+    def where(rows: np.ndarray) -> list[str]:  # the locations of the first three `rows`
+        return [f"{where_task.iat[ann.task.iat[k]]}, annotation {ann.ann_id.iat[k]}"
+                for k in rows[:3]]
+
     lead, bad_lead = _numbers(ann.lead_time)
     with np.errstate(invalid="ignore"):
         bad_lead |= ~np.isnan(lead) & ~(np.isfinite(lead) & (lead >= 0))
     lead[bad_lead] = np.nan
     summary.null("annotation: lead_time not a non-negative number of seconds (nulled)",
-                 list(where[bad_lead & ok][:3]), int((bad_lead & ok).sum()))
-    stamps = ann.created_at.where(ann.created_at.map(lambda v: isinstance(v, str)), None)
+                 where(np.flatnonzero(bad_lead & ok)), int((bad_lead & ok).sum()))
+    stamps = (ann.created_at if _all_text(ann.created_at) else
+              ann.created_at.where(ann.created_at.map(lambda v: isinstance(v, str)), None))
     created = pd.to_datetime(stamps, utc=True, errors="coerce", format="ISO8601")
     bad_time = (ann.created_at.notna() & created.isna()).to_numpy() & ok
-    summary.null("annotation: created_at not an ISO 8601 time (nulled)", list(where[bad_time][:3]),
-                 int(bad_time.sum()))
-    frame = pd.DataFrame({"image_id": tasks.image_id.iloc[ann.task].to_numpy(object),
-                          "annotator": ann.annotator, "source": HUMAN, "lead_time": lead,
-                          "created_at": created, "_order": np.arange(len(ann))})
+    summary.null("annotation: created_at not an ISO 8601 time (nulled)",
+                 where(np.flatnonzero(bad_time)), int(bad_time.sum()))
+    who, names = pd.factorize(ann.annotator.to_numpy(object), use_na_sentinel=False)
+    task = ann.task.to_numpy(int)
+    frame = pd.DataFrame({"task": task, "who": who, "created_at": created,
+                          "_order": np.arange(len(ann))})
     kept = frame[ok].sort_values(["created_at", "_order"], na_position="first")
-    repeat = kept.duplicated(["image_id", "annotator"], keep="last")
+    repeat = kept.duplicated(["task", "who"], keep="last")  # tasks are one per image here
     summary.reject("annotation: same annotator annotated the task again (kept the latest)",
-                   list(where[kept._order[repeat].head(3)]), int(repeat.sum()))
+                   where(kept._order[repeat].to_numpy(int)), int(repeat.sum()))
     keep = np.zeros(len(ann), dtype=bool)
     keep[kept._order[~repeat].to_numpy(int)] = True
-    table = frame[keep].drop(columns="_order").reset_index(drop=True)
-    return coerce("annotations", table), keep
+    return coerce("annotations", pd.DataFrame({
+        "image_id": text_column(tasks.image_id.to_numpy(object), task[keep]),
+        "annotator": text_column(np.asarray(names, dtype=object), who[keep]),
+        "source": text_column([HUMAN], np.zeros(int(keep.sum()), dtype=np.int64)),
+        "lead_time": lead[keep], "created_at": created[keep].reset_index(drop=True)})), keep
 
 
-def _build_boxes(regions: _Regions, images: pd.DataFrame, tasks: pd.DataFrame, owners: _Owners,
-                 predictions: pd.DataFrame, labels: list[str] | None, summary: ImportSummary,
-                 controls: Controls | None) -> pd.DataFrame:
-    """Percent regions -> absolute pixel boxes, with every bad region counted by reason."""
+def _build_boxes(regions: _Regions, images: pd.DataFrame, task_ok: np.ndarray,
+                 tasks: pd.DataFrame, owners: _Owners, predictions: pd.DataFrame,
+                 labels: list[str] | None, summary: ImportSummary, controls: Controls | None
+                 ) -> pd.DataFrame:
+    """Percent regions -> absolute pixel boxes, with every bad region counted by reason.
+    `images` holds one row per kept task (`task_ok`), in task order."""
     if not len(regions):
         return coerce("boxes", None)
     regions.subset(owners.kept(regions.col["owner"], regions.col["is_pred"]))
     c = regions.col
-    image_id = tasks.image_id.to_numpy(object)[c["task"]]
-    size = images.set_index("image_id")[["width", "height"]]
-    img_w = pd.Series(image_id).map(size.width).to_numpy(float)
-    img_h = pd.Series(image_id).map(size.height).to_numpy(float)
+    task_w, task_h = np.full(len(tasks), np.nan), np.full(len(tasks), np.nan)
+    task_w[task_ok], task_h[task_ok] = images.width.to_numpy(float), images.height.to_numpy(float)
+    img_w, img_h = task_w[c["task"]], task_h[c["task"]]
     ow, oh = np.where(np.isnan(c["ow"]), img_w, c["ow"]), np.where(np.isnan(c["oh"]), img_h,
                                                                     c["oh"])
     x, y, w, h = c["x"], c["y"], c["w"], c["h"]
@@ -742,8 +817,7 @@ def _build_boxes(regions: _Regions, images: pd.DataFrame, tasks: pd.DataFrame, o
     outside = (x0 < -tol_x) | (y0 < -tol_y) | (x1 > img_w + tol_x) | (y1 > img_h + tol_y)
     cx0, cy0 = np.clip(x0, 0, img_w), np.clip(y0, 0, img_h)
     cx1, cy1 = np.clip(x1, 0, img_w), np.clip(y1, 0, img_h)
-    annotator = owners.names(c["owner"], c["is_pred"])
-    source = np.where(c["is_pred"], annotator, HUMAN)
+    who, names = owners.name_codes(c["owner"], c["is_pred"])
     object_id = regions.object_ids()
     reasons = [
         (~np.isfinite(np.stack([x, y, w, h])).all(axis=0),
@@ -762,15 +836,22 @@ def _build_boxes(regions: _Regions, images: pd.DataFrame, tasks: pd.DataFrame, o
         reasons.append((~pd.Series(label).isin(labels).to_numpy(),
                         f"box: label not in the label map {list(labels)}"))
     reasons[2:2] = _control_reasons(regions, controls)
-    dup = pd.DataFrame({"i": image_id, "a": annotator, "r": object_id}).duplicated()
+    owner_key = pd.factorize(c["task"] * len(names) + who)[0]  # (image, annotator) as one code
+    object_id = pd.Series(object_id, dtype=TEXT)  # Arrow hashes it faster than Python would
+    dup = pd.Series(owner_key * len(object_id) + pd.factorize(object_id)[0]).duplicated()
     reasons.append((dup.to_numpy(), "box: duplicate region id in one annotation or prediction"))
     keep = summary.reject_where(reasons, locate=regions.where)
     summary.clipped_boxes += int((overshoot & keep).sum())
     score = _scores(c, predictions, keep, regions, summary)
-    out = pd.DataFrame({
-        "image_id": image_id, "annotator": annotator, "object_id": object_id, "label": label,
-        "x0": cx0, "y0": cy0, "x1": cx1, "y1": cy1, "score": score, "source": source})
-    return coerce("boxes", out[keep].reset_index(drop=True))
+    who = who[keep]
+    is_pred = c["is_pred"][keep]
+    return coerce("boxes", pd.DataFrame({
+        "image_id": text_column(tasks.image_id.to_numpy(object), c["task"][keep]),
+        "annotator": text_column(names, who),
+        "object_id": object_id[keep].reset_index(drop=True),
+        "label": text_column(regions.label_names, c["label"][keep]),
+        "x0": cx0[keep], "y0": cy0[keep], "x1": cx1[keep], "y1": cy1[keep], "score": score[keep],
+        "source": text_column([*names, HUMAN], np.where(is_pred, who, len(names)))}))
 
 
 def _control_reasons(regions: _Regions, controls: Controls | None
@@ -846,8 +927,8 @@ def _build_captions(cap: pd.DataFrame, tasks: pd.DataFrame, owners: _Owners, opt
         cap = cap[~other]
     owner, is_pred = cap.owner.to_numpy(int), cap.is_pred.to_numpy(bool)
     live = owners.kept(owner, is_pred)
-    annotator = owners.names(owner, is_pred)[live]
+    who, names = owners.name_codes(owner[live], is_pred[live])
     return coerce("captions", pd.DataFrame({
-        "image_id": tasks.image_id.to_numpy(object)[cap.task.to_numpy(int)[live]],
-        "annotator": annotator, "caption": cap.caption[live].to_numpy(object),
-        "source": np.where(is_pred[live], annotator, HUMAN)}))
+        "image_id": text_column(tasks.image_id.to_numpy(object), cap.task.to_numpy(int)[live]),
+        "annotator": text_column(names, who), "caption": cap.caption[live].to_numpy(object),
+        "source": text_column([*names, HUMAN], np.where(is_pred[live], who, len(names)))}))

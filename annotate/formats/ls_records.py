@@ -15,6 +15,7 @@ from typing import Any, Union
 
 import msgspec
 import numpy as np
+import pandas as pd
 
 from annotate.formats.summary import ImportSummary
 
@@ -170,98 +171,110 @@ def is_number(value: object) -> bool:
 
 
 class RegionColumns:
-    """Rectangle regions as typed columns (8 floats and a few ints per region, not Python
-    objects), filled by the walk and turned into numpy arrays for the vectorised checks."""
+    """Rectangle regions as typed columns, filled by the walk and turned into numpy arrays for
+    the vectorised checks. The walk touches every region of the file, so this is the import's
+    inner loop: a region is two list `extend` calls (its integers, its floats) and an `append`
+    (its result id), not a Python object or a call per value. Its label, number of labels,
+    `to_name` and `from_name` are stored as one code into the combinations seen (a file has a
+    handful), and its task, owner and kind once per owner."""
 
+    INTS = ("position", "kind")
     FLOATS = ("x", "y", "w", "h", "rotation", "ow", "oh", "score", "image_rotation")
+    #: per owner (annotation or prediction): its task, its position, whether it is a prediction
+    #: and how many regions it added
+    OWNER = ("task", "owner", "is_pred", "regions")
+    #: what a region's `kind` code stands for: its (first) label, its number of labels, the
+    #: object it is drawn on (`to_name`) and the control it came from (`from_name`)
+    KIND = ("label", "n_labels", "target", "control")
+
+    #: values wait in plain lists (a list's extend is about 30x faster than an array's) and
+    #: move into the typed arrays (8 bytes a value instead of a Python object's 32) in blocks
+    BLOCK = 1 << 16
 
     def __init__(self) -> None:
-        self.task, self.owner, self.position = array("q"), array("q"), array("q")
-        self.is_pred, self.n_labels = array("b"), array("q")
-        self.label, self.target, self.control = array("q"), array("q"), array("q")
+        self.ints, self.floats = array("q"), array("d")
         self.region_id: list = []
-        self.label_names: list[str] = []
-        self._codes: dict[str, int] = {}
-        #: the `to_name`s regions were drawn on and the `from_name`s (controls) they came from
-        #: (their codes in `target` and `control`; -1: not given)
-        self.target_names: list[str] = []
-        self.control_names: list[str] = []
-        self._targets: dict[str, int] = {}
-        self._controls: dict[str, int] = {}
-        for name in self.FLOATS:
-            setattr(self, name, array("d"))
+        self.owners: list[int] = []
+        self._ints: list[int] = []
+        self._floats: list[float] = []
+        #: (label or None, number of labels, to_name or None, from_name or None) -> kind code
+        self.kinds: dict[tuple, int] = {}
 
     def __len__(self) -> int:
-        return len(self.task)
+        return len(self.region_id)
 
-    @staticmethod
-    def _name_code(name: object, codes: dict[str, int], names: list[str]) -> int:
-        if not isinstance(name, str):
-            return -1
-        code = codes.get(name)
-        if code is None:
-            code = codes[name] = len(names)
-            names.append(name)
-        return code
+    def _owner_done(self, task: int, owner: int, is_pred: bool, first: int) -> None:
+        """Close an owner whose regions start at `first`; move full blocks into the arrays."""
+        self.owners.extend((task, owner, is_pred, len(self.region_id) - first))
+        if len(self._floats) > self.BLOCK:
+            self._move_waiting()
 
-    def _append(self, task: int, owner: int, is_pred: bool, position: int, region_id: object,
-                labels: list[str], x: float, y: float, w: float, h: float, rotation: float,
-                ow: float, oh: float, score: float, from_name: object = None,
-                to_name: object = None, image_rotation: float = 0.0) -> None:
-        """One rectangle whose values are already checked (numbers; NaN for absent sizes)."""
-        self.target.append(self._name_code(to_name, self._targets, self.target_names))
-        self.control.append(self._name_code(from_name, self._controls, self.control_names))
-        self.image_rotation.append(image_rotation)
-        self.task.append(task)
-        self.owner.append(owner)
-        self.is_pred.append(is_pred)
-        self.position.append(position)
+    def _move_waiting(self) -> None:
+        self.ints.fromlist(self._ints)
+        self.floats.fromlist(self._floats)
+        self._ints.clear()
+        self._floats.clear()
+
+    def _append(self, position: int, region_id: object, labels: list[str], x: float, y: float,
+                w: float, h: float, rotation: float, ow: float, oh: float, score: float,
+                from_name: object = None, to_name: object = None,
+                image_rotation: float = 0.0) -> None:
+        """One rectangle of the current owner, its values already checked (numbers; NaN for
+        absent sizes; names that are not text count as not given)."""
+        kind = (labels[0] if labels else None, len(labels),
+                to_name if isinstance(to_name, str) else None,
+                from_name if isinstance(from_name, str) else None)
+        self._ints.extend((position, self.kinds.setdefault(kind, len(self.kinds))))
+        self._floats.extend((x, y, w, h, rotation, ow, oh, score, image_rotation))
         self.region_id.append(region_id)
-        self.n_labels.append(len(labels))
-        self.label.append(self._name_code(labels[0] if labels else None, self._codes,
-                                          self.label_names))
-        self.x.append(x)
-        self.y.append(y)
-        self.w.append(w)
-        self.h.append(h)
-        self.rotation.append(rotation)
-        self.ow.append(ow)
-        self.oh.append(oh)
-        self.score.append(score)
 
-    def add_strict(self, results: list, task: int, owner: int, is_pred: bool) -> list:
+    def add_strict(self, results: list, task: int, owner: int, is_pred: bool) -> tuple:
         """Append the strictly typed rectangles (`rectanglelabels`, and `rectangle` results
-        joined by region id with their `labels`); return [(TextArea name, text) pairs, other
-        result types]."""
+        joined by region id with their `labels`); return ((TextArea name, text) pairs, other
+        result types)."""
         texts: list = []
         others: list[str] = []
-        bare: list = []
-        labels_of: dict = {}
+        bare = labels_of = None
+        first = len(self.region_id)
+        ints, floats, ids = self._ints.extend, self._floats.extend, self.region_id.append
+        kinds = self.kinds
         for k, res in enumerate(results):
             cls = res.__class__
-            if cls is Rect:
-                self._append_region(task, owner, is_pred, k, res, res.value.rectanglelabels)
+            if cls is Rect:  # the common case, inlined (`_append_region` does the same)
+                value, labels = res.value, res.value.rectanglelabels
+                ints((k, kinds.setdefault((labels[0] if labels else None, len(labels),
+                                           res.to_name, res.from_name), len(kinds))))
+                floats((value.x, value.y, value.width, value.height, value.rotation,
+                        NAN if res.original_width is None else res.original_width,
+                        NAN if res.original_height is None else res.original_height,
+                        NAN if res.score is None else res.score, res.image_rotation or 0.0))
+                ids(res.id)
             elif cls is Text:
                 text = res.value.text
-                texts.extend((res.from_name, t) for t in (text if isinstance(text, list)
-                                                          else [text]))
+                if text.__class__ is list:
+                    texts.extend([(res.from_name, t) for t in text])
+                else:
+                    texts.append((res.from_name, text))
             elif cls is Bare:
+                bare = [] if bare is None else bare
                 bare.append((k, res))
             elif cls is Labels and res.id is not None:
+                labels_of = {} if labels_of is None else labels_of
                 labels_of[res.id] = res.value.labels
             else:
                 others.append(cls.__struct_config__.tag)
-        for k, res in bare:
-            self._append_region(task, owner, is_pred, k, res, labels_of.pop(res.id, []))
-        others.extend([UNPAIRED_LABELS] * len(labels_of))
-        return [texts, others]
+        for k, res in bare or ():
+            self._append_region(k, res, labels_of.pop(res.id, []) if labels_of else [])
+        if labels_of:
+            others.extend([UNPAIRED_LABELS] * len(labels_of))
+        self._owner_done(task, owner, is_pred, first)
+        return texts, others
 
-    def _append_region(self, task: int, owner: int, is_pred: bool, position: int,
-                       res: _Region, labels: list[str]) -> None:
+    def _append_region(self, position: int, res: _Region, labels: list[str]) -> None:
         """One strictly typed rectangle result (`Rect` or `Bare`) with its labels."""
         value = res.value
-        self._append(task, owner, is_pred, position, res.id, labels, value.x, value.y,
-                     value.width, value.height, value.rotation,
+        self._append(position, res.id, labels, value.x, value.y, value.width, value.height,
+                     value.rotation,
                      NAN if res.original_width is None else res.original_width,
                      NAN if res.original_height is None else res.original_height,
                      NAN if res.score is None else res.score, res.from_name, res.to_name,
@@ -272,6 +285,7 @@ class RegionColumns:
         """The same for a loosely decoded list: every value checked, bad ones counted."""
         texts: list = []
         others: list[str] = []
+        first = len(self.region_id)
         labels_of = {res.id: res.value.labels for res in results
                      if isinstance(res, LooseResult) and res.type == "labels"
                      and res.id is not None and isinstance(res.value, LooseValue)}
@@ -321,21 +335,39 @@ class RegionColumns:
                 ow, oh = (float(v) if is_number(v) else NAN for v in sizes)
                 region_id = res.id if isinstance(res.id, (str, int)) and not isinstance(
                     res.id, bool) else None
-                self._append(task, owner, is_pred, k, region_id, labels,
+                self._append(k, region_id, labels,
                              *(float(v) for v in coords), float(rotation), ow, oh,
                              float(res.score) if is_number(res.score) else NAN,
                              res.from_name, res.to_name, float(turned))
         others.extend([UNPAIRED_LABELS] * len(set(labels_of) - paired))
-        return [texts, others]
+        self._owner_done(task, owner, is_pred, first)
+        return texts, others
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Every column as a numpy array (the typed ones without copying)."""
-        out = {name: np.frombuffer(getattr(self, name), dtype=np.float64) if len(self)
-               else np.zeros(0) for name in self.FLOATS}
-        for name in ("task", "owner", "position", "n_labels", "label", "target", "control"):
-            out[name] = np.frombuffer(getattr(self, name), dtype=np.int64) if len(self) \
-                else np.zeros(0, dtype=np.int64)
-        out["is_pred"] = np.frombuffer(self.is_pred, dtype=np.int8).astype(bool) if len(self) \
-            else np.zeros(0, dtype=bool)
+    def arrays(self) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+        """(every column as a numpy array, the names behind the codes of `label`, `target` and
+        `control`). Those three columns hold codes into their names, in order of first
+        appearance; -1 where the region gave none."""
+        self._move_waiting()
+        out = dict(zip(self.FLOATS, _columns(self.floats, len(self.FLOATS), np.float64),
+                       strict=True))
+        out["position"], kind = _columns(self.ints, len(self.INTS), np.int64)
+        *owner_columns, counts = _columns(array("q", self.owners), len(self.OWNER), np.int64)
+        for name, values in zip(self.OWNER[:3], owner_columns, strict=True):
+            out[name] = np.repeat(values, counts)
+        out["is_pred"] = out["is_pred"].astype(bool)
         out["region_id"] = np.array(self.region_id, dtype=object)
-        return out
+        kinds = np.array(list(self.kinds), dtype=object).reshape(-1, len(self.KIND))
+        out["n_labels"] = kinds[:, self.KIND.index("n_labels")].astype(np.int64)[kind]
+        names = {}
+        for column in ("label", "target", "control"):
+            codes, uniques = pd.factorize(kinds[:, self.KIND.index(column)])
+            out[column], names[column] = codes.astype(np.int64)[kind], list(uniques)
+        return out, names
+
+
+def _columns(values: array, width: int, dtype: type) -> list[np.ndarray]:
+    """The interleaved `values` (rows of `width` values, one after another) as one array per
+    place in the row."""
+    rows = np.frombuffer(values, dtype=dtype).reshape(-1, width) if len(values) \
+        else np.zeros((0, width), dtype=dtype)
+    return [np.ascontiguousarray(rows[:, k]) for k in range(width)]

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from annotate.runtime.errors import UserError
 
@@ -95,11 +97,67 @@ def is_model_source(source: pd.Series) -> pd.Series:
 
 
 def isin(values: pd.Series, allowed) -> pd.Series:
-    """`values.isin(allowed)`, hashed in C (pandas' isin on Arrow strings loops in Python)."""
-    keys = pd.Index(pd.unique(pd.Series(list(allowed) if not isinstance(allowed, pd.Series)
-                                        else allowed, dtype=object)))
-    found = keys.get_indexer(values.astype(object)) >= 0
+    """`values.isin(allowed)`, hashed in C: Arrow string columns go through `pyarrow.compute.
+    is_in` (pandas' isin on them loops in Python), others through a pandas Index. Nulls are
+    never in."""
+    if not isinstance(allowed, (pd.Series, pd.Index)):
+        allowed = pd.Series(list(allowed), dtype=object)
+    allowed = allowed.dropna()
+    if values.dtype == TEXT and (allowed.dtype == TEXT
+                                 or all(isinstance(v, str) for v in allowed)):
+        column = pa.array(values)
+        value_set = pa.array(allowed.astype(TEXT)).cast(column.type)
+        found = pc.is_in(column, value_set=value_set).fill_null(False)
+        return pd.Series(np.asarray(found, dtype=bool), index=values.index)
+    found = pd.Index(pd.unique(allowed.astype(object))).get_indexer(values.astype(object)) >= 0
     return pd.Series(found & values.notna().to_numpy(), index=values.index)
+
+
+def positions(values: pd.Series, of: pd.Series) -> np.ndarray:
+    """Where each of `values` first occurs in `of` (-1: nowhere; nulls are nowhere), through
+    `pyarrow.compute.index_in` for text columns (pandas' indexer on them is several times
+    slower)."""
+    if values.dtype == TEXT and of.dtype == TEXT:
+        column = pa.array(values)
+        found = pc.index_in(column, value_set=pa.array(of).cast(column.type), skip_nulls=True)
+        return np.asarray(found.fill_null(-1), dtype=np.int64)
+    first = np.flatnonzero((of.notna() & ~of.duplicated()).to_numpy())
+    at = pd.Index(of.iloc[first].astype(object)).get_indexer(values.astype(object))
+    return np.where(at >= 0, first[at], -1)
+
+
+def text_column(names, codes: np.ndarray) -> pd.Series:
+    """A text column whose row i is `names[codes[i]]` (null where the code is -1 or the name is
+    None), built by Arrow's `take` from the few distinct names instead of converting one Python
+    string per row (a million-row column costs milliseconds, not a tenth of a second)."""
+    dictionary = pa.array(np.asarray(names, dtype=object), type=pa.large_string(),
+                          from_pandas=True)
+    codes = np.asarray(codes, dtype=np.int64)
+    taken = dictionary.take(pa.array(codes, mask=codes < 0))
+    return pd.Series(pd.arrays.ArrowStringArray(taken), dtype=TEXT)
+
+
+def row_keys(frames: Sequence[pd.DataFrame], cols: Sequence[str]) -> list[np.ndarray]:
+    """One integer per row of each frame, equal exactly when the rows' `cols` are equal (nulls
+    equal to nulls), comparable across the frames: duplicates and membership over several
+    columns as one vectorised integer operation instead of hashing tuples."""
+    sizes = [len(frame) for frame in frames]
+    key, bound = np.zeros(sum(sizes), dtype=np.int64), 1
+    for col in cols:
+        codes, uniques = pd.factorize(pd.concat([frame[col] for frame in frames],
+                                                ignore_index=True))
+        if bound * (len(uniques) + 1) >= 2**62:  # renumber the keys densely before overflow
+            key, seen = pd.factorize(key)
+            bound = len(seen)
+        key = key * (len(uniques) + 1) + (codes + 1)
+        bound *= len(uniques) + 1
+    return np.split(key, np.cumsum(sizes)[:-1])
+
+
+def duplicated_rows(frame: pd.DataFrame, cols: Sequence[str]) -> pd.Series:
+    """`frame.duplicated(cols, keep=False)` through `row_keys` (fast on Arrow strings)."""
+    key = row_keys([frame], cols)[0]
+    return pd.Series(pd.Series(key).duplicated(keep=False).to_numpy(), index=frame.index)
 
 
 def empty(table: str) -> pd.DataFrame:
@@ -247,7 +305,7 @@ def find_violations(ts: TableSet) -> list[Violation]:
           ~isin(annotations.image_id, known), annotations, ann_cols)
     check("annotations", "missing annotator", annotations.annotator.isna(), annotations, ann_cols)
     check("annotations", "duplicate (image_id, annotator, source)",
-          annotations.duplicated(["image_id", "annotator", "source"], keep=False),
+          duplicated_rows(annotations, ["image_id", "annotator", "source"]),
           annotations, [*ann_cols, "source"])
     check("annotations", "negative lead_time", annotations.lead_time < 0, annotations,
           [*ann_cols, "lead_time"])
@@ -262,8 +320,10 @@ def find_violations(ts: TableSet) -> list[Violation]:
     check("boxes", "x1 <= x0 or y1 <= y0 (empty or inverted box)",
           (boxes.x1 <= boxes.x0) | (boxes.y1 <= boxes.y0), boxes,
           [*box_cols, "x0", "x1", "y0", "y1"])
-    size = images.drop_duplicates("image_id").set_index("image_id")
-    width, height = boxes.image_id.map(size.width), boxes.image_id.map(size.height)
+    size = images.drop_duplicates("image_id")
+    at = positions(boxes.image_id, size.image_id)
+    width = pd.Series(np.append(size.width.to_numpy(float), np.nan)[at], index=boxes.index)
+    height = pd.Series(np.append(size.height.to_numpy(float), np.nan)[at], index=boxes.index)
     tol = BOUNDS_TOLERANCE_PX
     outside = ((boxes.x0 < -tol) | (boxes.y0 < -tol) | (boxes.x1 > width + tol)
                | (boxes.y1 > height + tol))
@@ -271,7 +331,7 @@ def find_violations(ts: TableSet) -> list[Violation]:
           boxes, [*box_cols, "x0", "y0", "x1", "y1"])
     check("boxes", "missing object_id", boxes.object_id.isna(), boxes, box_cols)
     check("boxes", "duplicate object_id within (image_id, annotator, source)",
-          boxes.duplicated(["image_id", "annotator", "source", "object_id"], keep=False),
+          duplicated_rows(boxes, ["image_id", "annotator", "source", "object_id"]),
           boxes, [*box_cols, "source"])
     if ts.labels:
         check("boxes", f"unknown label (label map: {ts.labels})",
@@ -311,12 +371,10 @@ def _check_has_annotation(check, table: str, frame: pd.DataFrame, annotations: p
     """Human (and adjudicated) rows need an annotations row of their source: it is what says
     the annotator saw the image."""
     people = [HUMAN, ADJUDICATED]
-    human = frame[isin(frame.source, people)]
-    seen = pd.MultiIndex.from_frame(annotations.loc[isin(annotations.source, people),
-                                                    ["image_id", "annotator", "source"]])
-    keys = pd.MultiIndex.from_frame(human[["image_id", "annotator", "source"]])
-    missing = pd.Series(False, index=frame.index)
-    missing.loc[human.index] = ~keys.isin(seen)
+    human = isin(frame.source, people).to_numpy()
+    seen = annotations[isin(annotations.source, people).to_numpy()]
+    rows, seen_keys = row_keys([frame, seen], ["image_id", "annotator", "source"])
+    missing = pd.Series(human & ~np.isin(rows, seen_keys), index=frame.index)
     check(table, "annotator with human rows but no annotations row for that image",
           missing, frame, cols)
 
