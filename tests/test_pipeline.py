@@ -648,3 +648,45 @@ def test_a_run_killed_mid_step_reruns_to_the_same_report(two_runs, tmp_path):
     assert set(first["robustness"]["variants"]) == names | {f"{n}, strong detector"
                                                             for n in names}
     assert not first["missing"]
+
+
+def test_source_fingerprint_follows_the_code_bytes_only(tmp_path):
+    from annotate.tables.versions import PACKAGES, source_fingerprint
+
+    def tree(name: str, code: str) -> Path:
+        root = tmp_path / name
+        for package in PACKAGES:
+            (root / package / "sub").mkdir(parents=True)
+            (root / package / "sub" / "m.py").write_text(f"X = {package!r}\n")
+        (root / "annotate" / "a.py").write_text(code)
+        return root
+
+    first = source_fingerprint(tree("one", "A = 1\n"))
+    assert source_fingerprint(tree("two", "A = 1\n")) == first  # another checkout, same code
+    assert source_fingerprint(tree("three", "A = 2\n")) != first  # one byte of code
+    four = tree("four", "A = 1\n")
+    (four / "annotate" / "notes.md").write_text("not code")
+    (four / "docs").mkdir()
+    (four / "docs" / "x.py").write_text("outside the packages")
+    assert source_fingerprint(four) == first
+
+
+def test_a_step_made_by_other_code_reruns(tmp_path, monkeypatch):
+    from quality.run import pipeline as pipeline_module
+
+    lines: list[str] = []
+    runner = Pipeline(tmp_path / "run", Settings(preset="smoke"), echo=lines.append)
+    runner.mlflow, runner.tags = pipeline_module._NoTracking(), {}
+    made = tmp_path / "made.txt"
+    calls: list[int] = []
+
+    def step() -> None:
+        calls.append(1)
+        made.write_text("artifact")
+
+    runner._step("import", [], [made], step)
+    runner._step("import", [], [made], step)
+    assert len(calls) == 1 and lines[-1].endswith("cached")
+    monkeypatch.setattr(pipeline_module, "source_fingerprint", lambda: "other code")
+    runner._step("import", [], [made], step)
+    assert len(calls) == 2 and not lines[-1].endswith("cached")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 from importlib import metadata
@@ -41,6 +42,26 @@ def source_version() -> str:
                               capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return f"twostage {metadata.version('twostage')}"
+
+
+#: The toolkit's packages: their code decides what every artifact holds.
+PACKAGES = ("annotate", "stage1_detect", "stage2_generate", "quality")
+
+
+@functools.lru_cache(maxsize=4)
+def source_fingerprint(root: Path | None = None) -> str:
+    """sha256 (16 hex) of the toolkit's own code (every `.py` file of `PACKAGES` under `root`,
+    default this checkout, by relative name and bytes). Unlike `source_version` it changes
+    with every edit, committed or not, and it is the same in any checkout of the same code;
+    the pipeline's step cache keys on it, so an artifact made by other code is never reused as
+    if this code had made it."""
+    root = Path(__file__).resolve().parents[2] if root is None else root
+    digest = hashlib.sha256()
+    for package in PACKAGES:
+        for file in sorted((root / package).rglob("*.py")):
+            digest.update(str(file.relative_to(root)).encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()[:16]
 
 
 def split_versions(ts: TableSet, column: str = "split") -> dict[str, str]:

@@ -27,7 +27,7 @@ from annotate.runtime.errors import UserError
 from annotate.runtime.records import metric_name
 from annotate.runtime.tracking import tracking, tracking_uri
 from annotate.tables import store
-from annotate.tables.versions import data_version
+from annotate.tables.versions import data_version, source_fingerprint
 from quality import workspace
 
 log = logging.getLogger(__name__)
@@ -191,12 +191,14 @@ class Pipeline:
 
     def _step(self, name: str, inputs: list[Path], outputs: list[Path], work: Callable,
               params: dict | None = None) -> None:
-        """Run `work()` unless the cache says the same inputs and the same `params` (the
-        settings this step uses, and only those) made `outputs`."""
+        """Run `work()` unless the cache says the same inputs, the same `params` (the
+        settings this step uses, and only those) and the same code (`source_fingerprint`) made
+        `outputs`."""
         if name not in self.steps:  # a step a replicate leaves to its parent run
             return
         key = hashlib.sha256(json.dumps({"step": name, "params": params or {},
-                                         "inputs": _fingerprint(inputs)},
+                                         "inputs": _fingerprint(inputs),
+                                         "code": source_fingerprint()},
                                         sort_keys=True, default=str).encode()).hexdigest()
         record_path = self.cache / f"{name}.json"
         record = json.loads(record_path.read_text()) if record_path.exists() else {}
