@@ -82,6 +82,13 @@ class _Rows:
     predictions: list[tuple] = field(default_factory=list)
     regions: RegionColumns = field(default_factory=RegionColumns)
     captions: list[tuple] = field(default_factory=list)
+    #: one object per distinct text that repeats on every row (an e-mail, a user id, a control
+    #: name): the decoder makes a new string each time, and a file has a handful of them
+    texts: dict = field(default_factory=dict)
+
+    def same(self, text: object) -> object:
+        """`text`, as the one object kept for that value."""
+        return self.texts.setdefault(text, text) if text.__class__ is str else text
 
 
 @dataclass
@@ -327,7 +334,7 @@ def _walk_annotation(ann: object, task: int, where: str, rows: _Rows,
     if user_id is None and email is None:
         summary.reject("annotation: no completed_by or updated_by (annotator unknown)", at)
         return
-    record = (task, ann.id, user_id, email, ann.lead_time, ann.created_at)
+    record = (task, ann.id, rows.same(user_id), rows.same(email), ann.lead_time, ann.created_at)
     _add_results(ann.result, rows.annotations, record, False, "annotation", at, rows, summary)
 
 
@@ -380,14 +387,14 @@ def _add_owner(results: list, strict: bool, owners: list, record: tuple, is_pred
     if len(texts) == 1:  # the common case: one caption
         control, text = texts[0]
         if isinstance(text, str) and text.strip():
-            rows.captions.append((task, owner, is_pred, text.strip(), control))
+            rows.captions.append((task, owner, is_pred, text.strip(), rows.same(control)))
         return
     by_control: dict = {}
     for control, text in texts:  # one caption per TextArea (the caption control is chosen later)
         if isinstance(text, str) and text.strip():
             by_control.setdefault(control, []).append(text.strip())
     for control, parts in by_control.items():
-        rows.captions.append((task, owner, is_pred, " ".join(parts), control))
+        rows.captions.append((task, owner, is_pred, " ".join(parts), rows.same(control)))
 
 
 def _walk_prediction(pred: object, task: int, where: str, rows: _Rows,
@@ -401,7 +408,7 @@ def _walk_prediction(pred: object, task: int, where: str, rows: _Rows,
     summary.predictions += 1
     at = f"{where}, prediction {pred.id}"
     version = pred.model_version if isinstance(pred.model_version, (str, int, float)) else ""
-    record = (task, pred.id, str(version), pred.score)
+    record = (task, pred.id, rows.same(str(version)), pred.score)
     _add_results(pred.result, rows.predictions, record, True, "prediction", at, rows, summary)
 
 
@@ -491,6 +498,7 @@ def _build(rows: _Rows, summary: ImportSummary, root: Path, labels: list[str] | 
     boxes = _build_boxes(regions, images, task_ok, tasks, owners, predictions, labels, summary,
                          options.controls)
     caption_table = _build_captions(captions, tasks, owners, options, summary)
+    del regions, owners, annotations, predictions, captions, tasks  # before validation's peak
     seen_labels = sorted(boxes.label.dropna().unique().tolist()) if len(boxes) else []
     ts = TableSet(images=images, annotations=ann_table, boxes=boxes, captions=caption_table,
                   labels=list(labels) if labels else seen_labels,

@@ -194,7 +194,8 @@ class RegionColumns:
     def __init__(self) -> None:
         self.ints, self.floats = array("q"), array("d")
         self.region_id: list = []
-        self.owners: list[int] = []
+        self.owners = array("q")
+        self._owners: list[int] = []
         self._ints: list[int] = []
         self._floats: list[float] = []
         #: (label or None, number of labels, to_name or None, from_name or None) -> kind code
@@ -205,15 +206,15 @@ class RegionColumns:
 
     def _owner_done(self, task: int, owner: int, is_pred: bool, first: int) -> None:
         """Close an owner whose regions start at `first`; move full blocks into the arrays."""
-        self.owners.extend((task, owner, is_pred, len(self.region_id) - first))
+        self._owners.extend((task, owner, is_pred, len(self.region_id) - first))
         if len(self._floats) > self.BLOCK:
             self._move_waiting()
 
     def _move_waiting(self) -> None:
-        self.ints.fromlist(self._ints)
-        self.floats.fromlist(self._floats)
-        self._ints.clear()
-        self._floats.clear()
+        for values, waiting in ((self.ints, self._ints), (self.floats, self._floats),
+                                (self.owners, self._owners)):
+            values.fromlist(waiting)
+            waiting.clear()
 
     def _append(self, position: int, region_id: object, labels: list[str], x: float, y: float,
                 w: float, h: float, rotation: float, ow: float, oh: float, score: float,
@@ -345,13 +346,13 @@ class RegionColumns:
 
     def arrays(self) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
         """(every column as a numpy array, the names behind the codes of `label`, `target` and
-        `control`). Those three columns hold codes into their names, in order of first
-        appearance; -1 where the region gave none."""
+        `control`), emptying the columns. Those three columns hold codes into their names, in
+        order of first appearance; -1 where the region gave none."""
         self._move_waiting()
         out = dict(zip(self.FLOATS, _columns(self.floats, len(self.FLOATS), np.float64),
                        strict=True))
         out["position"], kind = _columns(self.ints, len(self.INTS), np.int64)
-        *owner_columns, counts = _columns(array("q", self.owners), len(self.OWNER), np.int64)
+        *owner_columns, counts = _columns(self.owners, len(self.OWNER), np.int64)
         for name, values in zip(self.OWNER[:3], owner_columns, strict=True):
             out[name] = np.repeat(values, counts)
         out["is_pred"] = out["is_pred"].astype(bool)
@@ -362,7 +363,8 @@ class RegionColumns:
         for column in ("label", "target", "control"):
             codes, uniques = pd.factorize(kinds[:, self.KIND.index(column)])
             out[column], names[column] = codes.astype(np.int64)[kind], list(uniques)
-        return out, names
+        self.__init__()  # the regions now live in the arrays returned only (a large import's
+        return out, names  # peak memory would otherwise hold them twice)
 
 
 def _columns(values: array, width: int, dtype: type) -> list[np.ndarray]:
