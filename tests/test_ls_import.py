@@ -268,3 +268,30 @@ def test_the_labelling_config_decides_what_a_result_belongs_to(tmp_path, capsys)
     assert "box: on another object of the task (its to_name is not 'image'" in printed
     assert "box: from a control the labelling config does not have on the image" in printed
     assert "textarea 'caption' (not the caption control 'description')" in printed
+
+
+def test_a_repeated_region_id_is_rejected_within_one_annotator_only(tmp_path):
+    def rect(rid, x):
+        return {"id": rid, "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+                "original_width": 100, "original_height": 100,
+                "value": {"x": x, "y": 10, "width": 10, "height": 10,
+                          "rectanglelabels": ["cat"]}}
+
+    tasks = [{"id": 1, "data": {"image": "a.png"}, "annotations": [
+        {"id": 10, "completed_by": {"id": 1, "email": "a@x.org"},
+         "result": [rect("r1", 5), rect("r1", 40), rect("r2", 60)]},
+        {"id": 11, "completed_by": {"id": 2, "email": "b@x.org"},
+         "result": [rect("r1", 5)]}]},  # the same id by another annotator: a box of its own
+        {"id": 2, "data": {"image": "b.png"}, "annotations": [
+            {"id": 12, "completed_by": {"id": 1, "email": "a@x.org"},
+             "result": [rect("r1", 5)]}]}]  # the same id on another image: its own too
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks))
+    ts, summary = import_export(path, images_root=tmp_path)
+    reason = "box: duplicate region id in one annotation or prediction"
+    assert summary.rejected[reason] == 1
+    assert "annotation 10, region r1" in str(summary.examples[reason])
+    kept = ts.boxes.sort_values(["image_id", "annotator", "x0"])
+    assert kept[["image_id", "annotator", "object_id", "x0"]].values.tolist() == [
+        ["1", "a@x.org", "r1", 5.0], ["1", "a@x.org", "r2", 60.0], ["1", "b@x.org", "r1", 5.0],
+        ["2", "a@x.org", "r1", 5.0]]  # the first of the repeated pair stays

@@ -173,6 +173,7 @@ def _walk(raw: bytes, path: Path, summary: ImportSummary, options: _Options) -> 
                        for t in task_items if isinstance(t.annotations, list)
                        for a in t.annotations)
         summary.shape = "JSON snapshot (users expanded)" if expanded else "JSON"
+        del task_items  # the walk lets each task go once read
         _walk_tasks(tasks, rows, summary, options)
     return rows
 
@@ -223,6 +224,7 @@ def _where(item: int, task_id: object) -> str:
 def _walk_tasks(tasks: list, rows: _Rows, summary: ImportSummary, options: _Options) -> None:
     summary.tasks_read = len(tasks)
     for item, task in enumerate(tasks):
+        tasks[item] = None  # walked: its records go as the rows grow (a lower peak)
         if not isinstance(task, Task):
             summary.reject("task: not an object", f"item {item}")
             continue
@@ -814,19 +816,47 @@ def _build_boxes(regions: _Regions, images: pd.DataFrame, task_ok: np.ndarray,
     c = regions.col
     task_w, task_h = np.full(len(tasks), np.nan), np.full(len(tasks), np.nan)
     task_w[task_ok], task_h[task_ok] = images.width.to_numpy(float), images.height.to_numpy(float)
-    img_w, img_h = task_w[c["task"]], task_h[c["task"]]
-    ow, oh = np.where(np.isnan(c["ow"]), img_w, c["ow"]), np.where(np.isnan(c["oh"]), img_h,
-                                                                    c["oh"])
+    corners, overshoot, reasons = _geometry(c, task_w[c["task"]], task_h[c["task"]])
+    who, names = owners.name_codes(c["owner"], c["is_pred"])
+    object_id = regions.object_ids()
+    if labels:
+        label = regions.label_names[c["label"]]  # code -1 (no label) picks the trailing None
+        reasons.append((~pd.Series(label).isin(labels).to_numpy(),
+                        f"box: label not in the label map {list(labels)}"))
+    reasons[2:2] = _control_reasons(regions, controls)
+    reasons.append((_duplicate_ids(c["task"] * len(names) + who, object_id),
+                    "box: duplicate region id in one annotation or prediction"))
+    keep = summary.reject_where(reasons, locate=regions.where)
+    summary.clipped_boxes += int((overshoot & keep).sum())
+    score = _scores(c, predictions, keep, regions, summary)
+    who = who[keep]
+    is_pred = c["is_pred"][keep]
+    return coerce("boxes", pd.DataFrame({
+        "image_id": text_column(tasks.image_id.to_numpy(object), c["task"][keep]),
+        "annotator": text_column(names, who),
+        "object_id": pd.Series(object_id[keep], dtype=TEXT),
+        "label": text_column(regions.label_names, c["label"][keep]),
+        **{name: values[keep] for name, values in zip(("x0", "y0", "x1", "y1"), corners,
+                                                       strict=True)},
+        "score": score[keep],
+        "source": text_column([*names, HUMAN], np.where(is_pred, who, len(names)))}))
+
+
+def _geometry(c: dict, img_w: np.ndarray, img_h: np.ndarray
+              ) -> tuple[tuple[np.ndarray, ...], np.ndarray, list[tuple[np.ndarray, str]]]:
+    """(the boxes' pixel corners clipped to the image, which ones needed clipping, the
+    geometric and value reasons to reject a region): percent coordinates against the
+    original size (the image's where the region gives none). Its temporaries end here, before
+    the table is built (a million regions: about 100 MB)."""
+    ow = np.where(np.isnan(c["ow"]), img_w, c["ow"])
+    oh = np.where(np.isnan(c["oh"]), img_h, c["oh"])
     x, y, w, h = c["x"], c["y"], c["w"], c["h"]
-    label = regions.label_names[c["label"]]  # code -1 (no label) picks the trailing None
     x0, y0, x1, y1 = x * ow / 100, y * oh / 100, (x + w) * ow / 100, (y + h) * oh / 100
     tol_x, tol_y = CLIP_TOLERANCE * img_w, CLIP_TOLERANCE * img_h
     overshoot = (x0 < 0) | (y0 < 0) | (x1 > img_w) | (y1 > img_h)
     outside = (x0 < -tol_x) | (y0 < -tol_y) | (x1 > img_w + tol_x) | (y1 > img_h + tol_y)
     cx0, cy0 = np.clip(x0, 0, img_w), np.clip(y0, 0, img_h)
     cx1, cy1 = np.clip(x1, 0, img_w), np.clip(y1, 0, img_h)
-    who, names = owners.name_codes(c["owner"], c["is_pred"])
-    object_id = regions.object_ids()
     reasons = [
         (~np.isfinite(np.stack([x, y, w, h])).all(axis=0),
          "box: missing or non-numeric x/y/width/height"),
@@ -840,26 +870,21 @@ def _build_boxes(regions: _Regions, images: pd.DataFrame, task_ok: np.ndarray,
         (outside, f"box: outside the image by more than {CLIP_TOLERANCE:.0%}"),
         ((cx1 <= cx0) | (cy1 <= cy0), "box: empty once clipped to the image"),
     ]
-    if labels:
-        reasons.append((~pd.Series(label).isin(labels).to_numpy(),
-                        f"box: label not in the label map {list(labels)}"))
-    reasons[2:2] = _control_reasons(regions, controls)
-    owner_key = pd.factorize(c["task"] * len(names) + who)[0]  # (image, annotator) as one code
-    object_id = pd.Series(object_id, dtype=TEXT)  # Arrow hashes it faster than Python would
-    dup = pd.Series(owner_key * len(object_id) + pd.factorize(object_id)[0]).duplicated()
-    reasons.append((dup.to_numpy(), "box: duplicate region id in one annotation or prediction"))
-    keep = summary.reject_where(reasons, locate=regions.where)
-    summary.clipped_boxes += int((overshoot & keep).sum())
-    score = _scores(c, predictions, keep, regions, summary)
-    who = who[keep]
-    is_pred = c["is_pred"][keep]
-    return coerce("boxes", pd.DataFrame({
-        "image_id": text_column(tasks.image_id.to_numpy(object), c["task"][keep]),
-        "annotator": text_column(names, who),
-        "object_id": object_id[keep].reset_index(drop=True),
-        "label": text_column(regions.label_names, c["label"][keep]),
-        "x0": cx0[keep], "y0": cy0[keep], "x1": cx1[keep], "y1": cy1[keep], "score": score[keep],
-        "source": text_column([*names, HUMAN], np.where(is_pred, who, len(names)))}))
+    return (cx0, cy0, cx1, cy1), overshoot, reasons
+
+
+def _duplicate_ids(owner: np.ndarray, object_id: np.ndarray) -> np.ndarray:
+    """Which rows repeat an earlier row's (owner, object id): a 64-bit hash of each pair finds
+    the candidates without a table of a million strings, and the candidates (rows whose hash
+    repeats; in practice the true repeats only) are compared exactly."""
+    hashed = (pd.util.hash_array(object_id, categorize=False)
+              + owner.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+    candidate = pd.Series(hashed).duplicated(keep=False).to_numpy()
+    out = np.zeros(len(owner), dtype=bool)
+    if candidate.any():
+        pairs = pd.DataFrame({"owner": owner[candidate], "id": object_id[candidate]})
+        out[candidate] = pairs.duplicated().to_numpy()
+    return out
 
 
 def _control_reasons(regions: _Regions, controls: Controls | None
