@@ -556,12 +556,19 @@ class _Regions:
 
 @dataclass
 class _Owners:
-    """Per annotation and per prediction: kept or not, and the annotator name rows get."""
+    """Per annotation and per prediction: kept or not, and the annotator name rows get (as a
+    code into `names`, for `text_column` and for integer duplicate checks)."""
 
     ann_keep: np.ndarray
     pred_keep: np.ndarray
     ann_name: np.ndarray
     pred_name: np.ndarray
+
+    def __post_init__(self) -> None:
+        codes, names = pd.factorize(np.concatenate([self.ann_name, self.pred_name]),
+                                    use_na_sentinel=False)
+        self.ann_code, self.pred_code = codes[:len(self.ann_name)], codes[len(self.ann_name):]
+        self.names = np.asarray(names, dtype=object)
 
     def pick(self, owner: np.ndarray, is_pred: np.ndarray, ann: np.ndarray, pred: np.ndarray
              ) -> np.ndarray:
@@ -573,17 +580,10 @@ class _Owners:
     def kept(self, owner: np.ndarray, is_pred: np.ndarray) -> np.ndarray:
         return self.pick(owner, is_pred, self.ann_keep, self.pred_keep)
 
-    def names(self, owner: np.ndarray, is_pred: np.ndarray) -> np.ndarray:
-        return self.pick(owner, is_pred, self.ann_name, self.pred_name)
-
     def name_codes(self, owner: np.ndarray, is_pred: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
-        """(a code per row into the names, the names): the annotator names as codes, for
-        `text_column` and for integer duplicate checks."""
-        codes, names = pd.factorize(np.concatenate([self.ann_name, self.pred_name]),
-                                    use_na_sentinel=False)
-        ann, pred = codes[:len(self.ann_name)], codes[len(self.ann_name):]
-        return self.pick(owner, is_pred, ann, pred), np.asarray(names, dtype=object)
+        """(each row's code into the names, the names)."""
+        return self.pick(owner, is_pred, self.ann_code, self.pred_code), self.names
 
 
 def _duplicate_tasks(tasks: pd.DataFrame, where: pd.Series, summary: ImportSummary
