@@ -41,7 +41,7 @@ def make_run(run: Path) -> Path:
     for part in ("val", "test"):
         predict_job(stage1, split, stage1 / f"raw_{part}.parquet", split=part)
     for name, noise in (("gold", Noise()), ("noise", Noise(drop=0.2, jitter=0.05))):
-        train_stage2(split, run / "stage2" / name, TrainConfig(preset="tiny", epochs=15,
+        train_stage2(split, run / "stage2" / name, TrainConfig(preset="tiny", epochs=8,
                                                                noise=noise, progress=False))
     threshold_job(run / "stage2" / "gold", stage1, split)
     predicted = {part: pd.read_parquet(stage1 / f"predicted_{part}.parquet")

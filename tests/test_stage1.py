@@ -127,6 +127,19 @@ def test_predictions_are_a_valid_boxes_table_and_reload_identically(run, small_d
     pd.testing.assert_frame_equal(boxes.reset_index(drop=True), again.reset_index(drop=True))
 
 
+def test_the_same_seed_trains_the_same_detector(run, small_demo, tmp_path):
+    """Same machine, same seed: the same weights, so the same detections (the pipeline's step
+    cache and its reruns rely on it)."""
+    out, _ = run
+    again = train(small_demo, tmp_path / "again", DetectorConfig(**TINY))
+    images = small_demo.images[small_demo.images.split == "val"]
+    first, second = (predict(path, images, conf=0.001) for path in (out, again["weights"]))
+    assert len(first) > 0
+    columns = ["image_id", "label", "x0", "y0", "x1", "y1", "score"]
+    pd.testing.assert_frame_equal(first[columns].reset_index(drop=True),
+                                  second[columns].reset_index(drop=True))
+
+
 def test_fine_tuning_from_local_weights(run, small_demo, tmp_path):
     _, record = run
     tuned = train(small_demo, tmp_path / "tuned", DetectorConfig(

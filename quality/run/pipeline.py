@@ -34,11 +34,13 @@ log = logging.getLogger(__name__)
 
 #: Nominal step durations (seconds, 2 CPU cores) per preset, for the time-left estimate.
 PRESETS: dict[str, dict] = {
-    # every path with data in about a minute: detectors fine-tuned from the shipped weights
-    # (pre-trained on other generated images, stage1_detect.demo_weights), a tiny stage 2
-    # that learns enough to caption by layout; figures not meaningful
+    # every path with data in two to three minutes on 2 cores (six stage-2 variants are most
+    # of it): detectors fine-tuned from the shipped weights (pre-trained on other generated
+    # images, stage1_detect.demo_weights), a tiny stage 2 that learns enough to caption by
+    # layout (8 epochs: 7 distinct captions of 30 test layouts, 15 epochs: 19, at twice the
+    # time); figures not meaningful
     "smoke": {"detector": "shapes-tiny.pt", "detector_epochs": 1, "imgsz": 96,
-              "stage2_preset": "tiny", "stage2_epochs": 15, "folds": 2, "oof_epochs": 1,
+              "stage2_preset": "tiny", "stage2_epochs": 8, "folds": 2, "oof_epochs": 1,
               "strong_epochs": 1, "n_boot": 100, "demo_images": 0, "perturbation": False,
               "val": 0.15, "test": 0.15, "split_seed": 0, "replicates": 1,
               "variants": ["gold", "noise", "oof", "noise+oof", "scores", "scores+oof"]},
