@@ -4,7 +4,10 @@ Runs `evaluate-pipeline --preset demo` (or the run folder given) on a larger gen
 with stage-2 epochs of your choice, then prints, from the run's artifacts: each detector's
 operating threshold and error rates; per detector and stage-2 variant the perfect-input and
 predicted-input scores, the drop, the gap closed and the change against the gold-trained model
-(paired 95% intervals); and the facts that explain them: how many of the deployed detector's
+(paired 95% intervals over test images: one trained model each); the same figures over test
+images x training replicates from the run's replicates step (`replicates.json`: what a verdict
+may rest on), with the hand-over's threshold and suppression effects and the verdict sentences;
+and the facts that explain them: how many of the deployed detector's
 spurious boxes sit on a real object (duplicates) against what the calibrated noise injects,
 the out-of-fold detections' error profile against the deployed detector's, and whether each
 stage-2 variant was still improving when training stopped.
@@ -88,7 +91,46 @@ def report(run: Path) -> None:
     for detector, e in summary["baseline"].items():
         print(f"{detector:18} {'baseline':10} gold {e['gold']:.3f}  predicted "
               f"{e['predicted']:.3f}  drop {e['drop']:.3f}")
+    if (run / "replicates.json").exists():
+        over_replicates(json.loads((run / "replicates.json").read_text()))
     explain(run)
+
+
+def _ci(figure: dict, percent: bool = False) -> str:
+    """'value [low, high]' of a replicates.json figure ({value|difference, ci_low, ci_high})."""
+    value = figure.get("value", figure.get("difference"))
+    if value is None:
+        return "n/a"
+    form = "{:.0%}" if percent else "{:+.3f}"
+    return (f"{form.format(value)} [{form.format(figure['ci_low'])}, "
+            f"{form.format(figure['ci_high'])}]")
+
+
+def over_replicates(block: dict) -> None:
+    """The figures over test images x training replicates (the pipeline's replicates step):
+    what a verdict may rest on; the single-model lines above resample test images only."""
+    print(f"\nover {block['test_images']} test images x {block['replicates']} training "
+          f"replicates (seeds {', '.join(map(str, block['seeds']))}):")
+    for detector, variants in block["gap"].items():
+        for variant, e in variants.items():
+            line = (f"{detector:18} {variant:10} gold {e['gold']:.3f}  predicted "
+                    f"{e['predicted']:.3f}  drop {_ci(e['drop'])}")
+            if variant != "gold":
+                line += (f"  closes {_ci(e['reduction'], percent=True)}  - gold-trained: "
+                         f"predicted {_ci(e['predicted_change'])}, gold "
+                         f"{_ci(e['gold_change'])}")
+            print(line)
+    for name in ("strong_saves", "threshold_effect", "suppression_effect"):
+        figure = block.get(name)
+        if figure:
+            print(f"{name.replace('_', ' ')}: {_ci(figure.get('difference', figure))}")
+    effect = (block.get("suppression_effect") or {}).get("difference", {}).get("value")
+    drop = block["gap"]["deployed detector"]["gold"]["drop"]["value"]
+    if effect is not None and drop + effect > 0:  # point value only: no interval of a ratio
+        print(f"suppression closes {effect / (drop + effect):.0%} of the drop the gold-trained "
+              "model would have without it (point value)")
+    for sentence in block["verdict"]:
+        print(f"> {sentence}")
 
 
 def explain(run: Path) -> None:

@@ -54,6 +54,7 @@ from annotate.tables.schema import (
     SPLITS,
     TEXT,
     TableSet,
+    all_text,
     coerce,
     model_source,
     row_keys,
@@ -643,11 +644,6 @@ def _people(ann: pd.DataFrame, summary: ImportSummary) -> pd.Series:
     return pd.Series(name.to_numpy(object), index=ann.index, dtype=object)
 
 
-def _all_text(values: pd.Series) -> bool:
-    """Whether every present value is a string (checked in C)."""
-    return pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")
-
-
 def _orphans(frame: pd.DataFrame, task_ok: np.ndarray, summary: ImportSummary, what: str,
              where: pd.Series) -> None:
     """Count the items whose task was rejected (they go with it)."""
@@ -717,7 +713,7 @@ def _build_images(tasks: pd.DataFrame, keep_task: np.ndarray, regions: _Regions,
     bad_split = (tasks.split.notna() & split.isna()).to_numpy() & ok
     summary.null(f"task: data.split not one of {SPLITS} (nulled)", list(where[bad_split].head(3)),
                  int(bad_split.sum()))
-    group = (tasks.group_id if _all_text(tasks.group_id) else
+    group = (tasks.group_id if all_text(tasks.group_id) else
              tasks.group_id.map(lambda v: str(v) if is_number(v) or isinstance(v, str) else None))
     bad_group = (tasks.group_id.notna() & group.isna()).to_numpy() & ok
     summary.null("task: data.group_id is not a value (nulled)", list(where[bad_group].head(3)),
@@ -781,7 +777,7 @@ def _build_annotations(ann: pd.DataFrame, ok: np.ndarray, tasks: pd.DataFrame,
     lead[bad_lead] = np.nan
     summary.null("annotation: lead_time not a non-negative number of seconds (nulled)",
                  where(np.flatnonzero(bad_lead & ok)), int((bad_lead & ok).sum()))
-    stamps = (ann.created_at if _all_text(ann.created_at) else
+    stamps = (ann.created_at if all_text(ann.created_at) else
               ann.created_at.where(ann.created_at.map(lambda v: isinstance(v, str)), None))
     created = pd.to_datetime(stamps, utc=True, errors="coerce", format="ISO8601")
     bad_time = (ann.created_at.notna() & created.isna()).to_numpy() & ok

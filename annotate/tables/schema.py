@@ -191,6 +191,15 @@ def coerce(table: str, frame: pd.DataFrame | Iterable[dict] | None) -> pd.DataFr
     return pd.DataFrame(columns, index=index)
 
 
+def all_text(values: pd.Series) -> bool:
+    """Whether every present value of `values` is a string (checked in C, no Python loop).
+
+    >>> all_text(pd.Series(["a", None])), all_text(pd.Series(["a", 1]))
+    (True, False)
+    """
+    return pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")
+
+
 def _as_dtype(values: pd.Series, dtype: object, table: str, col: str) -> pd.Series:
     if values.dtype == dtype:
         return values
@@ -198,7 +207,7 @@ def _as_dtype(values: pd.Series, dtype: object, table: str, col: str) -> pd.Seri
         if dtype == UTC_TIME:
             return pd.to_datetime(values, utc=True, format="ISO8601").astype(UTC_TIME)
         if dtype == TEXT:
-            if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+            if not all_text(values):
                 values = values.astype(object).where(values.notna(), None).map(
                     lambda v: v if v is None or isinstance(v, str) else str(v))
             return values.astype(TEXT)
