@@ -29,6 +29,11 @@ def figures_of(run) -> dict:
     return report
 
 
+def reran_steps(lines: list[str]) -> list[str]:
+    """The steps a run's step lines (`[ i/n] name   seconds ...`) say were run, not cached."""
+    return [line[8:30].strip() for line in lines if not line.endswith("cached")]
+
+
 def test_the_smoke_preset_exercises_every_path_with_data(two_runs):
     """The smoke detector finds objects (recall >= 0.5 on the test split at its operating
     threshold), its threshold choice is not at the edge of the candidates, and captions from
@@ -303,7 +308,7 @@ def test_a_changed_setting_reruns_only_the_steps_that_use_it(two_runs, tmp_path)
     def rerun(**options) -> set[str]:
         lines: list[str] = []
         Pipeline(run, Settings(preset="smoke", options=options), echo=lines.append).run()
-        return {line[8:30].strip() for line in lines if not line.endswith("cached")}
+        return set(reran_steps(lines))
 
     # robustness and the judgment study read n_boot; so do reliability and split (whose
     # tables do not change, so nothing downstream of them reruns); the report reads what
@@ -339,7 +344,7 @@ def test_a_changed_input_reruns_its_step_and_the_steps_after_it(two_runs, tmp_pa
     pd.concat([pd.read_parquet(predicted), extra]).to_parquet(predicted)
     lines: list[str] = []
     Pipeline(run, Settings(preset="smoke"), echo=lines.append).run()
-    reran = {line[8:30].strip() for line in lines if not line.endswith("cached")}
+    reran = set(reran_steps(lines))
     assert reran - {"report"} == {"stage1 threshold", "stage1 evaluate", "stage2 captions",
                                   "robustness", "judging", "gallery"}
 
@@ -652,7 +657,7 @@ def test_a_run_killed_mid_step_reruns_to_the_same_report(two_runs, tmp_path):
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("MLFLOW_TRACKING_URI", raising=False)
         Pipeline(out, Settings(preset="smoke"), echo=lines.append).run()
-    reran = [line[8:30].strip() for line in lines if not line.endswith("cached")]
+    reran = reran_steps(lines)
     assert reran[0] == killed and "stage2 scores" not in reran  # the finished ones reused
     first, again = figures_of(two_runs[0]), figures_of(out)
     for figures in (first, again):

@@ -23,7 +23,7 @@ import contextlib
 import gc
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -562,13 +562,12 @@ class _Owners:
 
     ann_keep: np.ndarray
     pred_keep: np.ndarray
-    ann_name: np.ndarray
-    pred_name: np.ndarray
+    ann_name: InitVar[np.ndarray]  # factorised into the codes and names, then not kept
+    pred_name: InitVar[np.ndarray]
 
-    def __post_init__(self) -> None:
-        codes, names = pd.factorize(np.concatenate([self.ann_name, self.pred_name]),
-                                    use_na_sentinel=False)
-        self.ann_code, self.pred_code = codes[:len(self.ann_name)], codes[len(self.ann_name):]
+    def __post_init__(self, ann_name: np.ndarray, pred_name: np.ndarray) -> None:
+        codes, names = pd.factorize(np.concatenate([ann_name, pred_name]), use_na_sentinel=False)
+        self.ann_code, self.pred_code = codes[:len(ann_name)], codes[len(ann_name):]
         self.names = np.asarray(names, dtype=object)
 
     def pick(self, owner: np.ndarray, is_pred: np.ndarray, ann: np.ndarray, pred: np.ndarray
