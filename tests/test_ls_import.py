@@ -295,3 +295,17 @@ def test_a_repeated_region_id_is_rejected_within_one_annotator_only(tmp_path):
     assert kept[["image_id", "annotator", "object_id", "x0"]].values.tolist() == [
         ["1", "a@x.org", "r1", 5.0], ["1", "a@x.org", "r2", 60.0], ["1", "b@x.org", "r1", 5.0],
         ["2", "a@x.org", "r1", 5.0]]  # the first of the repeated pair stays
+
+
+def test_a_number_past_float_range_costs_its_value_not_the_file(tmp_path):
+    # 1e400 is valid JSON but no float: the box it stands in is rejected, the rest is read
+    path = tmp_path / "export.json"
+    region = json.dumps(_rect(rid="far")).replace('"x": 10', '"x": 1e400')
+    path.write_text(f'[{{"id": 1, "data": {{"image": "x.png", "width": 100, "height": 100}}, '
+                    f'"annotations": [{{"id": 1, "completed_by": 1, "lead_time": 1e400, '
+                    f'"result": [{region}, {json.dumps(_rect(rid="ok"))}]}}]}}]')
+    ts, summary = import_export(path)
+    assert ts.boxes.object_id.tolist() == ["ok"]
+    assert summary.rejected == {"box: missing or non-numeric x/y/width/height": 1}
+    assert summary.examples["box: missing or non-numeric x/y/width/height"] == [
+        "item 0 (task 1), annotation 1, region far"]

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
@@ -277,13 +278,36 @@ def locate_all(refs: Iterable[object], root: Path | None, *, allow_outside: bool
     root_str = None if root is None else os.fspath(root)
     top = None if root is None or allow_outside else _top(root)
     shared = _shared_guesses(refs, root_str)
-    found = [_locate(ref, root_str, top, hash_images, ref not in shared)
-             for ref in tqdm(refs, desc="images", unit="img", leave=False,
-                             disable=len(refs) < 2000 or None)]
-    frame = pd.DataFrame(found, columns=["path", "status", "width", "height", "sha256", "detail"])
+    absent = _in_absent_folders(refs, root_str)
+    probe = np.flatnonzero(~absent)
+    found = [_locate(refs[k], root_str, top, hash_images, refs[k] not in shared)
+             for k in tqdm(probe, desc="images", unit="img", leave=False,
+                           disable=len(probe) < 2000 or None)]
+    columns = ["path", "status", "width", "height", "sha256", "detail"]
+    frame = pd.DataFrame({"path": pd.Series(refs, dtype=object), "status": MISSING,
+                          "width": None, "height": None, "sha256": None, "detail": ""},
+                         columns=columns)
+    if found:  # the probed rows in their places; the rest are in absent folders: missing
+        frame.iloc[probe] = pd.DataFrame(found, columns=columns).astype(object).to_numpy()
     frame["width"] = pd.to_numeric(frame.width, errors="coerce")
     frame["height"] = pd.to_numeric(frame.height, errors="coerce")
     return frame
+
+
+def _in_absent_folders(refs: list, root: str | None) -> np.ndarray:
+    """Per reference: whether it is a plain local-files path (`_plain_local`) whose folder under
+    `root` is not a directory, so that no file can be there. Checked once per folder, not once
+    per image: an export whose images are not on this machine (on the Label Studio server, in
+    a bucket) is a common import, and probing each of its references would cost more than
+    reading the whole file."""
+    if root is None:
+        return np.zeros(len(refs), dtype=bool)
+    rels = [_plain_local(ref) if ref.__class__ is str else None for ref in refs]
+    folders = [rel.rpartition("/")[0] if rel else None for rel in rels]
+    top = _top(root).rstrip(os.sep)
+    is_dir = {None: True} | {name: os.path.isdir(f"{top}{os.sep}{name}" if name else top)
+                             for name in set(folders) - {None}}
+    return ~np.fromiter(map(is_dir.__getitem__, folders), dtype=bool, count=len(refs))
 
 
 def _shared_guesses(refs: list, root: str | None) -> set[str]:

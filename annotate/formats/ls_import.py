@@ -9,7 +9,10 @@ Reads the shapes Label Studio 1.x writes (measured on a 1.23 server):
 Speed: the file is parsed with msgspec into small typed records that skip every field we do not
 read, and each annotation's `result` stays raw bytes until it is walked, so memory holds the
 file, the records and the output columns, never the whole JSON as Python objects. The walk
-collects plain tuples; conversion and every check run vectorised over all rows at once.
+collects plain tuples; on a large file it is split into consecutive runs of tasks walked in
+forked processes at once (`annotate.runtime.forked`; one per core, at least `TASKS_PER_PART`
+tasks each), whose rows are joined in file order. Conversion and every check run vectorised
+over all rows at once.
 
 Rules (docs/formats.md has the reasons): a user id and that user's email are one annotator; a
 missing or null `result` is rejected (only `[]` means "looked and drew nothing"); a task id or
@@ -35,7 +38,9 @@ from annotate.formats import jsonio
 from annotate.formats.jsonio import ExportError
 from annotate.formats.labels import Controls
 from annotate.formats.ls_records import (
+    ANNOTATIONS,
     LOOSE_RESULTS,
+    PREDICTIONS,
     SIZE_NULLED,
     STRICT_RESULTS,
     TASKS,
@@ -49,6 +54,7 @@ from annotate.formats.ls_records import (
     is_number,
 )
 from annotate.formats.summary import CLIP_TOLERANCE, ImportSummary
+from annotate.runtime.forked import ForkedParts, can_fork, cores
 from annotate.tables.schema import (
     HUMAN,
     SPLITS,
@@ -67,7 +73,14 @@ __all__ = ["ExportError", "ImportSummary", "import_bytes", "import_export"]
 MIN_ANNOTATION_KEYS = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time"}
 DEFAULT_IMAGE_FIELD = "image"
 
-_TASK_COLS = ["task_id", "image_id", "ref", "group_id", "split", "meta_sha", "width", "height"]
+#: Tasks below which a run of the walk is not worth a process of its own: the fork, and sending
+#: the run's rows back, cost about what walking that many tasks does.
+TASKS_PER_PART = 20_000
+#: At most this many processes walk one file (the rows of each are joined in the parent).
+MAX_PARTS = 8
+
+_TASK_COLS = ["item", "task_id", "image_id", "ref", "group_id", "split", "meta_sha", "width",
+              "height"]
 _ANN_COLS = ["task", "ann_id", "user_id", "email", "lead_time", "created_at"]
 _PRED_COLS = ["task", "pred_id", "model_version", "score"]
 _CAPTION_COLS = ["task", "owner", "is_pred", "caption", "control"]
@@ -83,6 +96,8 @@ class _Rows:
     predictions: list[tuple] = field(default_factory=list)
     regions: RegionColumns = field(default_factory=RegionColumns)
     captions: list[tuple] = field(default_factory=list)
+    #: whether an annotation's `completed_by` was a user object (a snapshot with users expanded)
+    expanded: bool = False
     #: one object per distinct text that repeats on every row (an e-mail, a user id, a control
     #: name): the decoder makes a new string each time, and a file has a handful of them
     texts: dict = field(default_factory=dict)
@@ -91,6 +106,22 @@ class _Rows:
         """`text`, as the one object kept for that value."""
         return self.texts.setdefault(text, text) if text.__class__ is str else text
 
+    def extend(self, other: _Rows) -> None:
+        """Append the rows of the tasks walked after ours (`other` numbers its tasks and owners
+        from 0; they are renumbered to follow ours)."""
+        task0, ann0, pred0 = len(self.tasks), len(self.annotations), len(self.predictions)
+        same = self.same  # the texts that repeat are one object again (they came as copies)
+        self.tasks.extend(other.tasks)
+        self.annotations.extend([(task + task0, ann, same(user), same(email), *rest)
+                                 for task, ann, user, email, *rest in other.annotations])
+        self.predictions.extend([(task + task0, pred, same(version), score)
+                                 for task, pred, version, score in other.predictions])
+        self.captions.extend([(task + task0, owner + (pred0 if is_pred else ann0), is_pred, text,
+                               same(control))
+                              for task, owner, is_pred, text, control in other.captions])
+        self.regions.extend(other.regions, task0, ann0, pred0)
+        self.expanded |= other.expanded
+
 
 @dataclass
 class _Options:
@@ -98,6 +129,7 @@ class _Options:
     image_field_given: bool
     caption_field: str
     controls: Controls | None = None
+    workers: int | None = None
 
 
 def import_export(
@@ -109,6 +141,7 @@ def import_export(
     hash_images: bool = True,
     allow_outside_root: bool = False,
     controls: Controls | None = None,
+    workers: int | None = None,
 ) -> tuple[TableSet, ImportSummary]:
     """Read a Label Studio export into a validated `TableSet` and an `ImportSummary`.
 
@@ -118,27 +151,43 @@ def import_export(
     the caption TextArea (and the caption key of JSON-MIN rows). `controls`, from the labelling
     config, decide what a result belongs to: boxes only from its rectangle controls on its
     Image, the caption only from its caption TextArea (without it they are inferred from the
-    results).
+    results). `workers`: processes that walk the tasks at once (default: one per core, each
+    with at least `TASKS_PER_PART` tasks; 1 walks them here); the result is the same whatever
+    the number.
     """
     return import_bytes(jsonio.read_bytes(path), path, images_root, labels, caption_field,
-                        image_field, hash_images, allow_outside_root, controls)
+                        image_field, hash_images, allow_outside_root, controls, workers)
 
 
 def import_bytes(raw: bytes, path: str | os.PathLike, images_root=None, labels=None,
                  caption_field: str = "caption", image_field: str | None = None,
                  hash_images: bool = True, allow_outside_root: bool = False,
-                 controls: Controls | None = None) -> tuple[TableSet, ImportSummary]:
+                 controls: Controls | None = None, workers: int | None = None
+                 ) -> tuple[TableSet, ImportSummary]:
     """`import_export` on the file's bytes (already read by the caller)."""
     path = Path(path)
     root = Path(images_root) if images_root is not None else path.parent
     summary = ImportSummary(source=str(path))
     options = _Options(image_field or DEFAULT_IMAGE_FIELD, image_field is not None, caption_field,
-                       controls)
+                       controls, workers)
     with _no_cycle_collection():
-        rows = _walk(raw, path, summary, options)
-    del raw
+        rows, later = _walk(raw, path, summary, options)
+        del raw  # every task is walked or left to its process: the file's bytes can go first
+        with later:
+            _join(rows, summary, later.collect())
+    if not summary.shape:
+        summary.shape = "JSON snapshot (users expanded)" if rows.expanded else "JSON"
     ts = _build(rows, summary, root, labels, hash_images, allow_outside_root, options)
     return ts, summary
+
+
+def _join(rows: _Rows, summary: ImportSummary, runs: list[tuple[_Rows, ImportSummary]]) -> None:
+    """Append the other runs' rows and counts, in file order, letting each go once joined."""
+    runs.reverse()
+    while runs:
+        run_rows, run_summary = runs.pop()
+        rows.extend(run_rows)
+        summary.absorb(run_summary)
 
 
 @contextlib.contextmanager
@@ -156,27 +205,24 @@ def _no_cycle_collection():
             gc.enable()
 
 
-def _walk(raw: bytes, path: Path, summary: ImportSummary, options: _Options) -> _Rows:
-    """Decode the file and walk it into rows (no tables yet)."""
+def _walk(raw: bytes, path: Path, summary: ImportSummary, options: _Options
+          ) -> tuple[_Rows, ForkedParts]:
+    """Decode the file and walk it into rows (no tables yet); the runs of tasks walked in other
+    processes are still on their way (`_walk_tasks`)."""
     tasks = _decode_tasks(raw, path, summary.notes)
     rows = _Rows()
     task_items = [t for t in tasks if isinstance(t, Task)]
-    is_min = bool(task_items) and all(t.data is msgspec.UNSET and t.annotations is msgspec.UNSET
+    is_min = bool(task_items) and all(t.data is msgspec.UNSET and not len(t.annotations)
                                       and (t.annotator is not msgspec.UNSET
                                            or t.annotation_id is not msgspec.UNSET)
                                       for t in task_items)
     if is_min:
         summary.shape = "JSON-MIN"
         _walk_min(jsonio.decode(raw, path), rows, summary, options)
-    else:
-        _refuse_foreign(tasks, task_items, raw, path)
-        expanded = any(isinstance(a, Annotation) and isinstance(a.completed_by, User)
-                       for t in task_items if isinstance(t.annotations, list)
-                       for a in t.annotations)
-        summary.shape = "JSON snapshot (users expanded)" if expanded else "JSON"
-        del task_items  # the walk lets each task go once read
-        _walk_tasks(tasks, rows, summary, options)
-    return rows
+        return rows, ForkedParts(lambda k: None, 1)  # one run: nothing else to collect
+    _refuse_foreign(tasks, task_items, raw, path)
+    del task_items  # the walk lets each task go once read
+    return rows, _walk_tasks(tasks, rows, summary, options)
 
 
 def _decode_tasks(raw: bytes, path: Path, notes: list[str]) -> list:
@@ -222,21 +268,64 @@ def _where(item: int, task_id: object) -> str:
     return f"item {item} (task {task_id})"
 
 
-def _walk_tasks(tasks: list, rows: _Rows, summary: ImportSummary, options: _Options) -> None:
+def _walk_tasks(tasks: list, rows: _Rows, summary: ImportSummary, options: _Options
+                ) -> ForkedParts:
+    """Walk the first run of tasks into `rows`; on a large file (`_parts`) the other runs are
+    walked at once in forked processes, whose rows the returned `ForkedParts` collects (to be
+    joined in file order, so rows, positions, counts and examples are those of one walk).
+    The tasks of the other runs are dropped here once their processes have them."""
     summary.tasks_read = len(tasks)
-    for item, task in enumerate(tasks):
-        tasks[item] = None  # walked: its records go as the rows grow (a lower peak)
+    parts = _parts(len(tasks), options.workers)
+    bounds = np.linspace(0, len(tasks), parts + 1).astype(int)
+
+    def run(k: int) -> tuple[_Rows, ImportSummary]:
+        run_rows, run_summary = _Rows(), ImportSummary(source=summary.source)
+        _walk_range(tasks, bounds[k], bounds[k + 1], run_rows, run_summary, options)
+        run_rows.regions.close()
+        run_rows.texts, run_summary.examples = {}, dict(run_summary.examples)
+        return run_rows, run_summary
+
+    later = ForkedParts(run, parts)
+    try:
+        if later.children:
+            del tasks[bounds[1]:]
+        _walk_range(tasks, 0, bounds[1], rows, summary, options)
+    except BaseException:
+        later.__exit__()
+        raise
+    return later
+
+
+def _parts(tasks: int, workers: int | None) -> int:
+    """How many runs to walk `tasks` tasks in: `workers` (at most one per task), or by default
+    one per core with at least `TASKS_PER_PART` tasks each, at most `MAX_PARTS`."""
+    if workers is not None:
+        return max(1, min(workers, tasks))
+    if not can_fork():
+        return 1
+    return max(1, min(cores(), MAX_PARTS, tasks // TASKS_PER_PART))
+
+
+def _walk_range(tasks: list, start: int, stop: int, rows: _Rows, summary: ImportSummary,
+                options: _Options) -> None:
+    """Walk tasks[start:stop] (positions in the file are kept for the locations)."""
+    for item in range(start, stop):
+        task, tasks[item] = tasks[item], None  # walked: its records go as the rows grow
         if not isinstance(task, Task):
             summary.reject("task: not an object", f"item {item}")
             continue
         where = _where(item, task.id)
-        annotations = task.annotations if isinstance(task.annotations, list) else []
-        predictions = task.predictions if isinstance(task.predictions, list) else []
+        given = _decode_raw(ANNOTATIONS, task.annotations, where)
+        annotations = given if isinstance(given, list) else []
+        predictions = _decode_raw(PREDICTIONS, task.predictions, where)
+        predictions = predictions if isinstance(predictions, list) else []
         summary.annotations_read += len(annotations)
-        if task.annotations is not msgspec.UNSET and not isinstance(task.annotations, list) \
-                and task.annotations is not None:
+        if given is not None and not isinstance(given, list):
             summary.reject("task: `annotations` is not a list", where)
-        key = _add_task(task.id, task.data, task.meta, where, rows, summary, options)
+        if not rows.expanded:  # Label Studio's snapshot with users expanded
+            rows.expanded = any(a.__class__ is Annotation and a.completed_by.__class__ is User
+                                for a in annotations)
+        key = _add_task(item, task.id, task.data, task.meta, where, rows, summary, options)
         if key is None:
             summary.reject("annotation: its task was rejected", where, len(annotations))
             continue
@@ -246,7 +335,18 @@ def _walk_tasks(tasks: list, rows: _Rows, summary: ImportSummary, options: _Opti
             _walk_prediction(pred, key, where, rows, summary)
 
 
-def _add_task(task_id: object, data: object, meta: object, where: str, rows: _Rows,
+def _decode_raw(decoder: msgspec.json.Decoder, raw: msgspec.Raw, where: str) -> object:
+    """A task's `annotations` or `predictions` (None when the key is missing); a number past
+    float range (1e400) is read as the whole-file reader reads it (`jsonio.decode`)."""
+    if not len(raw):
+        return None
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError:
+        return jsonio.decode(bytes(raw), where, decoder)
+
+
+def _add_task(item: int, task_id: object, data: object, meta: object, where: str, rows: _Rows,
               summary: ImportSummary, options: _Options) -> int | None:
     """Record the task; return its position, or None (counted) when unusable."""
     if not isinstance(data, dict):
@@ -277,7 +377,7 @@ def _add_task(task_id: object, data: object, meta: object, where: str, rows: _Ro
                        where)
         return None
     meta_sha = meta.get("sha256") if isinstance(meta, dict) else None
-    rows.tasks.append((task_id, str(image_id), ref, data.get("group_id"), data.get("split"),
+    rows.tasks.append((item, task_id, str(image_id), ref, data.get("group_id"), data.get("split"),
                        meta_sha if isinstance(meta_sha, str) else None, data.get("width"),
                        data.get("height")))
     return len(rows.tasks) - 1
@@ -430,7 +530,7 @@ def _walk_min(items: list, rows: _Rows, summary: ImportSummary, options: _Option
             data = {k: v for k, v in row.items()
                     if k not in MIN_ANNOTATION_KEYS and k != options.caption_field
                     and not (isinstance(v, list) and v and isinstance(v[0], dict))}
-            tasks[task_key] = _add_task(task_id, data, None, where, rows, summary, options)
+            tasks[task_key] = _add_task(item, task_id, data, None, where, rows, summary, options)
         task = tasks[task_key]
         at = f"{where}, annotation {row.get('annotation_id')}"
         if task is None:
@@ -485,7 +585,7 @@ def _build(rows: _Rows, summary: ImportSummary, root: Path, labels: list[str] | 
     captions = pd.DataFrame(rows.captions, columns=_CAPTION_COLS)
     regions = _Regions(rows.regions, tasks, annotations, predictions)
     rows.tasks, rows.annotations, rows.predictions, rows.captions = [], [], [], []
-    where_task = "item " + tasks.index.astype(str) + " (task " + tasks.task_id.astype(str) + ")"
+    where_task = "item " + tasks.item.astype(str) + " (task " + tasks.task_id.astype(str) + ")"
     keep_task = _duplicate_tasks(tasks, where_task, summary)
     annotations["annotator"] = _annotators(annotations, summary)
     images, task_ok = _build_images(tasks, keep_task, regions, where_task, summary, root,
@@ -540,7 +640,8 @@ class _Regions:
                 owner_at = f"annotation {self.annotations.ann_id.iat[owner]}"
             region = self.col["region_id"][i]
             region = f"r{self.col['position'][i]}" if region is None else region
-            out.append(f"{_where(task, self.tasks.task_id.iat[task])}, {owner_at}, "
+            out.append(f"{_where(self.tasks.item.iat[task], self.tasks.task_id.iat[task])}, "
+                       f"{owner_at}, "
                        f"region {region}")
         return out
 

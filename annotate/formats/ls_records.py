@@ -45,22 +45,25 @@ class Prediction(msgspec.Struct, gc=False):
     result: msgspec.Raw = msgspec.Raw(b"")
 
 
-_Items = Union[list[Union[Annotation, list, _Scalar]], dict, _Scalar,  # noqa: UP007
-               msgspec.UnsetType]
-
-
 class Task(msgspec.Struct, gc=False):
+    """A task; its annotations and predictions stay raw bytes (b"" when the key is missing)
+    until the walk reads the task, so the decoded file holds one small record per task."""
+
     id: Any = None
     data: Any = msgspec.UNSET
     meta: Any = None
-    annotations: _Items = msgspec.UNSET
-    predictions: Union[list[Union[Prediction, list, _Scalar]], dict, _Scalar,  # noqa: UP007
-                       msgspec.UnsetType] = msgspec.UNSET
+    annotations: msgspec.Raw = msgspec.Raw(b"")
+    predictions: msgspec.Raw = msgspec.Raw(b"")
     annotator: Any = msgspec.UNSET  # JSON-MIN rows carry these instead of `annotations`
     annotation_id: Any = msgspec.UNSET
 
 
 TASKS = msgspec.json.Decoder(list[Union[Task, list, _Scalar]])  # noqa: UP007
+#: a task's `annotations` and `predictions`: lists of records, or what a broken file has
+ANNOTATIONS = msgspec.json.Decoder(Union[list[Union[Annotation, list, _Scalar]],  # noqa: UP007
+                                         dict, _Scalar])
+PREDICTIONS = msgspec.json.Decoder(Union[list[Union[Prediction, list, _Scalar]],  # noqa: UP007
+                                         dict, _Scalar])
 
 
 # --- results, strict ---------------------------------------------------------------------------
@@ -208,13 +211,33 @@ class RegionColumns:
         """Close an owner whose regions start at `first`; move full blocks into the arrays."""
         self._owners.extend((task, owner, is_pred, len(self.region_id) - first))
         if len(self._floats) > self.BLOCK:
-            self._move_waiting()
+            self.close()
 
-    def _move_waiting(self) -> None:
+    def close(self) -> None:
+        """Move every waiting value into the typed arrays (before the columns are sent or
+        joined)."""
         for values, waiting in ((self.ints, self._ints), (self.floats, self._floats),
                                 (self.owners, self._owners)):
             values.fromlist(waiting)
             waiting.clear()
+
+    def extend(self, other: RegionColumns, task0: int, ann0: int, pred0: int) -> None:
+        """Append `other`'s regions, walked after ours: its tasks and owners renumbered to
+        follow ours (`task0` tasks, `ann0` annotations and `pred0` predictions before them),
+        its kind codes translated into ours."""
+        self.close()
+        other.close()
+        owners = np.frombuffer(other.owners, dtype=np.int64).reshape(-1, len(self.OWNER)).copy()
+        owners[:, 0] += task0
+        owners[:, 1] += np.where(owners[:, 2] == 1, pred0, ann0)
+        self.owners.frombytes(owners.tobytes())
+        codes = np.array([self.kinds.setdefault(kind, len(self.kinds)) for kind in other.kinds],
+                         dtype=np.int64)
+        ints = np.frombuffer(other.ints, dtype=np.int64).reshape(-1, len(self.INTS)).copy()
+        ints[:, 1] = codes[ints[:, 1]] if len(ints) else ints[:, 1]
+        self.ints.frombytes(ints.tobytes())
+        self.floats.extend(other.floats)
+        self.region_id.extend(other.region_id)
 
     def _append(self, position: int, region_id: object, labels: list[str], x: float, y: float,
                 w: float, h: float, rotation: float, ow: float, oh: float, score: float,
@@ -348,7 +371,7 @@ class RegionColumns:
         """(every column as a numpy array, the names behind the codes of `label`, `target` and
         `control`), emptying the columns. Those three columns hold codes into their names, in
         order of first appearance; -1 where the region gave none."""
-        self._move_waiting()
+        self.close()
         out = dict(zip(self.FLOATS, _columns(self.floats, len(self.FLOATS), np.float64),
                        strict=True))
         out["position"], kind = _columns(self.ints, len(self.INTS), np.int64)

@@ -58,6 +58,22 @@ class ImportSummary:
         """Count `n` values set to null for `reason` (their items are kept)."""
         self._count(self.nulled, reason, where, n)
 
+    def absorb(self, other: ImportSummary) -> None:
+        """Add `other`'s counts, notes and examples to ours (`other` read the items after ours:
+        its examples come after ours, as one reader would have kept them)."""
+        for name, value in vars(other).items():
+            if isinstance(value, bool) or name in ("source", "shape", "labels"):
+                continue
+            if isinstance(value, int):
+                setattr(self, name, getattr(self, name) + value)
+            elif isinstance(value, Counter):
+                getattr(self, name).update(value)
+        self.annotator_ids.update(other.annotator_ids)
+        self.notes.extend(note for note in other.notes if note not in self.notes)
+        for reason, wheres in other.examples.items():
+            kept = self.examples[reason]
+            kept.extend(wheres[: max(0, EXAMPLES - len(kept))])
+
     def _count(self, counter: Counter, reason: str, where: str | list[str], n: int) -> None:
         if n <= 0:
             return
