@@ -10,17 +10,21 @@ is scored against the human captions. Printed per row:
 - `exact`: the share of captions equal to one of the image's human captions;
 - `distinct`: how many different captions were written;
 - `lead`: the share that opens "from left to right", the baseline's only multi-object
-  phrasing.
+  phrasing;
+- `best epoch`: the epoch whose validation loss the kept model had (the last one: still
+  improving when training stopped).
 
 The equal-terms table scores people, the baseline and the models against the same
 leave-one-out references.
 
     uv run python benchmarks/stage2_vs_baseline.py [--seeds 0 1] [--epochs 10 30] [--beams 1 4]
+        [--learning-rates 1e-3 3e-3] [--batch-sizes 32 16]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import tempfile
 import time
@@ -71,6 +75,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--epochs", type=int, nargs="+", default=[10, 30])
     parser.add_argument("--beams", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--learning-rates", type=float, nargs="+",
+                        default=[TrainConfig.learning_rate])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[TrainConfig.batch_size])
     parser.add_argument("--preset", default=PRESETS["demo"]["stage2_preset"])
     args = parser.parse_args()
     o = PRESETS["demo"]
@@ -88,21 +95,26 @@ def main() -> None:
     row, base_per_image = describe("rule baseline", baseline, refs, gold, ts.labels, None)
     rows.append(row)
     work = Path(tempfile.mkdtemp(prefix="twostage-s2-"))
-    for epochs in args.epochs:
-        for seed in args.seeds:
-            out = work / f"e{epochs}-s{seed}"
-            start = time.perf_counter()
-            train(ts, out, TrainConfig(preset=args.preset, epochs=epochs, seed=seed,
-                                       progress=False))
-            minutes = (time.perf_counter() - start) / 60
-            for beams in args.beams:
-                captions = generate_captions(out, gold, test, num_beams=beams)
-                name = f"{args.preset}, {epochs} ep, seed {seed}, beams {beams}"
-                row, _ = describe(name, captions, refs, gold, ts.labels, base_per_image)
-                row["train min"] = round(minutes, 1)
-                rows.append(row)
-                models[name] = captions
-                print(pd.DataFrame([row]).to_string(index=False), flush=True)
+    for epochs, rate, batch, seed in itertools.product(args.epochs, args.learning_rates,
+                                                       args.batch_sizes, args.seeds):
+        out = work / f"e{epochs}-lr{rate:g}-b{batch}-s{seed}"
+        start = time.perf_counter()
+        record = train(ts, out, TrainConfig(preset=args.preset, epochs=epochs, seed=seed,
+                                            learning_rate=rate, batch_size=batch,
+                                            progress=False))
+        minutes = (time.perf_counter() - start) / 60
+        best = min((e for e in record["history"] if "eval_loss" in e),
+                   key=lambda e: e["eval_loss"])
+        for beams in args.beams:
+            captions = generate_captions(out, gold, test, num_beams=beams)
+            name = (f"{args.preset}, {epochs} ep, lr {rate:g}, batch {batch}, seed {seed}, "
+                    f"beams {beams}")
+            row, _ = describe(name, captions, refs, gold, ts.labels, base_per_image)
+            row["train min"] = round(minutes, 1)
+            row["best epoch"] = int(best["epoch"])
+            rows.append(row)
+            models[name] = captions
+            print(pd.DataFrame([row]).to_string(index=False), flush=True)
     print("\n" + pd.DataFrame(rows).to_string(index=False))
     fair = equal_terms(ts, models, refs.index, n_boot=1000)["metrics"]["cider_d"]
     print(f"\nequal terms (CIDEr-D, leave-one-out references, {len(refs)} images): people "
