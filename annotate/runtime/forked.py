@@ -9,8 +9,8 @@ result into an unnamed temporary file and leaves, so its memory, and the pages i
 shared with the parent, are freed before the parent reads the result. Fork is used on Linux
 only (macOS' system libraries are not fork-safe; Windows has none); elsewhere, and for one
 part, every part runs here, in order.
-A part that fails in its child (an exception, or the child killed) raises `PartFailed` with
-the child's traceback.
+A part that fails in its child raises `PartFailed`: with the child's traceback when the part
+raised, with the child's exit status when it was killed before its result was written.
 """
 
 from __future__ import annotations
