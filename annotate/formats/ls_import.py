@@ -641,8 +641,7 @@ class _Regions:
             region = self.col["region_id"][i]
             region = f"r{self.col['position'][i]}" if region is None else region
             out.append(f"{_where(self.tasks.item.iat[task], self.tasks.task_id.iat[task])}, "
-                       f"{owner_at}, "
-                       f"region {region}")
+                       f"{owner_at}, region {region}")
         return out
 
     def object_ids(self) -> np.ndarray:

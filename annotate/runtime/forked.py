@@ -27,7 +27,8 @@ from typing import IO, Any
 
 
 class PartFailed(RuntimeError):
-    """A part failed in its child process (the message holds the child's traceback)."""
+    """A part failed in its child process (the message says why: the child's traceback, or
+    its exit status when it died before writing its result)."""
 
 
 def can_fork() -> bool:
