@@ -61,6 +61,7 @@ ARTIFACTS = {
                        "stage2-generate train DIR/split --out DIR/stage2/gold (the robust "
                        "variants noise, oof and noise+oof: evaluate-pipeline --out DIR)",
                        (("preset", "stage2_preset"), ("epochs", "stage2_epochs"),
+                        ("batch-size", "stage2_batch_size"),
                         ("seed", "seed"))),
     "threshold": Artifact("stage1/threshold.json", _THRESHOLD),
     "predicted": Artifact("stage1/predicted_test.parquet", _THRESHOLD),

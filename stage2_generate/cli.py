@@ -38,7 +38,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                         "error table, whose scores the gold layouts' scores are drawn from")
     scores = calibrate_scores(pd.read_parquet(args.scores_from)) if args.score_bins else None
     config = TrainConfig(preset=args.preset, model=args.model, epochs=args.epochs,
-                         batch_size=args.batch_size, learning_rate=args.lr, bins=args.bins,
+                         batch_size=args.batch_size, learning_rate=args.lr,
+                         group_by_length=args.group_by_length, bins=args.bins,
                          patience=args.patience, seed=args.seed, noise=noise,
                          extra_share=args.train_boxes_share if extra is not None else 0.0,
                          score_bins=args.score_bins, scores=scores)
@@ -97,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=default(TrainConfig, "epochs"))
     p.add_argument("--batch-size", type=int, default=default(TrainConfig, "batch_size"))
     p.add_argument("--lr", type=float, default=default(TrainConfig, "learning_rate"))
+    p.add_argument("--group-by-length", action=argparse.BooleanOptionalAction,
+                   default=default(TrainConfig, "group_by_length"),
+                   help="batch layouts of similar length together (less padding, faster)")
     p.add_argument("--bins", type=int, default=default(TrainConfig, "bins"),
                    help="coordinate bins per axis")
     p.add_argument("--patience", type=int, default=default(TrainConfig, "patience"),

@@ -96,8 +96,9 @@ def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
     out : path
         Model folder: weights, the local tokenizer and `twostage.json` (the run record).
     config : TrainConfig
-        Preset or local checkpoint, epochs, batch, learning rate, patience, seed, and the
-        input noise (`Noise`) that makes the model robust to stage-1 errors.
+        Preset or local checkpoint, epochs, batch (grouped by layout length unless
+        `group_by_length` is off), learning rate, patience, seed, and the input noise
+        (`Noise`) that makes the model robust to stage-1 errors.
     extra_boxes : pandas.DataFrame, optional
         Boxes (e.g. out-of-fold detections) that a `config.extra_share` of the training
         examples read instead of gold.
@@ -148,16 +149,7 @@ def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
 
     train_set = CaptionPairs(train_pairs, layouts_for_epoch(0), tokenizer, config)
     val_set = CaptionPairs(val_pairs, clean, tokenizer, config)
-    args = Seq2SeqTrainingArguments(
-        output_dir=str(out / "checkpoints"), num_train_epochs=config.epochs,
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size, learning_rate=config.learning_rate,
-        eval_strategy="epoch", save_strategy="epoch", logging_strategy="epoch",
-        load_best_model_at_end=True, metric_for_best_model="eval_loss",
-        greater_is_better=False, save_total_limit=2, seed=config.seed, data_seed=config.seed,
-        report_to=[], disable_tqdm=not config.progress, dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        warmup_steps=0.05)
+    args = training_arguments(config, out / "checkpoints")
     callbacks = [EarlyStoppingCallback(config.patience)]
     if drawn or alternative is not None:
         callbacks.append(FreshNoise(train_set, layouts_for_epoch))
@@ -179,6 +171,24 @@ def train(ts: TableSet, out: str | os.PathLike, config: TrainConfig,
               "best_val_loss": trainer.state.best_metric, "history": history}
     write_json(out / RUN_FILE, record)
     return record
+
+
+def training_arguments(config: TrainConfig, checkpoints: str | os.PathLike
+                       ) -> Seq2SeqTrainingArguments:
+    """The Trainer's arguments for `config`: one evaluation and checkpoint per epoch (into
+    `checkpoints`), the best by validation loss kept, and batches of similar-length layouts
+    when `config.group_by_length`."""
+    return Seq2SeqTrainingArguments(
+        output_dir=str(checkpoints), num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        eval_strategy="epoch", save_strategy="epoch", logging_strategy="epoch",
+        load_best_model_at_end=True, metric_for_best_model="eval_loss",
+        greater_is_better=False, save_total_limit=2, seed=config.seed, data_seed=config.seed,
+        report_to=[], disable_tqdm=not config.progress, dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        warmup_steps=0.05,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random")
 
 
 def layout_contract(bins: int, score_bins: int) -> dict:

@@ -282,3 +282,27 @@ def test_cli_train_generate_score(tmp_path, demo_split, capsys):
                  "tiny", "--epochs", "1", "--score-bins", "5", "--scores-from",
                  str(tmp_path / "errors.parquet")]) == 0
     assert run_record(tmp_path / "scored")["input"]["score_bins"] == 5
+
+
+def test_length_grouped_batches_pad_less_and_keep_every_example(trained, demo_split, tmp_path):
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer
+
+    from annotate.formats.layout import encode_layouts
+    from annotate.tables.views import gold_boxes
+    from stage2_generate.train import CaptionPairs, caption_pairs, training_arguments
+
+    model, tokenizer = load(trained[0])
+    layouts = encode_layouts(gold_boxes(demo_split), demo_split.images, TrainConfig.bins)
+    padding, tokens = {}, {}
+    for grouped in (False, True):
+        config = TrainConfig(batch_size=8, group_by_length=grouped)
+        pairs = CaptionPairs(caption_pairs(demo_split, "train"), layouts, tokenizer, config)
+        trainer = Seq2SeqTrainer(model=model, args=training_arguments(config, tmp_path),
+                                 train_dataset=pairs, eval_dataset=pairs,
+                                 processing_class=tokenizer,
+                                 data_collator=DataCollatorForSeq2Seq(tokenizer, model=model))
+        batches = list(trainer.get_train_dataloader())
+        padding[grouped] = sum(int((1 - b["attention_mask"]).sum()) for b in batches)
+        tokens[grouped] = sorted(int(n) for b in batches for n in b["attention_mask"].sum(1))
+    assert tokens[True] == tokens[False]  # the same examples, once each per epoch
+    assert padding[True] < padding[False] / 2

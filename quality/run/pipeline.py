@@ -40,7 +40,8 @@ PRESETS: dict[str, dict] = {
     # layout (8 epochs: 7 distinct captions of 30 test layouts, 15 epochs: 19, at twice the
     # time); figures not meaningful
     "smoke": {"detector": "shapes-tiny.pt", "detector_epochs": 1, "imgsz": 96,
-              "stage2_preset": "tiny", "stage2_epochs": 8, "folds": 2, "oof_epochs": 1,
+              "stage2_preset": "tiny", "stage2_epochs": 8, "stage2_batch_size": 32,
+              "folds": 2, "oof_epochs": 1,
               "strong_epochs": 1, "n_boot": 100, "demo_images": 0, "perturbation": False,
               "val": 0.15, "test": 0.15, "split_seed": 0, "replicates": 1,
               "variants": ["gold", "noise", "oof", "noise+oof", "scores", "scores+oof"]},
@@ -49,7 +50,8 @@ PRESETS: dict[str, dict] = {
     # spurious boxes; strong: eight), stage 2 from scratch; docs/robustness.md has the
     # measured trade-off
     "demo": {"detector": "shapes-tiny.pt", "detector_epochs": 1, "imgsz": 96,
-             "stage2_preset": "small", "stage2_epochs": 10, "folds": 2, "oof_epochs": 1,
+             "stage2_preset": "small", "stage2_epochs": 10, "stage2_batch_size": 16,
+             "folds": 2, "oof_epochs": 1,
              "strong_epochs": 8, "demo_images": 500,
              "n_boot": 1000, "perturbation": True, "val": 0.2, "test": 0.35, "split_seed": 0,
              "replicates": 4,
@@ -58,7 +60,8 @@ PRESETS: dict[str, dict] = {
              # --variants adds them)
              "variants": ["gold", "oof"]},
     "full": {"detector": "yolov8n.yaml", "detector_epochs": 100, "imgsz": 320,
-             "stage2_preset": "small", "stage2_epochs": 60, "folds": 5, "oof_epochs": 50,
+             "stage2_preset": "small", "stage2_epochs": 60, "stage2_batch_size": 32,
+             "folds": 5, "oof_epochs": 50,
              "strong_epochs": 50, "demo_images": 600,
              "n_boot": 2000, "perturbation": True, "val": 0.1, "test": 0.2, "split_seed": 0,
              "replicates": 5,
@@ -459,7 +462,8 @@ class Pipeline:
             def do_variant(folder=folder, make=make) -> dict:
                 extra, options = make()
                 config = TrainConfig(preset=o["stage2_preset"], epochs=o["stage2_epochs"],
-                                     seed=seed, patience=5, progress=False, **options)
+                                     batch_size=o["stage2_batch_size"], seed=seed, patience=5,
+                                     progress=False, **options)
                 record = train(store.load(split), folder, config, extra)
                 return {"best_val_loss": record["best_val_loss"],
                         "score_bins": config.score_bins, **{
@@ -467,7 +471,7 @@ class Pipeline:
                             if isinstance(v, float)}}
 
             self._step(f"stage2 {name}", inputs, [folder / "model.safetensors"], do_variant,
-                       self._uses("stage2_preset", "stage2_epochs"))
+                       self._uses("stage2_preset", "stage2_epochs", "stage2_batch_size"))
 
     def _caption_step(self, variants: list[str]) -> None:
         """Every variant (and the rule baseline, which needs no training) captions the gold,
