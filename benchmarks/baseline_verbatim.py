@@ -26,6 +26,8 @@ from annotate.metrics.captions import cider_d
 from annotate.stats.replicates import compare_mean_scores
 from annotate.tables import store
 from quality import workspace
+from quality.cascade.replicates import REPLICATES_FILE
+from quality.cascade.scoring import references
 
 VARIANT = "gold"
 
@@ -34,7 +36,7 @@ def arm_runs(spec: str) -> list[Path]:
     """Every replicate folder of the comma-separated pipeline runs."""
     runs: list[Path] = []
     for top in spec.split(","):
-        record = json.loads((Path(top) / "replicates.json").read_text())
+        record = json.loads((Path(top) / REPLICATES_FILE).read_text())
         runs += [Path(run) for run in record["runs"]]
     return runs
 
@@ -44,9 +46,7 @@ def verbatim_split(spec: str) -> pd.DataFrame:
     learned − baseline with its interval and verdict."""
     runs = arm_runs(spec)
     ts = store.load(workspace.path(runs[0], "split"))
-    test = ts.images.image_id[ts.images.split == "test"]
-    human = ts.captions[(ts.captions.source == "human") & ts.captions.image_id.isin(test)]
-    refs = human.groupby("image_id").caption.agg(list)
+    refs = references(ts, ts.images.image_id[ts.images.split == "test"])
 
     def per_image(folder: Path) -> tuple[pd.Series, np.ndarray]:
         captions = pd.read_parquet(folder / workspace.CAPTIONS_GOLD).set_index("image_id")
