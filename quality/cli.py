@@ -308,6 +308,8 @@ def print_comparison(result: dict) -> None:
         split = f"  training {share:.0%} of the variance" if share is not None else ""
         print(f"{name:34} A {f['a']:7.3f}  B {f['b']:7.3f}  B-A {f['difference']:+7.3f} "
               f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]  {f['verdict']}{split}")
+    if result["stage1"].get("hand_over_note"):
+        print(f"NOTE (detector): {result['stage1']['hand_over_note']}")
     for variant, f in (result.get("people") or {}).get("figures", {}).items():
         print(f"{'people: ' + variant + ' (B over A)':34} win rate {f['win_rate']:.3f} "
               f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}] on {f['images']} images, "

@@ -47,6 +47,11 @@ from quality.splits.adequacy import paired_mdd
 
 #: The metric and figure whose verdict names the comparison (tagged in MLflow).
 PRIMARY = ("stage2", "gold", "predicted", "cider_d")
+#: Settings in which the replicates of one arm may differ without changing what was trained:
+#: the seed (what replicates vary) and how many replicates the run trained. A replicate
+#: folder of `evaluate-pipeline --replicates` also names its parent's imported tables as its
+#: data; the data path is ignored as well when the split versions (the content) agree.
+REPLICATE_BOOKKEEPING = frozenset({"seed", "replicates"})
 
 
 class DataMismatch(UserError):
@@ -132,8 +137,11 @@ def compare_runs(run_a: str | os.PathLike | list, run_b: str | os.PathLike | lis
             raise DataMismatch(f"the replicates of arm {side.upper()} ({', '.join(map(str, runs))})"
                                " were evaluated on different test data: replicates of an arm "
                                "must differ only in --seed")
+        same_data = all(r["split_versions"] == records[side][0]["split_versions"]
+                        for r in records[side][1:])
         varied = {key for other in records[side][1:] for key in settings_diff(
-            records[side][0].get("settings", {}), other.get("settings", {}))} - {"seed"}
+            records[side][0].get("settings", {}), other.get("settings", {}))} - (
+            REPLICATE_BOOKKEEPING | ({"data"} if same_data else set()))
         if varied:
             notes.append(f"the replicates of arm {side.upper()} differ in more than the seed: "
                          f"{sorted(varied)}")
@@ -351,12 +359,30 @@ def _stage1(runs_a: list[Path], runs_b: list[Path], n_boot: int, seed: int,
 
         out[name] = _corpus_difference(counts[:len(runs_a)], counts[len(runs_a):], ratio,
                                        n_boot, seed, images_only)
+    hand_overs = {side: [_hand_over(r) for r in runs] for side, runs in (("a", runs_a),
+                                                                       ("b", runs_b))}
+    out["hand_over"] = hand_overs
+    if sorted(map(str, hand_overs["a"])) != sorted(map(str, hand_overs["b"])):
+        out["hand_over_note"] = (
+            "recall and precision are read at each run's own hand-over (threshold and "
+            "suppression chosen on validation by its stage-2 model's score), and the arms' "
+            "hand-overs differ, so these figures can differ even where the detectors are the "
+            "same models")
     evaluated = [workspace.path(r, "evaluate") for r in (runs_a[0], runs_b[0])]
     if all(p.exists() for p in evaluated):
         maps = [json.loads(p.read_text()).get("map", {}) for p in evaluated]
         out["map50_95"] = {"a": maps[0].get("map50_95"), "b": maps[1].get("map50_95"),
                            "note": "no per-image decomposition: shown, not tested"}
     return out
+
+
+def _hand_over(run: Path) -> dict | None:
+    """The run's hand-over to stage 2 (`threshold.json`): threshold and suppression IoU."""
+    path = workspace.path(run, "threshold")
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    return {"threshold": record.get("chosen"), "suppress_iou": record.get("suppress_iou")}
 
 
 def _primary(result: dict) -> dict:
@@ -381,6 +407,9 @@ def _primary(result: dict) -> dict:
                  "compare again")
     elif figure["verdict"].startswith("cannot tell") and figure.get("mdd") is not None:
         line += f"; differences under {figure['mdd']:.3f} cannot be detected here (MDD)"
+    if figure.get("rerun_same_call") is not None:
+        line += (f"; a rerun with other seeds would make this call again with probability "
+                 f"{figure['rerun_same_call']:.2f}, if the true difference is the one measured")
     return {"figure": f"{stage}.{variant}.{given}.{metric}", "verdict": figure["verdict"],
             "line": line}
 

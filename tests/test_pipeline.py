@@ -553,6 +553,43 @@ def test_a_replicate_is_its_own_run_recorded_under_the_pipeline_run(replicated):
     assert not (folder / "report").exists() and (replicated / "report" / "report.html").exists()
 
 
+def test_a_run_and_its_replicate_folders_pool_as_one_arm(replicated, two_runs, seed_one,
+                                                         tmp_path):
+    """The parent and its replicate differ in seed, replicates and the data path (the child
+    reads the parent's tables): bookkeeping, not a difference in what was trained. A real
+    setting that differs is still named. With three replicates per arm the verdict says how
+    likely a rerun makes its call again: the same three models on both sides differ by 0,
+    which a rerun calls "not told apart" with probability 0.95, the interval's level."""
+    from quality.compare import compare_runs
+
+    arm = [replicated, replicated / "replicates" / "seed-1000"]
+    same = compare_runs(arm, arm, n_boot=10)
+    assert same["notes"] == [] and "hand_over_note" not in same["stage1"]
+    three = [two_runs[0], seed_one, arm[1]]
+    result = compare_runs(three, three[1:] + three[:1], n_boot=10)
+    figure = result["stage2"]["gold"]["predicted"]["cider_d"]
+    assert figure["difference"] == pytest.approx(0, abs=1e-12)
+    assert figure["verdict"] == "cannot tell at this evaluation size"
+    assert figure["rerun_same_call"] == pytest.approx(0.95, abs=1e-6)
+    assert result["verdict"]["line"].endswith(
+        "; a rerun with other seeds would make this call again with probability 0.95, if the "
+        "true difference is the one measured")
+    edited = tmp_path / "edited"
+    shutil.copytree(arm[1], edited)
+    record = json.loads((edited / "run.json").read_text())
+    record["settings"]["stage2_epochs"] += 1
+    (edited / "run.json").write_text(json.dumps(record))
+    hand_over = json.loads((edited / "stage1" / "threshold.json").read_text())
+    hand_over["chosen"] = 0.99  # as if its stage 2 had chosen another operating threshold
+    (edited / "stage1" / "threshold.json").write_text(json.dumps(hand_over))
+    result = compare_runs([replicated, edited], arm, n_boot=10)
+    assert result["notes"] == [
+        "the replicates of arm A differ in more than the seed: ['stage2_epochs']"]
+    assert {"threshold": 0.99, "suppress_iou": hand_over["suppress_iou"]} in \
+        result["stage1"]["hand_over"]["a"]
+    assert "the arms' hand-overs differ" in result["stage1"]["hand_over_note"]
+
+
 def test_a_rerun_with_replicates_reuses_every_step(replicated, capsys):
     assert main(["--preset", "smoke", "--replicates", "2", "--out", str(replicated)]) == 0
     lines = [line.strip() for line in capsys.readouterr().out.splitlines()

@@ -4,8 +4,11 @@ found with the stated power, and a single trained model per arm never yields a c
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pytest
+from scipy import stats
 
 from annotate.runtime.errors import UserError
 from annotate.stats.bootstrap import percentile_interval
@@ -17,6 +20,7 @@ from annotate.stats.replicates import (
     compare_replicates,
     minimum_detectable_difference,
     plan,
+    rerun_agreement,
 )
 from quality import workspace
 from quality.cascade.replicates import verdict
@@ -203,6 +207,7 @@ def _block(robust: list[str]) -> dict:
     gap = {"gold": {"gold": 2.6, "predicted": 2.4, "drop": _interval(0.2, 0.05, 0.35)}}
     for rank, name in enumerate(robust):
         gap[name] = {"gold": 2.5, "predicted": 2.5 - rank / 10,
+                     "drop": _interval(rank / 10, -0.1, 0.3),
                      "predicted_change": _interval(0.1, -0.1, 0.3, "difference"),
                      "gold_change": _interval(-0.1, -0.3, 0.1, "difference"),
                      "reduction": _interval(0.5, 0.1, 0.9)}
@@ -221,3 +226,49 @@ def test_the_verdict_names_the_best_robust_variant_or_the_only_one():
     assert only[1].startswith("The robust variant oof (the only one trained), on the "
                               "detector's output: +0.100 [-0.100, +0.300] against")
     assert len(verdict(_block([]))) == 1  # no robust variant: the drop alone
+
+
+def test_the_verdict_says_how_likely_a_rerun_repeats_each_call():
+    block = _block(["oof"])
+    gap = block["gap"][workspace.DEPLOYED_DETECTOR]
+    gap["gold"]["drop"]["rerun_same_call"] = 0.52
+    gap["oof"]["predicted_change"]["rerun_same_call"] = 0.81
+    lines = verdict(block)
+    assert lines[-1].startswith("How likely a rerun with other seeds")
+    assert lines[-1].endswith(": the drop 52%, oof on the detector's output 81%.")
+    # the report's table of the figures over replicates carries it beside each interval
+    from quality.report.page import _replicates
+
+    block["verdict"] = lines
+    page = _replicates(block)
+    key = f"replicates.gap.{workspace.DEPLOYED_DETECTOR}.gold.drop.rerun_same_call"
+    assert f'data-key="{key}">0.52<' in page
+    assert "a rerun makes the same call" in page and html.escape(lines[-1]) in page
+
+
+def test_the_rerun_agreement_predicts_how_often_a_rerun_claims_a_planted_difference():
+    """Arms with a true difference near the detection limit, 5 replicates each, compared 600
+    times: the share of comparisons that claim nothing is what `rerun_agreement` gives for
+    an interval centred on the true difference, which at this size claims nothing either (the
+    rerun model: normal around the truth with the interval's standard error, its own error
+    estimated, called at the same t quantile)."""
+    delta = 0.6 * mdd(5)
+    rng = np.random.default_rng(5)
+    results = [compare_mean_scores(*arms(rng, 5, delta), n_boot=200, seed=r)
+               for r in range(600)]
+    claimed = np.mean([r.verdict == "B better" for r in results])
+    silent = np.mean([r.verdict.startswith("cannot tell") for r in results])
+    df = float(np.mean([r.df for r in results]))
+    error = np.mean([(r.ci_high - r.ci_low) / 2 / stats.t.ppf(0.975, r.df) for r in results])
+    half = stats.t.ppf(0.975, df) * error
+    assert delta - half < 0  # the interval at the truth claims nothing
+    predicted = rerun_agreement(delta, delta - half, delta + half, df)
+    assert 0.2 < claimed < 0.8  # near the limit: a coin flip, not a sure call
+    # 0.03: the normal rerun model (no error of its own) gives 0.63 here and fails
+    assert predicted == pytest.approx(silent, abs=0.03), (predicted, silent)
+    # a claim's own figure: what its verdict's repeat would be under the plug-in
+    some = next(r for r in results if r.verdict == "B better")
+    assert some.to_dict()["rerun_same_call"] == pytest.approx(
+        rerun_agreement(some.difference, some.ci_low, some.ci_high, some.df))
+    # no claim can be made (one model per arm), so no repeat probability either
+    assert compare_mean_scores(*arms(rng, 1, delta)).rerun_same_call is None

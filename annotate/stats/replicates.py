@@ -87,6 +87,67 @@ def claim_blocked(replicates_a: int, replicates_b: int, images_only: bool = Fals
     return FEW_REPLICATES.format(k=fewest) if fewest < MIN_REPLICATES else None
 
 
+def rerun_agreement(value: float, ci_low: float, ci_high: float, df: float | None, *,
+                    centre: float = 0.0, confidence: float = CONFIDENCE) -> float | None:
+    """How likely an independent rerun of the same design (other training seeds, another
+    sample of as many test images) makes the same call as this interval: above `centre`,
+    below it, or neither; if the true difference is the one measured.
+
+    The rerun's estimate is taken as normal around `value` with the standard error this
+    interval implies (its half-width over the t quantile at `df`), its own standard error as
+    estimated with `df` degrees of freedom, and it is called as this one was: the rerun's
+    t statistic is noncentral t (normal when `df` is None or infinite), as in
+    `minimum_detectable_difference`. This is the replication probability of Goodman (1992, "A
+    comment on replication, p-values and evidence", Statistics in Medicine 11:875-879): a
+    difference claimed right at the edge of its interval is claimed again only half the time,
+    so two runs of a design whose differences sit near its detection limit disagree about
+    significance about as often as they agree. It is a plug-in figure: the true difference
+    is unknown, and the measured one is a noisy stand-in for it.
+
+    Parameters
+    ----------
+    value, ci_low, ci_high : float
+        The difference and its interval.
+    df : float or None
+        The interval's degrees of freedom (None or inf: normal).
+    centre : float
+        The "no difference" value.
+    confidence : float
+        The interval's coverage.
+
+    Returns
+    -------
+    float or None
+        The probability, or None without a finite interval.
+
+    Examples
+    --------
+    Goodman's Table 1: a difference significant at exactly p = 0.05 (two-sided) is significant
+    in the same direction on replication with probability 0.50; at p = 0.01, 0.73; at
+    p = 0.001, 0.91.
+
+    >>> z = stats.norm.ppf(1 - np.array([0.05, 0.01, 0.001]) / 2)
+    >>> half = stats.norm.ppf(0.975)
+    >>> [round(rerun_agreement(v, v - half, v + half, None), 2) for v in z]
+    [0.5, 0.73, 0.91]
+    """
+    df = np.inf if df is None else float(df)
+    critical = stats.t.ppf(0.5 + confidence / 2, df)
+    error = (ci_high - ci_low) / (2 * critical)
+    if not (np.isfinite(error) and error > 0):
+        return None
+    shift = (value - centre) / error
+    if np.isfinite(df):  # the rerun estimates its error too: a noncentral t
+        higher, lower = stats.nct.sf(critical, df, shift), stats.nct.cdf(-critical, df, shift)
+    else:
+        higher, lower = stats.norm.cdf(shift - critical), stats.norm.cdf(-shift - critical)
+    if ci_low > centre:
+        return float(higher)
+    if ci_high < centre:
+        return float(lower)
+    return float(1 - higher - lower)
+
+
 @dataclass(frozen=True)
 class ReplicateDifference:
     """B - A over test images and training replicates."""
@@ -122,12 +183,22 @@ class ReplicateDifference:
         return replicate_verdict(self.ci_low, self.ci_high, self.replicates_a,
                                  self.replicates_b, self.images_only)
 
+    @property
+    def rerun_same_call(self) -> float | None:
+        """`rerun_agreement` of this verdict; None where training variance was not measured
+        or the arms are too few to claim (a rerun of either kind cannot claim either)."""
+        if self.training_variance is None or claim_blocked(self.replicates_a,
+                                                           self.replicates_b):
+            return None
+        return rerun_agreement(self.difference, self.ci_low, self.ci_high, self.df)
+
     def to_dict(self) -> dict:
         """JSON-ready, with what the interval resampled and the variance split."""
         measured = self.training_variance is not None
         return {
             "a": self.a, "b": self.b, "difference": self.difference, "ci_low": self.ci_low,
             "ci_high": self.ci_high, "verdict": self.verdict,
+            "rerun_same_call": self.rerun_same_call,
             "replicates": {"a": self.replicates_a, "b": self.replicates_b},
             "spread": {"a_sd": self.sd_a, "b_sd": self.sd_b}, "image_sd": self.image_sd,
             "variance": {"training": self.training_variance,

@@ -33,6 +33,7 @@ from annotate.stats.replicates import (
     claim_blocked,
     compare_mean_scores,
     replicate_estimate,
+    rerun_agreement,
 )
 from annotate.tables import store
 from annotate.tables.views import gold_boxes
@@ -164,7 +165,12 @@ def _paired(values: np.ndarray, picked: np.ndarray) -> dict:
     images and replicates."""
     per_image = values.mean(axis=0)
     boot = per_image[picked].mean(axis=1) if len(picked) else np.array([])
-    return replicate_estimate(values.mean(axis=1), boot, images=values.shape[1])
+    entry = replicate_estimate(values.mean(axis=1), boot, images=values.shape[1])
+    k = len(values)
+    entry["rerun_same_call"] = (
+        None if claim_blocked(k, k) else rerun_agreement(
+            entry["value"], entry["ci_low"], entry["ci_high"], entry["resampled"]["df"]))
+    return entry
 
 
 def _reduction(drop: np.ndarray, reference: np.ndarray, picked: np.ndarray) -> dict:
@@ -290,4 +296,33 @@ def verdict(block: dict) -> list[str]:
         lines.append(f"On perfect input the rule baseline {words[_side(versus)]} "
                      f"({_interval(versus, 'difference', signed=True)}, baseline minus "
                      "learned).")
+    repeat = _rerun_sentence(block, unclear)
+    if repeat:
+        lines.append(repeat)
     return lines
+
+
+def _rerun_sentence(block: dict, unclear: bool) -> str | None:
+    """How likely a rerun makes each call above again (`rerun_same_call`), or None when the
+    block has none (too few replicates to claim)."""
+    deployed = workspace.DEPLOYED_DETECTOR
+    gap = block["gap"][deployed]
+    robust = {v: e for v, e in gap.items() if "reduction" in e}
+    figures = [("the drop", gap[GOLD_VARIANT]["drop"])]
+    if robust and not unclear:
+        best = max(robust, key=lambda v: robust[v]["predicted"])
+        figures.append((f"{best} on the detector's output", robust[best]["predicted_change"]))
+    figures += [(name, entry) for name, entry in (
+        ("the strong detector's saving", block.get("strong_saves")),
+        ("the hand-over", block.get("threshold_effect", {}).get("difference")),
+        ("suppression", block.get("suppression_effect", {}).get("difference")),
+        ("the baseline", block["baseline"].get(deployed, {}).get("gold_change")))
+        if entry is not None]
+    odds = [f"{name} {entry['rerun_same_call']:.0%}" for name, entry in figures
+            if entry.get("rerun_same_call") is not None]
+    if not odds:
+        return None
+    return ("How likely a rerun with other seeds and as many test images makes each call "
+            "above again, if the true differences are the ones measured (Goodman 1992; near "
+            "50%: the difference sits at this run's detection limit): " + ", ".join(odds)
+            + ".")

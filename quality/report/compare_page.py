@@ -39,7 +39,12 @@ def render(result: dict) -> str:
     parts.append(_people(result.get("people")))
     parts.append(_plot(result))
     parts.append(_table(["figure", "A", "B", "B - A", "CI low", "CI high", "MDD",
-                         "training share of the variance", "verdict"], rows))
+                         "training share of the variance", "verdict",
+                         "a rerun makes the same call (if the difference is as measured)"],
+                        rows))
+    if result["stage1"].get("hand_over_note"):
+        parts.append(f"<p class='note'>Detector: "
+                     f"{html.escape(result['stage1']['hand_over_note'])}.</p>")
     diff = result["settings_diff"]
     parts.append("<h2>Settings that differ</h2>" + (_table(["setting", "A", "B"], [
         [html.escape(k), html.escape(str(a)), html.escape(str(b))] for k, (a, b) in diff.items()])
@@ -59,7 +64,9 @@ def _cells(key: str, figure: dict) -> list[str]:
     return [_fig(f"{key}.{k}", figure[k]) for k in ("a", "b", "difference", "ci_low",
                                                      "ci_high", "mdd")] + [
         _fig(f"{key}.variance.training_share", share) if share is not None else "not measured",
-        html.escape(figure["verdict"])]
+        html.escape(figure["verdict"]),
+        _fig(f"{key}.rerun_same_call", figure["rerun_same_call"])
+        if figure.get("rerun_same_call") is not None else "—"]
 
 
 def _plot(result: dict) -> str:

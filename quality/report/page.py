@@ -308,11 +308,12 @@ def _replicates(block: dict) -> str:
     rows = []
 
     def row(label: str, key: str, entry: dict, value: str = "value") -> list[str]:
-        share = entry["variance"]["training_share"]
+        share, repeat = entry["variance"]["training_share"], entry.get("rerun_same_call")
         return [html.escape(label), _fig(f"{key}.{value}", entry[value]),
                 _fig(f"{key}.ci_low", entry["ci_low"]), _fig(f"{key}.ci_high", entry["ci_high"]),
                 _fig(f"{key}.variance.training_share", share) if share is not None
-                else "not measured"]
+                else "not measured",
+                _fig(f"{key}.rerun_same_call", repeat) if repeat is not None else "—"]
 
     for detector, variants in block["gap"].items():
         for variant, entry in variants.items():
@@ -327,7 +328,8 @@ def _replicates(block: dict) -> str:
                                 entry["reduction"]))
     out.append(_table([f"figure ({block['metric']}, {block['replicates']} replicates x "
                        f"{block['test_images']} test images)", "value", "95% CI low",
-                       "95% CI high", "training share of the variance"], rows))
+                       "95% CI high", "training share of the variance",
+                       "a rerun makes the same call (if the difference is as measured)"], rows))
     return "".join(out)
 
 
