@@ -306,6 +306,8 @@ def print_comparison(result: dict) -> None:
     for name, f in rows:
         share = (f.get("variance") or {}).get("training_share")
         split = f"  training {share:.0%} of the variance" if share is not None else ""
+        if f.get("rerun_same_call") is not None:
+            split += f"  a rerun makes this call {f['rerun_same_call']:.0%}"
         print(f"{name:34} A {f['a']:7.3f}  B {f['b']:7.3f}  B-A {f['difference']:+7.3f} "
               f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]  {f['verdict']}{split}")
     if result["stage1"].get("hand_over_note"):

@@ -554,19 +554,23 @@ def test_a_replicate_is_its_own_run_recorded_under_the_pipeline_run(replicated):
 
 
 def test_a_run_and_its_replicate_folders_pool_as_one_arm(replicated, two_runs, seed_one,
-                                                         tmp_path):
+                                                         tmp_path, capsys):
     """The parent and its replicate differ in seed, replicates and the data path (the child
     reads the parent's tables): bookkeeping, not a difference in what was trained. A real
     setting that differs is still named. With three replicates per arm the verdict says how
     likely a rerun makes its call again: the same three models on both sides differ by 0,
     which a rerun calls "not told apart" with probability 0.95, the interval's level."""
+    from quality.cli import main as quality
     from quality.compare import compare_runs
 
     arm = [replicated, replicated / "replicates" / "seed-1000"]
     same = compare_runs(arm, arm, n_boot=10)
     assert same["notes"] == [] and "hand_over_note" not in same["stage1"]
     three = [two_runs[0], seed_one, arm[1]]
-    result = compare_runs(three, three[1:] + three[:1], n_boot=10)
+    assert quality(["compare", *map(str, three), "--", *map(str, three[1:] + three[:1]),
+                    "--n-boot", "10", "--json", str(tmp_path / "three.json")]) == 0
+    assert "a rerun makes this call 95%" in capsys.readouterr().out
+    result = json.loads((tmp_path / "three.json").read_text())
     figure = result["stage2"]["gold"]["predicted"]["cider_d"]
     assert figure["difference"] == pytest.approx(0, abs=1e-12)
     assert figure["verdict"] == "cannot tell at this evaluation size"
