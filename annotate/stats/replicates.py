@@ -185,10 +185,10 @@ class ReplicateDifference:
 
     @property
     def rerun_same_call(self) -> float | None:
-        """`rerun_agreement` of this verdict; None where training variance was not measured
-        or the arms are too few to claim (a rerun of either kind cannot claim either)."""
-        if self.training_variance is None or claim_blocked(self.replicates_a,
-                                                           self.replicates_b):
+        """`rerun_agreement` of this verdict; None where the arms are too few to claim (one
+        model each: training variance not measured; or fewer than `MIN_REPLICATES`), since a
+        rerun of either kind cannot claim either."""
+        if claim_blocked(self.replicates_a, self.replicates_b):
             return None
         return rerun_agreement(self.difference, self.ci_low, self.ci_high, self.df)
 

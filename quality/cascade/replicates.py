@@ -238,6 +238,7 @@ def verdict(block: dict) -> list[str]:
     detector = (f" (recall {recall['value']:.2f}, sd {recall['sd']:.2f} across seeds)"
                 if recall and recall.get("sd") is not None else "")
     share = drop["variance"]["training_share"]
+    calls = [("the drop", drop)]  # each figure a sentence calls, for the rerun sentence
     lines = [f"Over {k} training replicates (seeds {', '.join(map(str, block['seeds']))}) of "
              f"every trained component, with the {deployed}{detector}, stage 2 trained on "
              f"gold layouts scores {reference['gold']:.3f} {metric} on perfect input and "
@@ -258,6 +259,7 @@ def verdict(block: dict) -> list[str]:
         best = max(robust, key=lambda v: robust[v]["predicted"])
         e = robust[best]
         change, lost = e["predicted_change"], e["gold_change"]
+        calls.append((f"{best} on the detector's output", change))
         lead = (f"The robust variant scoring highest on the detector's output is {best}: "
                 if len(robust) > 1 else
                 f"The robust variant {best} (the only one trained), on the detector's output: ")
@@ -270,6 +272,7 @@ def verdict(block: dict) -> list[str]:
             f"({_side(lost)}).")
     saves = block.get("strong_saves")
     if saves:
+        calls.append(("the strong detector's saving", saves))
         side = _side(saves)
         lines.append(f"The strong detector saves {_interval(saves)} of the gold-trained "
                      f"model's drop ({side} {'from' if side == 'not told apart' else 'than'} "
@@ -277,6 +280,7 @@ def verdict(block: dict) -> list[str]:
     effect = block.get("threshold_effect")
     if effect:
         change = effect["difference"]
+        calls.append(("the hand-over", change))
         lines.append(f"The hand-over chosen on validation scores {_interval(change)} against "
                      f"ultralytics' default confidence {effect['against']:g} on the {deployed}'s "
                      f"test output ({_side(change)}; the gold-trained model, replicate by "
@@ -284,41 +288,30 @@ def verdict(block: dict) -> list[str]:
     effect = block.get("suppression_effect")
     if effect:
         change = effect["difference"]
+        calls.append(("suppression", change))
         lines.append(f"Suppressing overlapping detections at the hand-over scores "
                      f"{_interval(change)} against the same threshold without suppression "
                      f"({_side(change)}; the gold-trained model, replicate by replicate).")
     base = block["baseline"].get(deployed)
     if base:
         versus = base["gold_change"]
+        calls.append(("the baseline", versus))
         words = {"higher": "scores above the learned model", "lower":
                  "scores below the learned model", "not told apart":
                  "is not told apart from the learned model"}
         lines.append(f"On perfect input the rule baseline {words[_side(versus)]} "
                      f"({_interval(versus, 'difference', signed=True)}, baseline minus "
                      "learned).")
-    repeat = _rerun_sentence(block, unclear)
+    repeat = _rerun_sentence(calls)
     if repeat:
         lines.append(repeat)
     return lines
 
 
-def _rerun_sentence(block: dict, unclear: bool) -> str | None:
-    """How likely a rerun makes each call above again (`rerun_same_call`), or None when the
-    block has none (too few replicates to claim)."""
-    deployed = workspace.DEPLOYED_DETECTOR
-    gap = block["gap"][deployed]
-    robust = {v: e for v, e in gap.items() if "reduction" in e}
-    figures = [("the drop", gap[GOLD_VARIANT]["drop"])]
-    if robust and not unclear:
-        best = max(robust, key=lambda v: robust[v]["predicted"])
-        figures.append((f"{best} on the detector's output", robust[best]["predicted_change"]))
-    figures += [(name, entry) for name, entry in (
-        ("the strong detector's saving", block.get("strong_saves")),
-        ("the hand-over", block.get("threshold_effect", {}).get("difference")),
-        ("suppression", block.get("suppression_effect", {}).get("difference")),
-        ("the baseline", block["baseline"].get(deployed, {}).get("gold_change")))
-        if entry is not None]
-    odds = [f"{name} {entry['rerun_same_call']:.0%}" for name, entry in figures
+def _rerun_sentence(calls: list[tuple[str, dict]]) -> str | None:
+    """How likely a rerun makes each call of the sentences again (`rerun_same_call`), or None
+    when no figure has it (too few replicates to claim)."""
+    odds = [f"{name} {entry['rerun_same_call']:.0%}" for name, entry in calls
             if entry.get("rerun_same_call") is not None]
     if not odds:
         return None
