@@ -18,7 +18,7 @@ The equal-terms table scores people, the baseline and the models against the sam
 leave-one-out references.
 
     uv run python benchmarks/stage2_vs_baseline.py [--seeds 0 1] [--epochs 10 30] [--beams 1 4]
-        [--learning-rates 1e-3 3e-3] [--batch-sizes 32 16]
+        [--learning-rates 1e-3 3e-3] [--batch-sizes 32 16] [--patience 3]
 """
 
 from __future__ import annotations
@@ -80,6 +80,9 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+",
                         default=[PRESETS["demo"]["stage2_batch_size"]])
     parser.add_argument("--preset", default=PRESETS["demo"]["stage2_preset"])
+    parser.add_argument("--patience", type=int, default=TrainConfig.patience,
+                        help="epochs without a better validation loss before stopping (as "
+                             "many as --epochs: the whole schedule runs)")
     args = parser.parse_args()
     o = PRESETS["demo"]
     ts = split_set(build_consensus(import_export(demo_data(o["demo_images"]))[0]).tables,
@@ -102,7 +105,7 @@ def main() -> None:
         start = time.perf_counter()
         record = train(ts, out, TrainConfig(preset=args.preset, epochs=epochs, seed=seed,
                                             learning_rate=rate, batch_size=batch,
-                                            progress=False))
+                                            patience=args.patience, progress=False))
         minutes = (time.perf_counter() - start) / 60
         best = min((e for e in record["history"] if "eval_loss" in e),
                    key=lambda e: e["eval_loss"])

@@ -29,6 +29,7 @@ from annotate.runtime.tracking import tracking, tracking_uri
 from annotate.tables import store
 from annotate.tables.versions import data_version, source_fingerprint
 from quality import workspace
+from stage2_generate.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,9 @@ PRESETS: dict[str, dict] = {
              # --variants adds them)
              "variants": ["gold", "oof"]},
     "full": {"detector": "yolov8n.yaml", "detector_epochs": 100, "imgsz": 320,
-             "stage2_preset": "small", "stage2_epochs": 60, "stage2_batch_size": 32,
+             # stage 2 at the library's defaults (annealed: docs/robustness.md, point 9)
+             "stage2_preset": "small", "stage2_epochs": TrainConfig.epochs,
+             "stage2_batch_size": TrainConfig.batch_size,
              "folds": 5, "oof_epochs": 50,
              "strong_epochs": 50, "demo_images": 600,
              "n_boot": 2000, "perturbation": True, "val": 0.1, "test": 0.2, "split_seed": 0,
@@ -425,7 +428,7 @@ class Pipeline:
         from annotate.formats.layout import SCORE_BINS
         from stage1_detect.handover import hand_over
         from stage2_generate.noise import calibrate, calibrate_scores
-        from stage2_generate.train import TrainConfig, train
+        from stage2_generate.train import train
 
         run = self.out
         split = workspace.path(run, "split")
@@ -462,7 +465,7 @@ class Pipeline:
             def do_variant(folder=folder, make=make) -> dict:
                 extra, options = make()
                 config = TrainConfig(preset=o["stage2_preset"], epochs=o["stage2_epochs"],
-                                     batch_size=o["stage2_batch_size"], seed=seed, patience=5,
+                                     batch_size=o["stage2_batch_size"], seed=seed,
                                      progress=False, **options)
                 record = train(store.load(split), folder, config, extra)
                 return {"best_val_loss": record["best_val_loss"],
