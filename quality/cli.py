@@ -313,9 +313,11 @@ def print_comparison(result: dict) -> None:
     if result["stage1"].get("hand_over_note"):
         print(f"NOTE (detector): {result['stage1']['hand_over_note']}")
     for variant, f in (result.get("people") or {}).get("figures", {}).items():
+        rerun = (f"  a rerun makes this call {f['rerun_same_call']:.0%}"
+                 if f.get("rerun_same_call") is not None else "")
         print(f"{'people: ' + variant + ' (B over A)':34} win rate {f['win_rate']:.3f} "
               f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}] on {f['images']} images, "
-              f"{f['judgments']} judgments  {f['verdict']}")
+              f"{f['judgments']} judgments  {f['verdict']}{rerun}")
     print(f"verdict: {result['verdict'].get('line') or result['verdict']['verdict']}")
 
 

@@ -29,11 +29,13 @@ from annotate.stats.bootstrap import draws
 from annotate.stats.replicates import (
     MIN_REPLICATES,
     UNKNOWN_TRAINING,
+    claim_blocked,
     compare_mean_scores,
     compare_replicates,
     minimum_detectable_difference,
     plan,
     replicate_verdict,
+    rerun_agreement,
 )
 from annotate.tables import store
 from annotate.tables.versions import split_versions
@@ -208,8 +210,11 @@ def _people(study: str | os.PathLike, arms: dict[str, list[Path]], n_boot: int, 
     table = check_judgments(pd.read_parquet(path), str(path))
     rates = arm_win_rates(table, pd.DataFrame(plan["tasks"]),
                           {"A": len(arms["a"]), "B": len(arms["b"])}, n_boot, seed)
+    k_a, k_b = len(arms["a"]), len(arms["b"])
     figures = {r.pop("variant"): {**r, "verdict": replicate_verdict(
-        r["ci_low"], r["ci_high"], len(arms["a"]), len(arms["b"]), images_only, centre=0.5)}
+        r["ci_low"], r["ci_high"], k_a, k_b, images_only, centre=0.5),
+        "rerun_same_call": None if claim_blocked(k_a, k_b) else rerun_agreement(
+            r["win_rate"], r["ci_low"], r["ci_high"], r["df"], centre=0.5)}
         for r in rates.to_dict("records")}
     simulated = (Path(study) / SIMULATED).exists()
     return {"study": str(Path(study).resolve()), "figures": figures,
@@ -231,6 +236,7 @@ def _people_verdict(people: dict, automatic: dict) -> dict:
             f"{f['win_rate']:.3f} [{f['ci_low']:.3f}, {f['ci_high']:.3f}] of {f['judgments']} "
             f"judgments on {f['images']} images ({people['layouts']} layouts; intervals "
             f"resample {f['resampled']}s)")
+    line += _rerun_clause(f)
     if automatic.get("line"):
         line += f"; automatic: {automatic['line']}"
     return {"figure": f"people.{variant}.win_rate", "verdict": f["verdict"], "line": line,
@@ -407,11 +413,18 @@ def _primary(result: dict) -> dict:
                  "compare again")
     elif figure["verdict"].startswith("cannot tell") and figure.get("mdd") is not None:
         line += f"; differences under {figure['mdd']:.3f} cannot be detected here (MDD)"
-    if figure.get("rerun_same_call") is not None:
-        line += (f"; a rerun with other seeds would make this call again with probability "
-                 f"{figure['rerun_same_call']:.2f}, if the true difference is the one measured")
+    line += _rerun_clause(figure)
     return {"figure": f"{stage}.{variant}.{given}.{metric}", "verdict": figure["verdict"],
             "line": line}
+
+
+def _rerun_clause(figure: dict) -> str:
+    """The end of a verdict line: how likely a rerun makes the figure's call again (nothing
+    when no claim can be made)."""
+    if figure.get("rerun_same_call") is None:
+        return ""
+    return (f"; a rerun with other seeds would make this call again with probability "
+            f"{figure['rerun_same_call']:.2f}, if the true difference is the one measured")
 
 
 def plan_replicates(source: str | os.PathLike, target: float, *,

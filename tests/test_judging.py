@@ -302,6 +302,7 @@ def test_people_comparing_arms_that_differ_only_by_seed_rarely_claim_a_differenc
     assert np.mean(claimed) <= 0.05, np.mean(claimed)
     assert np.mean(images_only) > 3 * max(np.mean(claimed), 0.05), np.mean(images_only)
     assert both.resampled == "image x training replicate" and 0 < both.training_share < 1
+    assert both.df == 2 and alone.df is None  # the smallest training part's K - 1
     assert alone.resampled == "image" and alone.training_share is None
     assert set(tasks.left_replicate) | set(tasks.right_replicate) == {0, 1, 2}
     found = [analysis.arm_win_rates(*arm_study(rng, 5, delta=0.25), {"A": 5, "B": 5},

@@ -559,7 +559,8 @@ def test_a_run_and_its_replicate_folders_pool_as_one_arm(replicated, two_runs, s
     reads the parent's tables): bookkeeping, not a difference in what was trained. A real
     setting that differs is still named. With three replicates per arm the verdict says how
     likely a rerun makes its call again: the same three models on both sides differ by 0,
-    which a rerun calls "not told apart" with probability 0.95, the interval's level."""
+    which a rerun calls "not told apart" with probability 0.95, the interval's level; people
+    judging the same arms get the figure for their win rate, called against 0.5."""
     from quality.cli import main as quality
     from quality.compare import compare_runs
 
@@ -578,6 +579,24 @@ def test_a_run_and_its_replicate_folders_pool_as_one_arm(replicated, two_runs, s
     assert result["verdict"]["line"].endswith(
         "; a rerun with other seeds would make this call again with probability 0.95, if the "
         "true difference is the one measured")
+    # people decide: their win rate gets the same figure, called against 0.5
+    study = tmp_path / "study"
+    arms = [*map(str, three), "--", *map(str, three[1:] + three[:1])]
+    assert quality(["plan-judging", *arms, "--out", str(study), "--target-ci", "0.1"]) == 0
+    assert quality(["judge-simulate", str(study)]) == 0
+    capsys.readouterr()
+    assert quality(["compare", *arms, "--judgments", str(study), "--n-boot", "100",
+                    "--json", str(tmp_path / "judged.json")]) == 0
+    out = capsys.readouterr().out
+    people = json.loads((tmp_path / "judged.json").read_text())["people"]["figures"]["gold"]
+    assert people["df"] == 2 and people["verdict"] == "cannot tell at this evaluation size"
+    # a "not told apart" call is repeated at most at the interval's level (at 0.5 exactly),
+    # and more often than not while 0.5 is inside the interval; against 0 it would be ~1
+    assert 0.5 < people["rerun_same_call"] <= 0.95 + 1e-9, people
+    assert f"a rerun makes this call {people['rerun_same_call']:.0%}" in out
+    assert (f"a rerun with other seeds would make this call again with probability "
+            f"{people['rerun_same_call']:.2f}, if the true difference is the one measured; "
+            "automatic:") in out
     edited = tmp_path / "edited"
     shutil.copytree(arm[1], edited)
     record = json.loads((edited / "run.json").read_text())

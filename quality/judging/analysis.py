@@ -329,7 +329,8 @@ def arm_win_rates(judgments: pd.DataFrame, tasks: pd.DataFrame, replicates: dict
     -------
     pd.DataFrame
         variant, judgments, images, replicates_a, replicates_b, ties, win_rate (B over A,
-        ties half), ci_low, ci_high, training_share, resampled.
+        ties half), ci_low, ci_high, df (the t interval's degrees of freedom; None for the
+        image bootstrap's percentile interval), training_share, resampled.
     """
     o = oriented(judgments)  # a = "A:v", b = "B:v" (name order)
     side = tasks.set_index("task")
@@ -348,17 +349,18 @@ def arm_win_rates(judgments: pd.DataFrame, tasks: pd.DataFrame, replicates: dict
         low, high = percentile_interval(boot) if n_boot else (np.nan, np.nan)
         parts, dofs = _training_parts(won, rep["A"][index], rep["B"][index],
                                       (replicates["A"], replicates["B"]))
-        share = None
+        share = df = None
         if parts and n_boot:
             test_set = float(np.var(boot, ddof=1))
             total = sum(parts) + test_set
-            half = stats.t.ppf(0.5 + CONFIDENCE / 2, min(dofs)) * np.sqrt(total)
+            df = float(min(dofs))
+            half = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * np.sqrt(total)
             low, high = value - half, value + half
             share = float(sum(parts) / (sum(parts) + test_set))
         rows.append({"variant": a[2:], "judgments": len(pair), "images": images,
                      "replicates_a": replicates["A"], "replicates_b": replicates["B"],
                      "ties": int(pair.tie.sum()), "win_rate": value, "ci_low": low,
-                     "ci_high": high, "training_share": share,
+                     "ci_high": high, "df": df, "training_share": share,
                      "resampled": _resampled((replicates["A"], replicates["B"]))})
     return pd.DataFrame(rows)
 

@@ -102,10 +102,13 @@ def _people(people: dict | None) -> str:
     who = "simulated judges" if people["simulated"] else "people"
     rows = [[html.escape(variant), *[_fig(f"people.figures.{variant}.{k}", f[k]) for k in (
         "judgments", "images", "replicates_a", "replicates_b", "ties", "win_rate", "ci_low",
-        "ci_high")], html.escape(f["resampled"]), html.escape(f["verdict"])]
+        "ci_high")], html.escape(f["resampled"]), html.escape(f["verdict"]),
+        _fig(f"people.figures.{variant}.rerun_same_call", f["rerun_same_call"])
+        if f.get("rerun_same_call") is not None else "—"]
         for variant, f in people["figures"].items()]
     return (f"<h2>Judged by {who}</h2><p>Study <code>{html.escape(people['study'])}</code> "
             f"({html.escape(str(people['layouts']))} layouts); {html.escape(people['rule'])}."
             "</p>" + _table(["variant", "judgments", "images", "A replicates", "B replicates",
                              "ties", "B's win rate", "CI low", "CI high", "resampled",
-                             "verdict"], rows))
+                             "verdict", "a rerun makes the same call (if the win rate is as "
+                             "measured)"], rows))
