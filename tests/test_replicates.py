@@ -226,6 +226,10 @@ def test_the_verdict_names_the_best_robust_variant_or_the_only_one():
     assert only[1].startswith("The robust variant oof (the only one trained), on the "
                               "detector's output: +0.100 [-0.100, +0.300] against")
     assert len(verdict(_block([]))) == 1  # no robust variant: the drop alone
+    partly = _block(["oof"])  # one replicate's gold-trained model did not drop
+    partly["gap"][workspace.DEPLOYED_DETECTOR]["oof"]["reduction"]["replicates_undefined"] = 1
+    assert ("closing 50% [10%, 90%] of the gap (over the 3 replicates whose gold-trained "
+            "model dropped), with") in verdict(partly)[1]
 
 
 def test_the_verdict_says_how_likely_a_rerun_repeats_each_call():
@@ -272,3 +276,25 @@ def test_the_rerun_agreement_predicts_how_often_a_rerun_claims_a_planted_differe
         rerun_agreement(some.difference, some.ci_low, some.ci_high, some.df))
     # no claim can be made (one model per arm), so no repeat probability either
     assert compare_mean_scores(*arms(rng, 1, delta)).rerun_same_call is None
+
+
+def test_a_gap_closed_leaves_out_and_counts_replicates_whose_gold_model_did_not_drop():
+    """The share of the drop a variant closes is undefined where the gold-trained model did
+    not drop: such a replicate is left out of the estimate and counted, never averaged in
+    silently; with none defined the value is NaN, without a numpy warning."""
+    import warnings
+
+    from annotate.stats.bootstrap import draws
+    from quality.cascade.replicates import _reduction
+
+    drop = np.array([[0.2, 0.2, 0.2], [0.1, 0.1, 0.1], [0.3, 0.3, 0.3]])  # replicate x image
+    reference = np.array([[0.4, 0.4, 0.4], [-0.1, 0.0, -0.2], [0.6, 0.6, 0.6]])
+    picked = draws(3, 50, 0)
+    entry = _reduction(drop, reference, picked)
+    assert entry["replicates_undefined"] == 1
+    assert entry["value"] == pytest.approx(0.5)  # 1 - 0.2 / 0.4 and 1 - 0.3 / 0.6
+    assert entry["resampled"]["training_replicates"] == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        none = _reduction(drop, -np.abs(reference), picked)
+    assert none["replicates_undefined"] == 3 and np.isnan(none["value"])

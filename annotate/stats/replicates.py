@@ -302,14 +302,15 @@ def replicate_estimate(per_replicate: np.ndarray, image_boot: np.ndarray, *, ima
     Returns
     -------
     dict
-        `value` (the mean over replicates), `ci_low`, `ci_high`, `sd` (across replicates),
+        `value` (the mean over replicates; NaN when none is given), `ci_low`, `ci_high`,
+        `sd` (across replicates),
         `variance` (training, test set, training share) and `resampled`; with one replicate
         the interval resamples the test images only and says so.
     """
     values = np.asarray(per_replicate, np.float64)
     boot = np.asarray(image_boot, np.float64)
     boot = boot[np.isfinite(boot)]
-    value = float(values.mean())
+    value = float(values.mean()) if len(values) else float("nan")  # no replicate defines it
     test_set = float(boot.var(ddof=1)) if len(boot) > 1 else float("nan")
     k = len(values)
     if k < 2:

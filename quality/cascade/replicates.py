@@ -174,14 +174,18 @@ def _paired(values: np.ndarray, picked: np.ndarray) -> dict:
 
 
 def _reduction(drop: np.ndarray, reference: np.ndarray, picked: np.ndarray) -> dict:
-    """1 - drop / the gold-trained model's drop, replicate r against replicate r."""
+    """1 - drop / the gold-trained model's drop, replicate r against replicate r. A replicate
+    whose gold-trained model did not drop has no share; it is left out of the estimate and
+    counted in `replicates_undefined`."""
     def share(a: np.ndarray, b: np.ndarray) -> float:
         return float(1 - a.mean() / b.mean()) if b.mean() > 0 else np.nan
 
-    per_replicate = [share(d, r) for d, r in zip(drop, reference, strict=True)]
+    per_replicate = np.array([share(d, r) for d, r in zip(drop, reference, strict=True)])
+    defined = np.isfinite(per_replicate)
     boot = [share(drop.mean(axis=0)[d], reference.mean(axis=0)[d]) for d in picked]
-    return replicate_estimate(np.array(per_replicate)[np.isfinite(per_replicate)], boot,
-                              images=drop.shape[1])
+    entry = replicate_estimate(per_replicate[defined], boot, images=drop.shape[1])
+    entry["replicates_undefined"] = int((~defined).sum())
+    return entry
 
 
 def _recalls(runs: list[Path], n_boot: int, seed: int) -> dict:
@@ -260,6 +264,9 @@ def verdict(block: dict) -> list[str]:
         e = robust[best]
         change, lost = e["predicted_change"], e["gold_change"]
         calls.append((f"{best} on the detector's output", change))
+        undefined = e["reduction"].get("replicates_undefined", 0)
+        over = (f" (over the {k - undefined} replicates whose gold-trained model dropped)"
+                if undefined else "")
         lead = (f"The robust variant scoring highest on the detector's output is {best}: "
                 if len(robust) > 1 else
                 f"The robust variant {best} (the only one trained), on the detector's output: ")
@@ -267,7 +274,7 @@ def verdict(block: dict) -> list[str]:
             f"{lead}"
             f"{_interval(change, 'difference', signed=True)} against the gold-trained model "
             f"({_side(change)}), closing {_interval(e['reduction'], percent=True)} of the "
-            f"gap, with "
+            f"gap{over}, with "
             f"{_interval(lost, 'difference', signed=True)} on perfect input "
             f"({_side(lost)}).")
     saves = block.get("strong_saves")
