@@ -306,19 +306,23 @@ def print_comparison(result: dict) -> None:
     for name, f in rows:
         share = (f.get("variance") or {}).get("training_share")
         split = f"  training {share:.0%} of the variance" if share is not None else ""
-        if f.get("rerun_same_call") is not None:
-            split += f"  a rerun makes this call {f['rerun_same_call']:.0%}"
+        split += _rerun_suffix(f)
         print(f"{name:34} A {f['a']:7.3f}  B {f['b']:7.3f}  B-A {f['difference']:+7.3f} "
               f"[{f['ci_low']:+.3f}, {f['ci_high']:+.3f}]  {f['verdict']}{split}")
     if result["stage1"].get("hand_over_note"):
         print(f"NOTE (detector): {result['stage1']['hand_over_note']}")
     for variant, f in (result.get("people") or {}).get("figures", {}).items():
-        rerun = (f"  a rerun makes this call {f['rerun_same_call']:.0%}"
-                 if f.get("rerun_same_call") is not None else "")
         print(f"{'people: ' + variant + ' (B over A)':34} win rate {f['win_rate']:.3f} "
               f"[{f['ci_low']:.3f}, {f['ci_high']:.3f}] on {f['images']} images, "
-              f"{f['judgments']} judgments  {f['verdict']}{rerun}")
+              f"{f['judgments']} judgments  {f['verdict']}{_rerun_suffix(f)}")
     print(f"verdict: {result['verdict'].get('line') or result['verdict']['verdict']}")
+
+
+def _rerun_suffix(figure: dict) -> str:
+    """The end of a printed comparison row: how likely a rerun makes its call again."""
+    if figure.get("rerun_same_call") is None:
+        return ""
+    return f"  a rerun makes this call {figure['rerun_same_call']:.0%}"
 
 
 def cmd_plan_replicates(args: argparse.Namespace) -> None:

@@ -29,7 +29,6 @@ from annotate.stats.bootstrap import draws
 from annotate.stats.replicates import (
     MIN_REPLICATES,
     UNKNOWN_TRAINING,
-    claim_blocked,
     compare_mean_scores,
     compare_replicates,
     minimum_detectable_difference,
@@ -208,13 +207,13 @@ def _people(study: str | os.PathLike, arms: dict[str, list[Path]], n_boot: int, 
     if not path.exists():
         raise UserError(f"{study}: no {JUDGMENTS} (pull the study first: quality judge-pull)")
     table = check_judgments(pd.read_parquet(path), str(path))
-    rates = arm_win_rates(table, pd.DataFrame(plan["tasks"]),
-                          {"A": len(arms["a"]), "B": len(arms["b"])}, n_boot, seed)
     k_a, k_b = len(arms["a"]), len(arms["b"])
+    rates = arm_win_rates(table, pd.DataFrame(plan["tasks"]), {"A": k_a, "B": k_b}, n_boot,
+                          seed)
     figures = {r.pop("variant"): {**r, "verdict": replicate_verdict(
         r["ci_low"], r["ci_high"], k_a, k_b, images_only, centre=0.5),
-        "rerun_same_call": None if claim_blocked(k_a, k_b) else rerun_agreement(
-            r["win_rate"], r["ci_low"], r["ci_high"], r["df"], centre=0.5)}
+        "rerun_same_call": rerun_agreement(r["win_rate"], r["ci_low"], r["ci_high"], r["df"],
+                                           centre=0.5, replicates=(k_a, k_b))}
         for r in rates.to_dict("records")}
     simulated = (Path(study) / SIMULATED).exists()
     return {"study": str(Path(study).resolve()), "figures": figures,

@@ -568,8 +568,9 @@ def test_a_run_and_its_replicate_folders_pool_as_one_arm(replicated, two_runs, s
     same = compare_runs(arm, arm, n_boot=10)
     assert same["notes"] == [] and "hand_over_note" not in same["stage1"]
     three = [two_runs[0], seed_one, arm[1]]
-    assert quality(["compare", *map(str, three), "--", *map(str, three[1:] + three[:1]),
-                    "--n-boot", "10", "--json", str(tmp_path / "three.json")]) == 0
+    arms = [*map(str, three), "--", *map(str, three[1:] + three[:1])]  # rotated
+    assert quality(["compare", *arms, "--n-boot", "10", "--json",
+                    str(tmp_path / "three.json")]) == 0
     assert "a rerun makes this call 95%" in capsys.readouterr().out
     result = json.loads((tmp_path / "three.json").read_text())
     figure = result["stage2"]["gold"]["predicted"]["cider_d"]
@@ -581,7 +582,6 @@ def test_a_run_and_its_replicate_folders_pool_as_one_arm(replicated, two_runs, s
         "true difference is the one measured")
     # people decide: their win rate gets the same figure, called against 0.5
     study = tmp_path / "study"
-    arms = [*map(str, three), "--", *map(str, three[1:] + three[:1])]
     assert quality(["plan-judging", *arms, "--out", str(study), "--target-ci", "0.1"]) == 0
     assert quality(["judge-simulate", str(study)]) == 0
     capsys.readouterr()

@@ -88,7 +88,8 @@ def claim_blocked(replicates_a: int, replicates_b: int, images_only: bool = Fals
 
 
 def rerun_agreement(value: float, ci_low: float, ci_high: float, df: float | None, *,
-                    centre: float = 0.0, confidence: float = CONFIDENCE) -> float | None:
+                    centre: float = 0.0, confidence: float = CONFIDENCE,
+                    replicates: tuple[int, int] | None = None) -> float | None:
     """How likely an independent rerun of the same design (other training seeds, another
     sample of as many test images) makes the same call as this interval: above `centre`,
     below it, or neither; if the true difference is the one measured.
@@ -114,11 +115,14 @@ def rerun_agreement(value: float, ci_low: float, ci_high: float, df: float | Non
         The "no difference" value.
     confidence : float
         The interval's coverage.
+    replicates : (int, int), optional
+        Each arm's training replicates: arms too few to claim (`claim_blocked`) make no
+        call, so there is none to repeat.
 
     Returns
     -------
     float or None
-        The probability, or None without a finite interval.
+        The probability, or None without a finite interval or a call that may be made.
 
     Examples
     --------
@@ -131,6 +135,8 @@ def rerun_agreement(value: float, ci_low: float, ci_high: float, df: float | Non
     >>> [round(rerun_agreement(v, v - half, v + half, None), 2) for v in z]
     [0.5, 0.73, 0.91]
     """
+    if replicates is not None and claim_blocked(*replicates):
+        return None
     df = np.inf if df is None else float(df)
     critical = stats.t.ppf(0.5 + confidence / 2, df)
     error = (ci_high - ci_low) / (2 * critical)
@@ -188,9 +194,8 @@ class ReplicateDifference:
         """`rerun_agreement` of this verdict; None where the arms are too few to claim (one
         model each: training variance not measured; or fewer than `MIN_REPLICATES`), since a
         rerun of either kind cannot claim either."""
-        if claim_blocked(self.replicates_a, self.replicates_b):
-            return None
-        return rerun_agreement(self.difference, self.ci_low, self.ci_high, self.df)
+        return rerun_agreement(self.difference, self.ci_low, self.ci_high, self.df,
+                               replicates=(self.replicates_a, self.replicates_b))
 
     def to_dict(self) -> dict:
         """JSON-ready, with what the interval resampled and the variance split."""

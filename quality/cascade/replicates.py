@@ -167,9 +167,9 @@ def _paired(values: np.ndarray, picked: np.ndarray) -> dict:
     boot = per_image[picked].mean(axis=1) if len(picked) else np.array([])
     entry = replicate_estimate(values.mean(axis=1), boot, images=values.shape[1])
     k = len(values)
-    entry["rerun_same_call"] = (
-        None if claim_blocked(k, k) else rerun_agreement(
-            entry["value"], entry["ci_low"], entry["ci_high"], entry["resampled"]["df"]))
+    entry["rerun_same_call"] = rerun_agreement(
+        entry["value"], entry["ci_low"], entry["ci_high"], entry["resampled"].get("df"),
+        replicates=(k, k))
     return entry
 
 
@@ -182,7 +182,8 @@ def _reduction(drop: np.ndarray, reference: np.ndarray, picked: np.ndarray) -> d
 
     per_replicate = np.array([share(d, r) for d, r in zip(drop, reference, strict=True)])
     defined = np.isfinite(per_replicate)
-    boot = [share(drop.mean(axis=0)[d], reference.mean(axis=0)[d]) for d in picked]
+    drop_per_image, reference_per_image = drop.mean(axis=0), reference.mean(axis=0)
+    boot = [share(drop_per_image[d], reference_per_image[d]) for d in picked]
     entry = replicate_estimate(per_replicate[defined], boot, images=drop.shape[1])
     entry["replicates_undefined"] = int((~defined).sum())
     return entry

@@ -64,9 +64,14 @@ def _cells(key: str, figure: dict) -> list[str]:
     return [_fig(f"{key}.{k}", figure[k]) for k in ("a", "b", "difference", "ci_low",
                                                      "ci_high", "mdd")] + [
         _fig(f"{key}.variance.training_share", share) if share is not None else "not measured",
-        html.escape(figure["verdict"]),
-        _fig(f"{key}.rerun_same_call", figure["rerun_same_call"])
-        if figure.get("rerun_same_call") is not None else "—"]
+        html.escape(figure["verdict"]), _rerun_cell(key, figure)]
+
+
+def _rerun_cell(key: str, figure: dict) -> str:
+    """How likely a rerun makes the figure's call again, or a dash where no call is made."""
+    if figure.get("rerun_same_call") is None:
+        return "—"
+    return _fig(f"{key}.rerun_same_call", figure["rerun_same_call"])
 
 
 def _plot(result: dict) -> str:
@@ -103,8 +108,7 @@ def _people(people: dict | None) -> str:
     rows = [[html.escape(variant), *[_fig(f"people.figures.{variant}.{k}", f[k]) for k in (
         "judgments", "images", "replicates_a", "replicates_b", "ties", "win_rate", "ci_low",
         "ci_high")], html.escape(f["resampled"]), html.escape(f["verdict"]),
-        _fig(f"people.figures.{variant}.rerun_same_call", f["rerun_same_call"])
-        if f.get("rerun_same_call") is not None else "—"]
+        _rerun_cell(f"people.figures.{variant}", f)]
         for variant, f in people["figures"].items()]
     return (f"<h2>Judged by {who}</h2><p>Study <code>{html.escape(people['study'])}</code> "
             f"({html.escape(str(people['layouts']))} layouts); {html.escape(people['rule'])}."
